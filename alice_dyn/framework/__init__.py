@@ -1,0 +1,1 @@
+"""alice_dyn.framework (see the package docstring)."""

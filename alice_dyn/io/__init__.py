@@ -1,0 +1,1 @@
+"""alice_dyn.io (see the package docstring)."""

@@ -1,0 +1,1 @@
+"""alice_dyn.kernels (see the package docstring)."""

@@ -1,0 +1,1 @@
+"""alice_dyn.nn (see the package docstring)."""

@@ -1,0 +1,1 @@
+"""Physics constants, particle species and detector response functions (no I/O)."""

@@ -1,0 +1,1 @@
+"""alice_dyn.reco (see the package docstring)."""

@@ -1,0 +1,1 @@
+"""alice_dyn.sim (see the package docstring)."""

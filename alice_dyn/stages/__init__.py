@@ -1,0 +1,1 @@
+"""alice_dyn.stages (see the package docstring)."""
