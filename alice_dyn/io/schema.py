@@ -1,0 +1,260 @@
+"""The on-disk schema of alice_dyn timeframe files (one TTree entry per timeframe).
+
+Layer: I/O. This module only *describes* the layout — names, dtypes, units — and renders that
+description as Markdown (:data:`SCHEMA_DOC`, copied to ``docs/io_schema.md``). The writer, the
+reader and the inspector all take their branch lists from here, so the documentation cannot drift
+from the files.
+
+Two layouts are understood:
+
+* ``alice_dyn``: TTree ``timeframes``, one entry per timeframe; per-timeframe scalars plus five
+  groups of jagged branches (clusters ``cl_*``, collisions ``col_*``, MC particles ``mc_*``, TOF
+  hits ``tof_*``, TRD tracklets ``trd_*``), the branches of a group sharing one counter
+  (``ncl``, ``ncol``, ``nmc``, ``ntof``, ``ntrd``). File-level metadata (schema version, string
+  tables) is a JSON ``TObjString`` named ``metadata``.
+* ``o2``: O2's ``tpc-native-clusters.root`` layout, TTree ``tpcrec`` whose branch
+  ``TPCClusterNative`` holds each timeframe's raw ClusterNative buffer (see
+  :mod:`alice_dyn.io.o2_layout`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from alice_dyn.tpc.cluster_native import CLUSTER_COUNT_INDEX_BYTES, CLUSTER_NATIVE_DTYPE
+
+#: version of the ``alice_dyn`` layout written by this package; readers refuse newer versions
+SCHEMA_VERSION = 1
+#: TTree of the alice_dyn layout
+TREE_NAME = "timeframes"
+#: JSON TObjString with file-level metadata
+METADATA_KEY = "metadata"
+#: value of ``metadata["format"]``
+FORMAT_NAME = "alice_dyn.timeframes"
+#: TTree title (ROOT shows it in ``TTree::Print``)
+TREE_TITLE = f"alice_dyn timeframes, schema v{SCHEMA_VERSION}"
+
+LAYOUT_ALICE_DYN = "alice_dyn"
+LAYOUT_O2 = "o2"
+
+# O2 layout (tpc-native-clusters.root)
+O2_TREE_NAME = "tpcrec"
+O2_CLUSTERS_BRANCH = "TPCClusterNative"
+O2_LABELS_BRANCH = "TPCClusterNativeMCLabels"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One branch: ``name`` (field suffix), ``attr`` (attribute in the data model), dtype, doc."""
+
+    name: str
+    attr: str
+    dtype: np.dtype
+    doc: str
+
+
+@dataclass(frozen=True)
+class Group:
+    """Jagged branches ``<prefix>_<column>`` sharing the counter ``n<prefix>``.
+
+    ``container`` is the :class:`~alice_dyn.event.timeframe.Timeframe` attribute the group maps
+    to. For clusters, columns whose ``attr`` starts with ``records.`` are fields of the
+    ClusterNative record array.
+    """
+
+    prefix: str
+    container: str
+    columns: tuple[Column, ...]
+    doc: str
+
+    @property
+    def counter(self) -> str:
+        return f"n{self.prefix}"
+
+    def branch(self, column: Column) -> str:
+        return f"{self.prefix}_{column.name}"
+
+    @property
+    def branches(self) -> tuple[str, ...]:
+        return tuple(self.branch(c) for c in self.columns)
+
+
+def _c(name: str, attr: str, dtype: str | np.dtype, doc: str) -> Column:
+    return Column(name, attr, np.dtype(dtype), doc)
+
+
+#: per-timeframe scalars: branch name -> Column (``attr`` is the TimeframeMeta field it feeds)
+SCALARS: tuple[Column, ...] = (
+    _c("tf_id", "tf_id", "u4", "timeframe id (O2's TF counter)"),
+    _c("first_orbit", "first_orbit", "u4", "first LHC orbit of the timeframe"),
+    _c("run_number", "run_number", "i4", "run number"),
+    _c("bfield_t", "bfield_t", "f8", "solenoid field, T"),
+    _c("system_id", "system", "u1", "index into metadata `systems` (e.g. pp, pbpb)"),
+    _c("run_period_id", "run_period", "u2", "index into metadata `run_periods`"),
+)
+#: scalars stored as an index into a string table of the file metadata
+STRING_SCALARS = {"system_id": "systems", "run_period_id": "run_periods"}
+
+_CN = CLUSTER_NATIVE_DTYPE
+CLUSTERS = Group(
+    "cl",
+    "clusters",
+    (
+        _c(
+            "timeFlagsPacked",
+            "records.timeFlagsPacked",
+            _CN["timeFlagsPacked"],
+            "time bin x64 (low 24 bits), flags (high 8)",
+        ),
+        _c("padPacked", "records.padPacked", _CN["padPacked"], "pad x64"),
+        _c("sigmaTimePacked", "records.sigmaTimePacked", _CN["sigmaTimePacked"], "time bins x32"),
+        _c("sigmaPadPacked", "records.sigmaPadPacked", _CN["sigmaPadPacked"], "pads x32"),
+        _c("qMax", "records.qMax", _CN["qMax"], "ADC"),
+        _c("qTot", "records.qTot", _CN["qTot"], "ADC"),
+        _c("sector", "sector", "u1", "0-35 (A side 0-17, C side 18-35)"),
+        _c("row", "row", "u1", "pad row 0-151"),
+        _c("mcLabel", "mc_label", "i4", "index into `mc_*`, -1 = noise"),
+    ),
+    "TPC clusters (O2 ClusterNative fields), ordered by (sector, row)",
+)
+COLLISIONS = Group(
+    "col",
+    "collisions",
+    (
+        _c("time_ns", "time_ns", "f8", "collision time since the TF start, ns"),
+        _c("vx_cm", "vx_cm", "f4", "primary vertex x, cm"),
+        _c("vy_cm", "vy_cm", "f4", "primary vertex y, cm"),
+        _c("vz_cm", "vz_cm", "f4", "primary vertex z, cm"),
+        _c("multiplicity", "multiplicity", "i4", "charged primaries generated"),
+        _c("t0_meas_ps", "t0_meas_ps", "f8", "measured event time since the TF start, ps"),
+        _c("t0_resolution_ps", "t0_resolution_ps", "f4", "its resolution, ps"),
+    ),
+    "collisions; `ncol` is the number of collisions",
+)
+PARTICLES = Group(
+    "mc",
+    "particles",
+    (
+        _c("pdg", "pdg", "i4", "PDG code"),
+        _c("charge", "charge", "i1", "charge, e"),
+        _c("collision", "collision", "i4", "index into `col_*`"),
+        _c("px_gev", "px_gev", "f4", "momentum at the vertex, GeV/c"),
+        _c("py_gev", "py_gev", "f4", "GeV/c"),
+        _c("pz_gev", "pz_gev", "f4", "GeV/c"),
+        _c("vx_cm", "vx_cm", "f4", "production vertex, cm"),
+        _c("vy_cm", "vy_cm", "f4", "cm"),
+        _c("vz_cm", "vz_cm", "f4", "cm"),
+        _c("reached", "reached", "u1", "REACHED_* bits (TPC 1, TRD 2, TOF 4, looper 8)"),
+        _c("n_tpc_clusters", "n_tpc_clusters", "i2", "clusters left in the TPC"),
+    ),
+    "MC truth of the generated charged particles",
+)
+TOF = Group(
+    "tof",
+    "tof",
+    (
+        _c("x_cm", "x_cm", "f4", "global position of the hit pad, cm"),
+        _c("y_cm", "y_cm", "f4", "cm"),
+        _c("z_cm", "z_cm", "f4", "cm"),
+        _c("time_ps", "time_ps", "f8", "hit time since the TF start, ps"),
+        _c("label", "label", "i4", "index into `mc_*`, -1 = noise"),
+        _c("mc_length_cm", "mc_length_cm", "f4", "true path length from the vertex, cm"),
+    ),
+    "TOF hits",
+)
+TRD = Group(
+    "trd",
+    "trd",
+    (
+        _c("layer", "layer", "u1", "layer 0-5"),
+        _c("x_cm", "x_cm", "f4", "global position, cm"),
+        _c("y_cm", "y_cm", "f4", "cm"),
+        _c("z_cm", "z_cm", "f4", "cm"),
+        _c("q", "q", "f4", "summed charge (MIP ~ 1)"),
+        _c("label", "label", "i4", "index into `mc_*`, -1 = noise"),
+    ),
+    "TRD tracklets",
+)
+GROUPS: tuple[Group, ...] = (CLUSTERS, COLLISIONS, PARTICLES, TOF, TRD)
+
+#: every data branch the reader needs (counters are written but not needed to read)
+REQUIRED_BRANCHES: tuple[str, ...] = tuple(c.name for c in SCALARS) + tuple(
+    b for g in GROUPS for b in g.branches
+)
+
+#: meta values given to timeframes read from the O2 layout, which stores clusters only
+O2_DEFAULT_META = {
+    "first_orbit": 0,
+    "run_number": 0,
+    "run_period": "",
+    "bfield_t": 0.5,
+    "system": "",
+}
+
+
+def _type_name(dtype: np.dtype) -> str:
+    return np.dtype(dtype).name
+
+
+def _render_doc() -> str:
+    lines = [
+        "# alice_dyn ROOT file layout",
+        "",
+        f"Schema version {SCHEMA_VERSION}. Files are written with uproot as TTrees (never "
+        "RNTuple) and read back by uproot and by ROOT itself (TTree, RDataFrame).",
+        "",
+        "## `alice_dyn` layout",
+        "",
+        f"TTree `{TREE_NAME}`, **one entry per timeframe**. The branches of a group are jagged "
+        "arrays sharing one counter branch (`int32`, the group's length in that timeframe), "
+        "so in ROOT `cl_row` is `UChar_t cl_row[ncl]` and `RDataFrame` sees `RVec`s.",
+        "",
+        "| branch | type | meaning |",
+        "|---|---|---|",
+    ]
+    for c in SCALARS:
+        lines.append(f"| `{c.name}` | {_type_name(c.dtype)} | {c.doc} |")
+    for g in GROUPS:
+        lines.append(f"| `{g.counter}` | int32 | counter: {g.doc} |")
+        for c in g.columns:
+            lines.append(f"| `{g.branch(c)}` | {_type_name(c.dtype)}[`{g.counter}`] | {c.doc} |")
+    lines += [
+        "",
+        "Indices are row numbers within the same timeframe: `cl_mcLabel`, `tof_label` and "
+        "`trd_label` index the `mc_*` rows (-1 = noise), `mc_collision` indexes the `col_*` rows.",
+        "",
+        f"File metadata: a `TObjString` named `{METADATA_KEY}` holding JSON: `format` "
+        f'(`"{FORMAT_NAME}"`), `schema_version`, `systems` and `run_periods` (the string '
+        "tables that `system_id` and `run_period_id` index), `creator`, `compression`. In ROOT: "
+        f'`f.Get("{METADATA_KEY}").GetString()`.',
+        "",
+        "Every timeframe is validated on reading: sector < 36, row < 152, pad within the row's "
+        "pads (pad <= n_pads), clusters ordered by (sector, row), labels in [-1, n_mc), "
+        "`mc_collision` in [0, ncol), TRD layer <= 5, all floats finite, string ids within the "
+        "tables.",
+        "",
+        "## `o2` layout (O2's `tpc-native-clusters.root`)",
+        "",
+        f"TTree `{O2_TREE_NAME}`, one entry per timeframe:",
+        "",
+        "| branch | type | meaning |",
+        "|---|---|---|",
+        f"| `{O2_CLUSTERS_BRANCH}` | uint8[`n{O2_CLUSTERS_BRANCH}`] | O2 buffer: "
+        f"`ClusterCountIndex` (uint32 [36][152], {CLUSTER_COUNT_INDEX_BYTES} bytes, little "
+        "endian) then the 12-byte ClusterNative records in (sector, row) order |",
+        f"| `{O2_LABELS_BRANCH}` | int32[`n{O2_LABELS_BRANCH}`] | MC particle index per "
+        "cluster, same order (-1 = noise); optional on reading (real O2 files keep MC truth "
+        "elsewhere), missing = all -1 |",
+        "",
+        "Only clusters exist in this layout. Timeframes read from it have empty collisions, "
+        "particles, TOF and TRD; `tf_id` is the entry index and the other meta values are "
+        "defaults: " + ", ".join(f"`{k}` = {v!r}" for k, v in O2_DEFAULT_META.items()) + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+#: the schema as Markdown (also in ``docs/io_schema.md``)
+SCHEMA_DOC: str = _render_doc()
