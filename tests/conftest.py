@@ -4,10 +4,10 @@ os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")  # must precede any numba imp
 
 # Shared fixtures: synthetic valid timeframes and files written from them.
 
-import pytest  # noqa: E402
+import pytest
 
-from alice_dyn.io.testing import empty_timeframe, synthetic_timeframe  # noqa: E402
-from alice_dyn.io.writer import write_timeframes  # noqa: E402
+from alice_dyn.io.testing import empty_timeframe, synthetic_timeframe
+from alice_dyn.io.writer import write_timeframes
 
 
 def make_timeframes(n: int = 5, *, seed: int = 1, with_empty: bool = True) -> list:

@@ -23,8 +23,8 @@ from alice_dyn.io.schema import (
     O2_TREE_NAME,
     PARTICLES,
     TOF,
-    TREE_NAME,
     TRD,
+    TREE_NAME,
 )
 from alice_dyn.tpc.cluster_native import CLUSTER_COUNT_INDEX_BYTES, CLUSTER_NATIVE_DTYPE
 

@@ -15,6 +15,7 @@ problems always raise.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -354,7 +355,7 @@ class TimeframeReader:
             cuts = [*range(start, stop, max(1, int(per))), stop]
         else:
             cuts = [*range(start, stop, self.step), stop]
-        return list(zip(cuts[:-1], cuts[1:], strict=False))
+        return list(itertools.pairwise(cuts))
 
     def _read(self, start: int, stop: int) -> _Chunk:
         arrays = self._tree.arrays(

@@ -26,7 +26,6 @@ from alice_dyn.event.timeframe import Timeframe
 from alice_dyn.io.errors import BadInputError
 from alice_dyn.io.o2_layout import o2_entry
 from alice_dyn.io.schema import (
-    CLUSTERS,
     FORMAT_NAME,
     GROUPS,
     LAYOUT_ALICE_DYN,
