@@ -39,12 +39,14 @@ from alice_dyn.event.timeframe import (
 from alice_dyn.io.errors import BadInputError, BadTimeframeWarning
 from alice_dyn.io.o2_layout import TimeframeProblem, o2_timeframe
 from alice_dyn.io.schema import (
+    CHECKSUM,
     CLUSTERS,
     FORMAT_NAME,
     GROUPS,
     LAYOUT_ALICE_DYN,
     LAYOUT_O2,
     METADATA_KEY,
+    O2_CHECKSUM_BRANCH,
     O2_CLUSTERS_BRANCH,
     O2_LABELS_BRANCH,
     O2_TREE_NAME,
@@ -52,6 +54,7 @@ from alice_dyn.io.schema import (
     SCHEMA_VERSION,
     STRING_SCALARS,
     TREE_NAME,
+    crc32_of,
 )
 from alice_dyn.io.validate import timeframe_problems
 from alice_dyn.tpc.cluster_native import CLUSTER_NATIVE_DTYPE
@@ -158,11 +161,20 @@ def check_branches(tree, layout: str, path: str) -> list[str]:
             want = f"{dtypes[0].name}[] (jagged)" if jagged else dtypes[0].name
             wrong.append(f"{name} is {desc}, the schema needs {want}")
     names = list(expected)
-    if layout == LAYOUT_O2 and O2_LABELS_BRANCH in present:
-        is_jagged, dt, desc = _type_of(tree[O2_LABELS_BRANCH])
-        if not is_jagged or dt != np.dtype(np.int32):
-            wrong.append(f"{O2_LABELS_BRANCH} is {desc}, the schema needs int32[] (jagged)")
-        names.append(O2_LABELS_BRANCH)
+    optional = {CHECKSUM.name: (False, CHECKSUM.dtype)}
+    if layout == LAYOUT_O2:
+        optional = {
+            O2_LABELS_BRANCH: (True, np.dtype(np.int32)),
+            O2_CHECKSUM_BRANCH: (False, CHECKSUM.dtype),
+        }
+    for name, (jagged, dtype) in optional.items():
+        if name not in present:
+            continue
+        is_jagged, dt, desc = _type_of(tree[name])
+        if is_jagged != jagged or dt != dtype:
+            want = f"{dtype.name}[] (jagged)" if jagged else dtype.name
+            wrong.append(f"{name} is {desc}, the schema needs {want}")
+        names.append(name)
     if wrong:
         raise BadInputError(path, None, "wrong branch types: " + "; ".join(wrong))
     return names
@@ -196,6 +208,12 @@ def read_metadata(f: uproot.ReadOnlyDirectory, path: str) -> dict:
 
 
 # --- chunks -------------------------------------------------------------------------------------
+def _describe(exc: BaseException) -> str:
+    """One line: exception type and message, without uproot's trailing file name."""
+    text = str(exc).split("\nin file ")[0].strip().replace("\n", " ")
+    return f"{type(exc).__name__}: {text}"
+
+
 def _flat(array) -> tuple[np.ndarray, np.ndarray]:
     """Flat content and ``(n + 1,)`` offsets of a jagged awkward array (or values of a flat one)."""
     if array.ndim == 1:
@@ -220,13 +238,36 @@ class _Chunk:
     def scalar(self, name: str, i: int):
         return self._flat[name][0][i]
 
+    def scalar_array(self, name: str, i: int) -> np.ndarray:
+        return self._flat[name][0][i : i + 1]
+
     def column(self, name: str, i: int) -> np.ndarray:
         content, offsets = self._flat[name]
         return content[offsets[i] : offsets[i + 1]]
 
 
+def _verify_checksum(chunk: _Chunk, i: int, name: str, arrays: list[np.ndarray]) -> None:
+    """Raise :class:`TimeframeProblem` if the stored CRC-32 differs from that of ``arrays``."""
+    if name not in chunk:
+        return
+    stored = int(chunk.scalar(name, i))
+    computed = crc32_of(arrays)
+    if stored != computed:
+        raise TimeframeProblem(
+            f"checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): "
+            "the data are corrupted"
+        )
+
+
 def _alice_dyn_timeframe(chunk: _Chunk, i: int, strings: dict) -> Timeframe:
     """Build entry ``i`` of a chunk (alice_dyn layout); raises :class:`TimeframeProblem`."""
+    _verify_checksum(
+        chunk,
+        i,
+        CHECKSUM.name,
+        [chunk.scalar_array(c.name, i) for c in SCALARS]
+        + [chunk.column(g.branch(c), i) for g in GROUPS for c in g.columns],
+    )
     meta_values = {}
     for col in SCALARS:
         value = chunk.scalar(col.name, i)
@@ -367,7 +408,11 @@ class TimeframeReader:
         entry = chunk.start + i
         if self.layout == LAYOUT_O2:
             labels = chunk.column(O2_LABELS_BRANCH, i) if O2_LABELS_BRANCH in chunk else None
-            tf = o2_timeframe(chunk.column(O2_CLUSTERS_BRANCH, i), labels, entry)
+            buffer = chunk.column(O2_CLUSTERS_BRANCH, i)
+            _verify_checksum(
+                chunk, i, O2_CHECKSUM_BRANCH, [buffer] if labels is None else [buffer, labels]
+            )
+            tf = o2_timeframe(buffer, labels, entry)
             problems = timeframe_problems(tf, n_particles_known=False)
         else:
             tf = _alice_dyn_timeframe(chunk, i, self.metadata)
@@ -392,14 +437,14 @@ class TimeframeReader:
                 chunk = self._read(start, stop)
             except Exception as exc:
                 if stop - start == 1:
-                    yield None, start, f"cannot read: {type(exc).__name__}: {exc}"
+                    yield None, start, f"cannot read: {_describe(exc)}"
                     continue
                 # isolate the unreadable entries: the others of the chunk may be fine
                 for entry in range(start, stop):
                     try:
                         single = self._read(entry, entry + 1)
                     except Exception as exc1:
-                        yield None, entry, f"cannot read: {type(exc1).__name__}: {exc1}"
+                        yield None, entry, f"cannot read: {_describe(exc1)}"
                     else:
                         yield single, entry, None
                 continue

@@ -19,6 +19,8 @@ Two layouts are understood:
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +45,8 @@ LAYOUT_O2 = "o2"
 O2_TREE_NAME = "tpcrec"
 O2_CLUSTERS_BRANCH = "TPCClusterNative"
 O2_LABELS_BRANCH = "TPCClusterNativeMCLabels"
+#: alice_dyn addition to the O2 layout (ignored by O2): CRC-32 of buffer then labels
+O2_CHECKSUM_BRANCH = "TPCClusterNativeCRC32"
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,14 @@ SCALARS: tuple[Column, ...] = (
     _c("bfield_t", "bfield_t", "f8", "solenoid field, T"),
     _c("system_id", "system", "u1", "index into metadata `systems` (e.g. pp, pbpb)"),
     _c("run_period_id", "run_period", "u2", "index into metadata `run_periods`"),
+)
+#: per-timeframe CRC-32 (zlib) of all data branches; written always, verified when present
+CHECKSUM = _c(
+    "checksum",
+    "",
+    "u4",
+    "CRC-32 (zlib) of the entry's little-endian bytes of all branches above and below, "
+    "in table order (counters excluded)",
 )
 #: scalars stored as an index into a string table of the file metadata
 STRING_SCALARS = {"system_id": "systems", "run_period_id": "run_periods"}
@@ -184,6 +196,18 @@ REQUIRED_BRANCHES: tuple[str, ...] = tuple(c.name for c in SCALARS) + tuple(
     b for g in GROUPS for b in g.branches
 )
 
+
+def crc32_of(arrays: Iterable[np.ndarray]) -> int:
+    """CRC-32 (zlib) of the little-endian bytes of ``arrays``, concatenated in order."""
+    crc = 0
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        if a.dtype.byteorder == ">":
+            a = a.astype(a.dtype.newbyteorder("<"))
+        crc = zlib.crc32(a, crc)
+    return crc
+
+
 #: meta values given to timeframes read from the O2 layout, which stores clusters only
 O2_DEFAULT_META = {
     "first_orbit": 0,
@@ -214,7 +238,7 @@ def _render_doc() -> str:
         "| branch | type | meaning |",
         "|---|---|---|",
     ]
-    for c in SCALARS:
+    for c in (*SCALARS, CHECKSUM):
         lines.append(f"| `{c.name}` | {_type_name(c.dtype)} | {c.doc} |")
     for g in GROUPS:
         lines.append(f"| `{g.counter}` | int32 | counter: {g.doc} |")
@@ -233,7 +257,9 @@ def _render_doc() -> str:
         "Every timeframe is validated on reading: sector < 36, row < 152, pad within the row's "
         "pads (pad <= n_pads), clusters ordered by (sector, row), labels in [-1, n_mc), "
         "`mc_collision` in [0, ncol), TRD layer <= 5, all floats finite, string ids within the "
-        "tables.",
+        "tables. The `checksum` catches corruption that decompression does not (ROOT stores "
+        "baskets that do not compress as raw bytes, and ZSTD frames carry no checksum); it is "
+        "optional on reading, for files written by other tools.",
         "",
         "## `o2` layout (O2's `tpc-native-clusters.root`)",
         "",
@@ -247,6 +273,9 @@ def _render_doc() -> str:
         f"| `{O2_LABELS_BRANCH}` | int32[`n{O2_LABELS_BRANCH}`] | MC particle index per "
         "cluster, same order (-1 = noise); optional on reading (real O2 files keep MC truth "
         "elsewhere), missing = all -1 |",
+        f"| `{O2_CHECKSUM_BRANCH}` | uint32 | alice_dyn addition, ignored by O2: CRC-32 (zlib) "
+        f"of the `{O2_CLUSTERS_BRANCH}` bytes followed by the label bytes; optional on reading, "
+        "verified when present |",
         "",
         "Only clusters exist in this layout. Timeframes read from it have empty collisions, "
         "particles, TOF and TRD; `tf_id` is the entry index and the other meta values are "

@@ -26,11 +26,13 @@ from alice_dyn.event.timeframe import Timeframe
 from alice_dyn.io.errors import BadInputError
 from alice_dyn.io.o2_layout import o2_entry
 from alice_dyn.io.schema import (
+    CHECKSUM,
     FORMAT_NAME,
     GROUPS,
     LAYOUT_ALICE_DYN,
     LAYOUT_O2,
     METADATA_KEY,
+    O2_CHECKSUM_BRANCH,
     O2_CLUSTERS_BRANCH,
     O2_LABELS_BRANCH,
     O2_TREE_NAME,
@@ -41,6 +43,7 @@ from alice_dyn.io.schema import (
     TREE_TITLE,
     Column,
     Group,
+    crc32_of,
 )
 from alice_dyn.io.validate import timeframe_problems
 
@@ -114,10 +117,11 @@ def branch_types(layout: str = LAYOUT_ALICE_DYN) -> dict[str, object]:
         return {
             O2_CLUSTERS_BRANCH: _jagged_plain(np.empty(0, np.uint8), empty[:0]).type.content,
             O2_LABELS_BRANCH: _jagged_plain(np.empty(0, np.int32), empty[:0]).type.content,
+            O2_CHECKSUM_BRANCH: CHECKSUM.dtype,
         }
     if layout != LAYOUT_ALICE_DYN:
         raise ValueError(f"unknown layout {layout!r}; use {LAYOUT_ALICE_DYN!r} or {LAYOUT_O2!r}")
-    types: dict[str, object] = {c.name: c.dtype for c in SCALARS}
+    types: dict[str, object] = {c.name: c.dtype for c in (*SCALARS, CHECKSUM)}
     for g in GROUPS:
         cols = {c.name: np.empty(0, c.dtype) for c in g.columns}
         types[g.prefix] = _jagged(cols, np.zeros(0, np.int64)).type.content
@@ -276,7 +280,8 @@ class TimeframeWriter:
         """Flat columns of one timeframe, already cast to the schema dtypes."""
         if self.layout == LAYOUT_O2:
             buffer, labels = o2_entry(tf)
-            return {O2_CLUSTERS_BRANCH: buffer, O2_LABELS_BRANCH: labels}
+            crc = np.array([crc32_of([buffer, labels])], dtype=CHECKSUM.dtype)
+            return {O2_CLUSTERS_BRANCH: buffer, O2_LABELS_BRANCH: labels, O2_CHECKSUM_BRANCH: crc}
         out: dict[str, np.ndarray] = {}
         for col in SCALARS:
             value = getattr(tf.meta, col.attr)
@@ -291,6 +296,7 @@ class TimeframeWriter:
                 lengths.add(len(out[g.branch(col)]))
             if len(lengths) > 1:
                 raise ValueError(f"{g.container}: columns differ in length {sorted(lengths)}")
+        out[CHECKSUM.name] = np.array([crc32_of(out.values())], dtype=CHECKSUM.dtype)
         return out
 
     def _o2_arrays(self) -> dict[str, ak.Array]:
@@ -299,11 +305,12 @@ class TimeframeWriter:
             parts = [e[name] for e in self._buffer]
             counts = np.array([len(p) for p in parts], dtype=np.int64)
             out[name] = _jagged_plain(np.concatenate(parts), counts)
+        out[O2_CHECKSUM_BRANCH] = np.concatenate([e[O2_CHECKSUM_BRANCH] for e in self._buffer])
         return out
 
     def _alice_dyn_arrays(self) -> dict[str, object]:
         out: dict[str, object] = {
-            c.name: np.concatenate([e[c.name] for e in self._buffer]) for c in SCALARS
+            c.name: np.concatenate([e[c.name] for e in self._buffer]) for c in (*SCALARS, CHECKSUM)
         }
         for g in GROUPS:
             first = g.branch(g.columns[0])
