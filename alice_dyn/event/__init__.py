@@ -3,8 +3,8 @@
 from alice_dyn.event.timeframe import (
     Collisions,
     MCParticles,
-    TimeframeMeta,
     Timeframe,
+    TimeframeMeta,
     TOFHits,
     TPCClusters,
     TRDTracklets,

@@ -29,7 +29,9 @@ def aleph_bethe_bloch(
     return p1 / bp * (p2 - bp - np.log(p3 + np.power(bg, -p5)))
 
 
-def expected_dedx_mip(p_gev: np.ndarray, mass_gev: np.ndarray, charge: np.ndarray = 1) -> np.ndarray:
+def expected_dedx_mip(
+    p_gev: np.ndarray, mass_gev: np.ndarray, charge: np.ndarray = 1
+) -> np.ndarray:
     """Expected dE/dx in MIP units (simulation parametrisation, normalised to 1 at bg = 4)."""
     z = np.abs(np.asarray(charge, dtype=np.float64))
     bg = np.asarray(p_gev, dtype=np.float64) * z / np.asarray(mass_gev, dtype=np.float64)

@@ -1,1 +1,6 @@
-"""alice_dyn.sim (see the package docstring)."""
+"""Detector simulation: collisions, transport with TPC/TRD/TOF response, whole timeframes."""
+
+from alice_dyn.sim.config import SYSTEM_PRESETS, SimConfig
+from alice_dyn.sim.timeframe import simulate, simulate_timeframe
+
+__all__ = ["SYSTEM_PRESETS", "SimConfig", "simulate", "simulate_timeframe"]

@@ -56,7 +56,9 @@ _PADS_RLE = (
 
 # --- per-row tables, shape (152,) -----------------------------------------------------------
 ROW_REGION = np.repeat(np.arange(N_REGIONS, dtype=np.int8), REGION_N_ROWS)
-_row_in_region = np.arange(N_ROWS) - np.repeat(np.cumsum(REGION_N_ROWS) - REGION_N_ROWS, REGION_N_ROWS)
+_row_in_region = np.arange(N_ROWS) - np.repeat(
+    np.cumsum(REGION_N_ROWS) - REGION_N_ROWS, REGION_N_ROWS
+)
 ROW_PAD_HEIGHT_CM = REGION_PAD_HEIGHT_CM[ROW_REGION]
 ROW_PAD_WIDTH_CM = REGION_PAD_WIDTH_CM[ROW_REGION]
 #: radial position of the pad row centre, cm (85.225 ... 245.65)
