@@ -215,9 +215,18 @@ def _describe(exc: BaseException) -> str:
 
 
 def _flat(array) -> tuple[np.ndarray, np.ndarray]:
-    """Flat content and ``(n + 1,)`` offsets of a jagged awkward array (or values of a flat one)."""
-    if array.ndim == 1:
-        return ak.to_numpy(array), np.arange(len(array) + 1)
+    """Flat content and ``(n + 1,)`` offsets of a jagged awkward array (or values of a flat one).
+
+    Offsets index the returned content (they need not start at 0); no copy where uproot's
+    layout is already a ListOffsetArray over a NumpyArray.
+    """
+    layout = array.layout
+    if isinstance(layout, ak.contents.NumpyArray):
+        return np.asarray(layout.data), np.arange(len(layout) + 1)
+    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(
+        layout.content, ak.contents.NumpyArray
+    ):
+        return np.asarray(layout.content.data), np.asarray(layout.offsets.data, dtype=np.int64)
     counts = ak.to_numpy(ak.num(array, axis=1)).astype(np.int64)
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
