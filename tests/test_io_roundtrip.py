@@ -149,3 +149,11 @@ def test_strings_added_after_first_flush_are_kept(tmp_path, make_tfs):
     assert back[2].meta.run_period == "LHC25xy"
     with open_timeframes(path) as reader:
         assert reader.metadata["systems"] == ["pp", "pbpb", "OO"]
+
+
+def test_closed_reader_is_not_a_bad_file(alice_file):
+    reader = TimeframeReader(alice_file, skip_bad=True)
+    reader.close()
+    with pytest.raises(ValueError, match="closed TimeframeReader"):
+        list(reader)
+    assert reader.n_skipped == 0

@@ -208,6 +208,14 @@ def read_metadata(f: uproot.ReadOnlyDirectory, path: str) -> dict:
 
 
 # --- chunks -------------------------------------------------------------------------------------
+#: failures of the machine, not of the file: never turned into a bad timeframe
+class _ClosedReaderError(ValueError):
+    """Iterating a reader after ``close()``."""
+
+
+_NOT_BAD_INPUT = (MemoryError, KeyboardInterrupt, BadInputError, _ClosedReaderError)
+
+
 def _describe(exc: BaseException) -> str:
     """One line: exception type and message, without uproot's trailing file name."""
     text = str(exc).split("\nin file ")[0].strip().replace("\n", " ")
@@ -408,6 +416,8 @@ class TimeframeReader:
         return list(itertools.pairwise(cuts))
 
     def _read(self, start: int, stop: int) -> _Chunk:
+        if self._file.closed:  # not the file's fault: do not report it as a bad timeframe
+            raise _ClosedReaderError(f"{self.path}: reading from a closed TimeframeReader")
         arrays = self._tree.arrays(
             self._names, entry_start=start, entry_stop=stop, library="ak", how=dict
         )
@@ -444,6 +454,8 @@ class TimeframeReader:
         for start, stop in self.chunk_ranges():
             try:
                 chunk = self._read(start, stop)
+            except _NOT_BAD_INPUT:
+                raise
             except Exception as exc:
                 if stop - start == 1:
                     yield None, start, f"cannot read: {_describe(exc)}"
@@ -452,6 +464,8 @@ class TimeframeReader:
                 for entry in range(start, stop):
                     try:
                         single = self._read(entry, entry + 1)
+                    except _NOT_BAD_INPUT:
+                        raise
                     except Exception as exc1:
                         yield None, entry, f"cannot read: {_describe(exc1)}"
                     else:
@@ -470,11 +484,14 @@ class TimeframeReader:
                 continue
             try:
                 tf = self._build(chunk, entry - chunk.start)
-            except TimeframeProblem as exc:
+            except _NOT_BAD_INPUT:
+                raise
+            except Exception as exc:
+                problem = str(exc) if isinstance(exc, TimeframeProblem) else _describe(exc)
                 tf_id = None
                 if self.layout == LAYOUT_ALICE_DYN:
                     tf_id = int(chunk.scalar("tf_id", entry - chunk.start))
-                self._bad(entry, str(exc), tf_id)
+                self._bad(entry, problem, tf_id)
                 continue
             self.n_read += 1
             yield tf
