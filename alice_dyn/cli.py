@@ -1,5 +1,252 @@
-"""The ``alice-dyn`` command line (placeholder, filled by the CLI module)."""
+"""The ``alice-dyn`` command line: simulate, inspect, summarise, and the quickstart job.
+
+Layer: user interface; it only wires the package's layers together. Options are kebab-case
+with visible defaults (``alice-dyn COMMAND --help``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from alice_dyn import __version__
+
+DATA_SAMPLES = Path(__file__).resolve().parent.parent / "data_samples"
+DEFAULT_SAMPLE = DATA_SAMPLES / "pp_sample.root"
 
 
-def main(argv=None) -> int:
+def _add_simulate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="simulate timeframes and write them to a ROOT file",
+        description="Simulate timeframes (collisions, TPC clusters, TRD, TOF, MC truth) and "
+        "write them to a ROOT file, one TTree entry per timeframe.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("-o", "--output", required=True, help="output ROOT file")
+    p.add_argument("--timeframes", type=int, default=4, help="number of timeframes")
+    p.add_argument(
+        "--collisions-per-tf",
+        type=int,
+        default=None,
+        help="collisions per timeframe (default: 8 for pp, 2 for pbpb)",
+    )
+    p.add_argument("--system", choices=["pp", "pbpb"], default="pp", help="collision system")
+    p.add_argument("--seed", type=int, default=1, help="random seed (same seed, same file)")
+    p.add_argument("--bfield", type=float, default=0.5, help="solenoid field, T (0.5 or 0.2)")
+    p.add_argument("--first-tf", type=int, default=0, help="id of the first timeframe")
+    p.add_argument(
+        "--layout",
+        choices=["alice_dyn", "o2"],
+        default="alice_dyn",
+        help="alice_dyn: everything; o2: tpcrec/TPCClusterNative buffers only",
+    )
+    p.add_argument(
+        "--compression",
+        default=None,
+        help="e.g. lz4:1 (default, fastest to read), zlib:1, zstd:1, none",
+    )
+    p.add_argument("--run-period", default="SIM", help="run period name stored in the file")
+    p.add_argument(
+        "--noise-fraction",
+        type=float,
+        default=None,
+        help="noise clusters per signal cluster (default from the preset)",
+    )
+    p.set_defaults(func=cmd_simulate)  # fmt: skip
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from alice_dyn.io import DEFAULT_COMPRESSION, TimeframeWriter
+    from alice_dyn.sim import SimConfig, simulate_timeframe
+
+    changes: dict = {"seed": args.seed, "bfield_t": args.bfield, "run_period": args.run_period}
+    if args.collisions_per_tf is not None:
+        changes["collisions_per_tf"] = args.collisions_per_tf
+    if args.noise_fraction is not None:
+        changes["noise_fraction"] = args.noise_fraction
+    cfg = SimConfig.for_system(args.system, **changes)
+    cfg.validate()
+    if args.timeframes < 1:
+        raise SystemExit("alice-dyn simulate: --timeframes must be >= 1")
+    compression = args.compression or DEFAULT_COMPRESSION
+    if compression.lower() == "none":
+        compression = None
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    n_cl = 0
+    t0 = time.perf_counter()
+    with TimeframeWriter(args.output, layout=args.layout, compression=compression) as writer:
+        bar = tqdm(range(args.first_tf, args.first_tf + args.timeframes), desc="simulate",
+                   unit="TF", disable=None)  # fmt: skip
+        for tf_id in bar:
+            tf = simulate_timeframe(cfg, tf_id)
+            writer.write(tf)
+            n_cl += len(tf.clusters)
+            bar.set_postfix(clusters=n_cl)
+    dt = time.perf_counter() - t0
+    size = os.path.getsize(args.output)
+    print(
+        f"wrote {args.timeframes} timeframes, {n_cl} clusters ({args.system}, seed {args.seed}, "
+        f"B = {args.bfield} T) to {args.output}: {size / 1e6:.2f} MB in {dt:.1f} s"
+    )
     return 0
+
+
+def _add_inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect", help="print what a ROOT file holds",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    p.add_argument("file", help="ROOT file (alice_dyn or O2 layout)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_inspect)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from alice_dyn.io import format_inspection, inspect_file
+
+    info = inspect_file(args.file)
+    print(json.dumps(info, indent=2, default=str) if args.json else format_inspection(info))
+    return 0
+
+
+def _add_summary(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "summary",
+        help="read a file back and print its physics summary",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("file", help="ROOT file written by alice-dyn simulate")
+    p.add_argument("--skip-bad", action="store_true", help="skip (and count) bad timeframes")
+    p.add_argument("--json", dest="json_out", default=None, help="also write the summary here")
+    p.set_defaults(func=cmd_summary)
+
+
+def summarize_file(path: str | os.PathLike[str], skip_bad: bool = False) -> dict:
+    """Read ``path`` timeframe by timeframe; return the physics summary and read throughput."""
+    from alice_dyn.io import open_timeframes
+    from alice_dyn.qa import SimSummary
+
+    summary = SimSummary()
+    t0 = time.perf_counter()
+    with open_timeframes(path, skip_bad=skip_bad) as reader:
+        for tf in tqdm(reader, total=len(reader), desc="read", unit="TF", disable=None):
+            summary.add(tf)
+        skipped = list(reader.skipped)
+    dt = time.perf_counter() - t0
+    out = summary.result()
+    out["file"] = os.fspath(path)
+    out["read_seconds"] = dt
+    out["read_clusters_per_s"] = out["clusters"] / dt if dt > 0 else float("nan")
+    out["skipped_timeframes"] = [{"entry": e, "problem": p} for e, p in skipped]
+    return out
+
+
+def format_summary(s: dict) -> str:
+    """Plain-text rendering of :func:`summarize_file`'s result."""
+    species = ", ".join(f"{k} {v}" for k, v in s["species"].items())
+    lines = [
+        f"file                      {s['file']}",
+        f"timeframes / collisions   {s['timeframes']} / {s['collisions']}",
+        f"MC particles              {s['mc_particles']}  ({species})",
+        f"TPC clusters              {s['clusters']}  "
+        f"(noise {100 * s['noise_cluster_fraction']:.2f}%)",
+        f"TOF hits / TRD tracklets  {s['tof_hits']} / {s['trd_tracklets']}",
+        f"|eta|<0.9 with TPC        {s['tpc_particles_eta09']}: "
+        f"{100 * s['fraction_with_tof']:.1f}% with TOF, "
+        f"{100 * s['fraction_with_trd']:.1f}% with TRD",
+        f"loopers                   {s['loopers']}",
+        f"dE/dx MIP resolution      {100 * s['dedx_mip_resolution']:.2f}% "
+        f"(truncated mean 2/128-77/128, {s['mip_pions_for_dedx']} pions 0.4-0.6 GeV/c)",
+        f"read throughput           {s['read_clusters_per_s']:.3e} clusters/s",
+    ]
+    if s["skipped_timeframes"]:
+        lines.append(f"skipped bad timeframes    {len(s['skipped_timeframes'])}")
+        lines += [f"  entry {d['entry']}: {d['problem']}" for d in s["skipped_timeframes"]]
+    return "\n".join(lines)
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    s = summarize_file(args.file, skip_bad=args.skip_bad)
+    print(format_summary(s))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(s, indent=2))
+    return 0
+
+
+def _add_quickstart(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "quickstart",
+        help="the main job on the shipped sample (simulate -> ROOT -> read back -> summary)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--sample", default=str(DEFAULT_SAMPLE), help="shipped sample to summarise")
+    p.add_argument("--out-dir", default="out", help="where the freshly simulated file goes")
+    p.add_argument("--timeframes", type=int, default=2, help="timeframes to simulate afresh")
+    p.set_defaults(func=cmd_quickstart)
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from alice_dyn.io import TimeframeWriter, open_timeframes
+    from alice_dyn.io.inspect import format_inspection, inspect_file
+    from alice_dyn.io.testing import assert_timeframes_equal
+    from alice_dyn.sim import SimConfig, simulate_timeframe
+
+    print(f"== 1. shipped sample: {args.sample}")
+    print(format_inspection(inspect_file(args.sample)))
+    print(format_summary(summarize_file(args.sample)))
+
+    out = Path(args.out_dir) / "quickstart_pbpb.root"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cfg = SimConfig.for_system("pbpb", seed=2026, collisions_per_tf=1)
+    print(f"\n== 2. simulate {args.timeframes} Pb-Pb timeframes -> {out} -> read back")
+    t0 = time.perf_counter()
+    made = []
+    with TimeframeWriter(out) as writer:
+        for tf_id in tqdm(range(args.timeframes), desc="simulate", unit="TF", disable=None):
+            tf = simulate_timeframe(cfg, tf_id)
+            writer.write(tf)
+            made.append(tf)
+    t_sim = time.perf_counter() - t0
+    n_cl = sum(len(tf.clusters) for tf in made)
+    with open_timeframes(out) as reader:
+        for original, back in zip(made, reader, strict=True):
+            assert_timeframes_equal(original, back)
+    print(f"simulated and wrote {n_cl} clusters in {t_sim:.1f} s; read back identical")
+    print(format_summary(summarize_file(out)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alice-dyn",
+        description="alice_dyn: dynamic neural networks for ALICE O2-style TPC reconstruction.",
+    )
+    parser.add_argument("--version", action="version", version=f"alice-dyn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_simulate(sub)
+    _add_inspect(sub)
+    _add_summary(sub)
+    _add_quickstart(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``alice-dyn``; bad input ends with a one-line error and exit code 2."""
+    from alice_dyn.io import BadInputError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except BadInputError as exc:
+        print(f"alice-dyn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -84,7 +84,7 @@ class SimConfig:
     # --- TRD / TOF
     trd_efficiency: float = 0.88
     trd_pt_min_gev: float = 0.0
-    tof_efficiency: float = 0.95
+    tof_efficiency: float = 0.80  # intrinsic x dead channels x matching losses
     tof_resolution_ps: float = 70.0
     tof_radius_cm: float = 380.0
     tof_half_length_cm: float = 370.0

@@ -130,3 +130,37 @@ def generate_collisions(cfg: SimConfig, rng: np.random.Generator) -> GeneratedCo
         collision=np.repeat(np.arange(n_coll, dtype=np.int32), mult),
         p_gev=p,
     )
+
+
+def gun_collision(
+    species: np.ndarray,
+    p_gev: np.ndarray,
+    charge: np.ndarray,
+    vertex_cm: tuple[float, float, float],
+    time_ns: float,
+    cfg: SimConfig,
+    rng: np.random.Generator,
+) -> GeneratedCollisions:
+    """One collision holding exactly the given particles (a particle gun)."""
+    species = np.asarray(species, dtype=np.int8)
+    charge = np.asarray(charge, dtype=np.int8)
+    p_gev = np.asarray(p_gev, dtype=np.float64).reshape(-1, 3)
+    n = len(species)
+    if not (len(p_gev) == len(charge) == n):
+        raise ValueError("species, p_gev and charge must have the same length")
+    if n and (species.min() < 0 or species.max() >= len(MASSES_GEV)):
+        raise ValueError(f"species index out of range 0-{len(MASSES_GEV) - 1}")
+    t0_meas = time_ns * 1e3 + rng.normal(0.0, cfg.ft0_resolution_ps)
+    return GeneratedCollisions(
+        time_ns=np.array([time_ns]),
+        bc=np.array([int(time_ns // BUNCH_SPACING_NS)]),
+        vertex_cm=np.array([vertex_cm], dtype=np.float64),
+        multiplicity=np.array([n], dtype=np.int32),
+        t0_meas_ps=np.array([t0_meas]),
+        t0_resolution_ps=np.array([cfg.ft0_resolution_ps], dtype=np.float32),
+        species=species,
+        pdg=pdg_of(species, charge),
+        charge=charge,
+        collision=np.zeros(n, dtype=np.int32),
+        p_gev=p_gev,
+    )

@@ -7,7 +7,6 @@ timeframes can be made in any order or in parallel and still be the same.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 
 import numpy as np
 from numba import njit
@@ -24,7 +23,7 @@ from alice_dyn.event.timeframe import (
 )
 from alice_dyn.physics.particles import B_TO_PT_GEV_PER_T_CM, MASSES_GEV
 from alice_dyn.sim.config import SimConfig
-from alice_dyn.sim.generator import generate_collisions
+from alice_dyn.sim.generator import GeneratedCollisions, generate_collisions, gun_collision
 from alice_dyn.sim.transport import CTAU_CM, kernel_params, transport_particles
 from alice_dyn.tpc import geometry as geo
 from alice_dyn.tpc.cluster_native import FLAG_SPLIT_PAD, FLAG_SPLIT_TIME, pack_clusters
@@ -130,7 +129,39 @@ def simulate_timeframe(cfg: SimConfig, tf_id: int, gas: TPCGasParam = DEFAULT_GA
     """Simulate timeframe ``tf_id`` of the run described by ``cfg``."""
     cfg.validate()
     rng = np.random.default_rng([cfg.seed, tf_id])
-    gen = generate_collisions(cfg, rng)
+    return detector_response(cfg, generate_collisions(cfg, rng), rng, tf_id, gas)
+
+
+def simulate_particle_gun(
+    cfg: SimConfig,
+    species: np.ndarray,
+    p_gev: np.ndarray,
+    charge: np.ndarray,
+    *,
+    vertex_cm: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    time_ns: float = 1000.0,
+    tf_id: int = 0,
+    gas: TPCGasParam = DEFAULT_GAS,
+) -> Timeframe:
+    """One collision at ``vertex_cm`` and ``time_ns`` made of the given particles only.
+
+    ``species`` ``(n,)`` indices into :data:`alice_dyn.physics.particles.SPECIES`, ``p_gev``
+    ``(n, 3)`` momenta, ``charge`` ``(n,)`` +-1. For physics checks and single-particle
+    training samples; the detector response is the same as in :func:`simulate_timeframe`.
+    """
+    rng = np.random.default_rng([cfg.seed, tf_id])
+    gen = gun_collision(species, p_gev, charge, vertex_cm, time_ns, cfg, rng)
+    return detector_response(cfg, gen, rng, tf_id, gas)
+
+
+def detector_response(
+    cfg: SimConfig,
+    gen: GeneratedCollisions,
+    rng: np.random.Generator,
+    tf_id: int,
+    gas: TPCGasParam = DEFAULT_GAS,
+) -> Timeframe:
+    """Transport the generated particles through the detector and assemble the Timeframe."""
     n = len(gen.pdg)
     mass = MASSES_GEV[gen.species]
     seeds = rng.integers(0, 2**31 - 1, n).astype(np.uint32)
@@ -271,4 +302,10 @@ def simulate(cfg: SimConfig, n_timeframes: int, first_tf: int = 0) -> Iterator[T
         yield simulate_timeframe(cfg, tf_id)
 
 
-__all__ = ["SimConfig", "merge_close_clusters", "replace", "simulate", "simulate_timeframe"]
+__all__ = [
+    "detector_response",
+    "merge_close_clusters",
+    "simulate",
+    "simulate_particle_gun",
+    "simulate_timeframe",
+]
