@@ -1,7 +1,12 @@
 """Write -> read round trips of both layouts, chunking, ranges and laziness."""
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alice_dyn.io import (
     TimeframeReader,
@@ -12,7 +17,7 @@ from alice_dyn.io import (
     write_timeframes,
 )
 from alice_dyn.io.schema import O2_DEFAULT_META
-from alice_dyn.io.testing import assert_timeframes_equal, empty_timeframe
+from alice_dyn.io.testing import assert_timeframes_equal, empty_timeframe, synthetic_timeframe
 
 
 def test_alice_dyn_round_trip_field_by_field(alice_file, timeframes):
@@ -157,3 +162,29 @@ def test_closed_reader_is_not_a_bad_file(alice_file):
     with pytest.raises(ValueError, match="closed TimeframeReader"):
         list(reader)
     assert reader.n_skipped == 0
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    sizes=st.lists(st.tuples(st.integers(0, 3), st.integers(1, 6)), min_size=1, max_size=6),
+    step=st.one_of(st.none(), st.integers(1, 4)),
+    flush=st.integers(1, 4),
+    layout=st.sampled_from(["alice_dyn", "o2"]),
+)
+def test_round_trip_property(sizes, step, flush, layout):
+    tfs = [
+        synthetic_timeframe(i, tf_id=i, n_collisions=n_col, particles_per_collision=n_part)
+        for i, (n_col, n_part) in enumerate(sizes)
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "p.root")
+        write_timeframes(path, tfs, layout=layout, flush_timeframes=flush)
+        with TimeframeReader(path, step=step) as reader:
+            back = list(reader)
+    assert len(back) == len(tfs)
+    for a, b in zip(tfs, back, strict=True):
+        if layout == "alice_dyn":
+            assert_timeframes_equal(a, b)
+        else:
+            np.testing.assert_array_equal(a.clusters.records, b.clusters.records)
+            np.testing.assert_array_equal(a.clusters.mc_label, b.clusters.mc_label)
