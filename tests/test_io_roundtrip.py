@@ -188,3 +188,12 @@ def test_round_trip_property(sizes, step, flush, layout):
         else:
             np.testing.assert_array_equal(a.clusters.records, b.clusters.records)
             np.testing.assert_array_equal(a.clusters.mc_label, b.clusters.mc_label)
+
+
+def test_default_chunks_are_capped_for_foreign_files(alice_file, monkeypatch):
+    import alice_dyn.io.reader as reader_module
+
+    monkeypatch.setattr(reader_module, "MAX_CHUNK", "1 kB")  # smaller than one timeframe
+    with TimeframeReader(alice_file) as reader:
+        assert reader.chunk_ranges() == [(i, i + 1) for i in range(5)]
+        assert len(list(reader)) == 5

@@ -61,6 +61,9 @@ from alice_dyn.tpc.cluster_native import CLUSTER_NATIVE_DTYPE
 
 logger = logging.getLogger(__name__)
 
+#: largest chunk (uncompressed) read at once when ``step=None``
+MAX_CHUNK = "256 MB"
+
 _CONTAINERS = {
     "clusters": TPCClusters,
     "collisions": Collisions,
@@ -323,8 +326,8 @@ class TimeframeReader:
         path: a file in the ``alice_dyn`` or ``o2`` layout (detected).
         step: entries per chunk read at once. ``None`` (default) follows the file's basket
             boundaries (what the writer flushed together), so every basket is decompressed
-            once; an ``int`` is a fixed number of entries; a string such as ``"100 MB"`` sizes
-            chunks by uncompressed bytes.
+            once, splitting chunks above :data:`MAX_CHUNK`; an ``int`` is a fixed number of
+            entries; a string such as ``"100 MB"`` sizes chunks by uncompressed bytes.
         skip_bad: skip bad timeframes (warning + log + count) instead of raising.
         entry_start, entry_stop: the range of entries, as in a Python slice (negatives count
             from the end).
@@ -333,6 +336,9 @@ class TimeframeReader:
     (or during) an iteration: ``n_read`` timeframes yielded, ``n_skipped`` and ``skipped``, a list
     of ``(entry, problem)``; they restart with each new iteration. ``layout``, ``metadata``
     and ``len(reader)`` (entries in the range) are known from the start.
+
+    The arrays of a yielded timeframe are views into its chunk: keeping a timeframe keeps its
+    chunk alive, so ``copy()`` the columns of the few you keep for long.
     """
 
     def __init__(
@@ -402,9 +408,16 @@ class TimeframeReader:
             wanted = set(self._names)
             try:
                 bounds = self._tree.common_entry_offsets(filter_name=lambda n: n in wanted)
+                cap = max(1, int(self._tree.num_entries_for(MAX_CHUNK, filter_name=self._names)))
             except Exception:  # damaged branch metadata: fall back to single entries
-                bounds = list(range(start, stop + 1))
+                bounds, cap = list(range(start, stop + 1)), 1
             cuts = sorted({start, stop, *(b for b in bounds if start < b < stop)})
+            # files from other writers may have few common basket boundaries: cap the chunks
+            capped = [start]
+            for cut in cuts[1:]:
+                capped.extend(range(capped[-1] + cap, cut, cap))
+                capped.append(cut)
+            cuts = capped
         elif isinstance(self.step, str):
             try:
                 per = self._tree.num_entries_for(self.step, filter_name=self._names)
