@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -197,3 +198,22 @@ def test_default_chunks_are_capped_for_foreign_files(alice_file, monkeypatch):
     with TimeframeReader(alice_file) as reader:
         assert reader.chunk_ranges() == [(i, i + 1) for i in range(5)]
         assert len(list(reader)) == 5
+
+
+def test_memory_does_not_grow_with_the_file(tmp_path):
+    tf = synthetic_timeframe(0, n_collisions=6, particles_per_collision=30)
+
+    def peak_reading(n: int) -> int:
+        path = tmp_path / f"m{n}.root"
+        write_timeframes(path, [tf] * n, flush_timeframes=2)
+        tracemalloc.start()
+        try:
+            with TimeframeReader(path) as reader:
+                assert sum(1 for _ in reader) == n
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    peak_reading(4)  # warm-up: first-use caches of uproot and awkward
+    small, large = peak_reading(8), peak_reading(64)
+    assert large < 1.5 * small + 1_000_000, (small, large)
