@@ -77,8 +77,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.timeframes < 1:
         raise SystemExit("alice-dyn simulate: --timeframes must be >= 1")
     compression = args.compression or DEFAULT_COMPRESSION
-    if compression.lower() == "none":
-        compression = None
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     n_cl = 0
     t0 = time.perf_counter()

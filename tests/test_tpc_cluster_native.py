@@ -211,14 +211,6 @@ def test_clamping_property(field_spec, value):
     assert abs(got - expected) <= half_step * (1 + 1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeWarning,
-    reason="BUG: _fixed_point multiplies by the scale before clamping, so a finite value above "
-    "~2.8e306 (time, pad; ~5.6e306 for sigmas) overflows to inf with 'RuntimeWarning: overflow "
-    "encountered in multiply' (an error under this project's warnings-as-errors); the packed "
-    "value itself is clamped correctly",
-)
 def test_clamping_huge_finite_values_without_warning():
     recs = _pack(1, time=[1.7e308], pad=[1.7e308], sigma_time=[1.7e308], sigma_pad=[1.7e308])
     assert int(recs["timeFlagsPacked"][0]) == 0xFFFFFF

@@ -205,12 +205,6 @@ def test_row_of_radius_keeps_shape():
     assert out.tolist() == [[0, -1], [151, -1]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ROW_X_CM is rounded to 1e-4 cm, so in the 1.2 cm-pad regions the upper edge of "
-    "a row lies ~3e-14 cm below the lower edge of the next: radii such as 173.2 cm, on the "
-    "boundary between two adjacent pad rows, fall in neither and row_of_radius returns -1",
-)
 def test_row_of_radius_adjacent_rows_leave_no_gap():
     touching = np.nonzero(geo.ROW_ROC[1:] == geo.ROW_ROC[:-1])[0]
     # the shared boundary of two touching rows of a chamber belongs to one of them

@@ -236,14 +236,17 @@ def test_global_outside_rows_gives_minus_one_and_nan():
 
 
 def test_global_between_sectors_is_outside_the_pad_plane():
-    """On a sector boundary the row is found but the pad lies beyond the row's pads.
-
-    global_to_pad_time flags only radial gaps (row -1); the azimuthal dead zone between
-    sectors is not modelled, so the caller must check ``0 <= pad < n_pads``.
-    """
+    """On a sector boundary the radius is inside a row, but the point lies in the dead zone
+    between two sectors' pad planes: no pad, so row -1 and NaN like a radial gap."""
     r = 200.0
     phi = np.deg2rad(20.0 - 1e-6)  # just below the sector 0 / sector 1 boundary
     gx, gy = r * np.cos(phi), r * np.sin(phi)
-    sector, row, pad, _ = tr.global_to_pad_time(np.array([gx]), np.array([gy]), np.array([5.0]))
-    assert sector[0] == 0 and row[0] >= 0
-    assert pad[0] > geo.ROW_N_PADS[row[0]]
+    sector, row, pad, time = tr.global_to_pad_time(np.array([gx]), np.array([gy]), np.array([5.0]))
+    assert (
+        sector[0] == 0
+        and geo.row_of_radius(
+            np.array([gx * np.cos(np.deg2rad(10)) + gy * np.sin(np.deg2rad(10))])
+        )[0]
+        >= 0
+    )
+    assert row[0] == -1 and np.isnan(pad[0]) and np.isnan(time[0])

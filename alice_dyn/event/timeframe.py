@@ -5,7 +5,8 @@ reads it) and the reconstruction. Nothing here computes physics.
 
 Indices: ``TPCClusters.mc_label`` and the ``label`` of TOF/TRD hits are row indices into the
 timeframe's :class:`MCParticles` (``-1`` = noise, no particle). ``MCParticles.collision`` is a
-row index into :class:`Collisions`.
+row index into :class:`Collisions` (always valid: every particle comes from a collision).
+Containers compare by identity (``eq=False``): use ``alice_dyn.io.testing`` to compare values.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class _Columns:
         return type(self)(**{k: v[index] for k, v in self.columns().items()})
 
 
-@dataclass
+@dataclass(eq=False)
 class TPCClusters(_Columns):
     """TPC clusters ``(n_clusters,)`` in (sector, row) order, as O2 stores them."""
 
@@ -61,7 +62,7 @@ class TPCClusters(_Columns):
         )
 
 
-@dataclass
+@dataclass(eq=False)
 class Collisions(_Columns):
     """Collisions in the timeframe ``(n_collisions,)``."""
 
@@ -74,7 +75,7 @@ class Collisions(_Columns):
     t0_resolution_ps: np.ndarray  # float32, resolution of that measurement
 
 
-@dataclass
+@dataclass(eq=False)
 class MCParticles(_Columns):
     """MC truth of the generated charged particles ``(n_particles,)``."""
 
@@ -91,7 +92,7 @@ class MCParticles(_Columns):
     n_tpc_clusters: np.ndarray  # int16, clusters left in the TPC
 
 
-@dataclass
+@dataclass(eq=False)
 class TOFHits(_Columns):
     """TOF hits ``(n_hits,)``; at most one per particle."""
 
@@ -99,11 +100,11 @@ class TOFHits(_Columns):
     y_cm: np.ndarray
     z_cm: np.ndarray
     time_ps: np.ndarray  # float64, measured hit time since the start of the timeframe
-    label: np.ndarray  # int32, MC particle index
+    label: np.ndarray  # int32, MC particle index, -1 = noise hit
     mc_length_cm: np.ndarray  # float32, true path length from the vertex (MC only)
 
 
-@dataclass
+@dataclass(eq=False)
 class TRDTracklets(_Columns):
     """TRD tracklets ``(n_tracklets,)``, one per particle and crossed layer (0-5)."""
 
@@ -112,7 +113,7 @@ class TRDTracklets(_Columns):
     y_cm: np.ndarray
     z_cm: np.ndarray
     q: np.ndarray  # float32, summed charge of the tracklet (arbitrary units, MIP ~ 1)
-    label: np.ndarray  # int32, MC particle index
+    label: np.ndarray  # int32, MC particle index, -1 = noise
 
 
 @dataclass
@@ -127,7 +128,7 @@ class TimeframeMeta:
     system: str  # "pp" or "pbpb"
 
 
-@dataclass
+@dataclass(eq=False)
 class Timeframe:
     """Everything known about one timeframe."""
 

@@ -32,7 +32,11 @@ def aleph_bethe_bloch(
 def expected_dedx_mip(
     p_gev: np.ndarray, mass_gev: np.ndarray, charge: np.ndarray = 1
 ) -> np.ndarray:
-    """Expected dE/dx in MIP units (simulation parametrisation, normalised to 1 at bg = 4)."""
+    """Expected dE/dx in MIP units (simulation parametrisation, normalised to 1 at bg = 4).
+
+    ``p_gev`` is the rigidity-like momentum per unit charge (as O2's tpcInnerParam), so
+    ``bg = p * |z| / m``; the charge also scales the loss by ``|z|^2.3``.
+    """
     z = np.abs(np.asarray(charge, dtype=np.float64))
     bg = np.asarray(p_gev, dtype=np.float64) * z / np.asarray(mass_gev, dtype=np.float64)
     norm = aleph_bethe_bloch(np.array(4.0))

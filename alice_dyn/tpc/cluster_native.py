@@ -81,8 +81,8 @@ class UnpackedClusters:
 
 def _fixed_point(values: np.ndarray, scale: float, max_packed: int) -> np.ndarray:
     """Round ``values * scale`` to the nearest integer, clamped to ``[0, max_packed]``."""
-    v = np.asarray(values, dtype=np.float64) * scale + 0.5
-    v = np.nan_to_num(v, nan=0.0, posinf=max_packed, neginf=0.0)
+    v = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0, posinf=max_packed, neginf=0.0)
+    v = np.clip(v, -1.0, (max_packed + 1.0) / scale) * scale + 0.5  # clip first: no overflow
     return np.clip(np.floor(v), 0, max_packed).astype(np.uint64)
 
 
@@ -176,7 +176,7 @@ def encode_o2_buffer(records: np.ndarray, sector: np.ndarray, row: np.ndarray) -
     return buf
 
 
-def decode_o2_buffer(buffer: np.ndarray | bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decode_o2_buffer(buffer: np.ndarray | bytes) -> tuple[np.ndarray, np.ndarray]:
     """Split O2's per-timeframe buffer into ``(index (36, 152) uint32, records (n,))``.
 
     The index is checked against the records (sum of counts equals the number of records);

@@ -63,6 +63,12 @@ ROW_PAD_HEIGHT_CM = REGION_PAD_HEIGHT_CM[ROW_REGION]
 ROW_PAD_WIDTH_CM = REGION_PAD_WIDTH_CM[ROW_REGION]
 #: radial position of the pad row centre, cm (85.225 ... 245.65)
 ROW_X_CM = np.round(REGION_R_START_CM[ROW_REGION] + (_row_in_region + 0.5) * ROW_PAD_HEIGHT_CM, 4)
+#: radial lower edge of each row, cm, exact (touching rows share the edge value)
+ROW_LOWER_EDGE_CM = REGION_R_START_CM[ROW_REGION] + _row_in_region * ROW_PAD_HEIGHT_CM
+#: radial upper edge of each row, cm; equal to the next row's lower edge where rows touch
+ROW_UPPER_EDGE_CM = ROW_LOWER_EDGE_CM + ROW_PAD_HEIGHT_CM
+_touch = np.abs(ROW_UPPER_EDGE_CM[:-1] - ROW_LOWER_EDGE_CM[1:]) < 1e-6
+ROW_UPPER_EDGE_CM[:-1][_touch] = ROW_LOWER_EDGE_CM[1:][_touch]
 ROW_N_PADS = np.repeat(
     np.array([p for p, _ in _PADS_RLE], dtype=np.int32),
     np.array([n for _, n in _PADS_RLE]),
@@ -136,11 +142,9 @@ def row_of_radius(x_cm: np.ndarray) -> np.ndarray:
     ``x_cm`` any shape; returns int32 of the same shape.
     """
     x = np.asarray(x_cm, dtype=np.float64)
-    lo = ROW_X_CM - 0.5 * ROW_PAD_HEIGHT_CM
-    hi = ROW_X_CM + 0.5 * ROW_PAD_HEIGHT_CM
-    idx = np.searchsorted(lo, x, side="right") - 1
+    idx = np.searchsorted(ROW_LOWER_EDGE_CM, x, side="right") - 1
     idx_c = np.clip(idx, 0, N_ROWS - 1)
-    inside = (idx >= 0) & (x < hi[idx_c])
+    inside = (idx >= 0) & (x < ROW_UPPER_EDGE_CM[idx_c])
     return np.where(inside, idx_c, -1).astype(np.int32)
 
 

@@ -141,7 +141,8 @@ def global_to_pad_time(
     """Global ``(X, Y, Z)`` -> ``(sector, row, pad, time)``.
 
     The sector comes from the azimuth and the sign of z, the row from the local x; points
-    outside every pad row get ``row = -1`` and NaN pad/time.
+    outside every pad row — radial gaps, or the dead zone between two sectors' pad planes
+    (pad outside ``[0, n_pads)``) — get ``row = -1`` and NaN pad/time.
     """
     gx = np.asarray(gx_cm, dtype=np.float64)
     gy = np.asarray(gy_cm, dtype=np.float64)
@@ -149,6 +150,7 @@ def global_to_pad_time(
     sector = geo.sector_of_phi(np.arctan2(gy, gx), gz)
     x, y = global_to_local(sector, gx, gy)
     row = geo.row_of_radius(x)
-    ok = row >= 0
-    pad, time = local_to_pad_time(sector, np.where(ok, row, 0), y, gz, t0_time_bins, gas)
+    pad, time = local_to_pad_time(sector, np.where(row >= 0, row, 0), y, gz, t0_time_bins, gas)
+    ok = (row >= 0) & (pad >= 0.0) & (pad < geo.ROW_N_PADS[np.where(row >= 0, row, 0)])
+    row = np.where(ok, row, -1).astype(np.int32)
     return sector, row, np.where(ok, pad, np.nan), np.where(ok, time, np.nan)

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Remake the shipped samples with the project's own simulation (deterministic for the seeds).
+# Run from the repository root with alice-dyn installed: bash data_samples/make_samples.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+# pp: 10 timeframes x 8 collisions (dN/deta = 6.5 each, 500 kHz), B = 0.5 T
+alice-dyn simulate -o pp_sample.root --timeframes 10 --system pp --seed 1 --run-period SIM-PP
+# the same timeframes in O2's layout (tpcrec/TPCClusterNative buffers + MC labels)
+alice-dyn simulate -o pp_sample_o2.root --timeframes 10 --system pp --seed 1 --layout o2
+# Pb-Pb: 2 timeframes x 2 collisions (0-90% centrality, dN/deta = 1900 (1 - c)^2.6, 50 kHz)
+alice-dyn simulate -o pbpb_sample.root --timeframes 2 --collisions-per-tf 2 --system pbpb \
+  --seed 1 --run-period SIM-PBPB
