@@ -55,6 +55,12 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--run-period", default="SIM", help="run period name stored in the file")
     p.add_argument(
+        "--centrality",
+        default=None,
+        metavar="MIN-MAX",
+        help="Pb-Pb centrality range in percent (default 0-90)",
+    )
+    p.add_argument(
         "--noise-fraction",
         type=float,
         default=None,
@@ -72,8 +78,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         changes["collisions_per_tf"] = args.collisions_per_tf
     if args.noise_fraction is not None:
         changes["noise_fraction"] = args.noise_fraction
+    if args.centrality is not None:
+        try:
+            lo, hi = (float(v) / 100.0 for v in args.centrality.split("-"))
+        except ValueError:
+            raise SystemExit(
+                f"alice-dyn simulate: --centrality {args.centrality!r}: use MIN-MAX"
+            ) from None
+        changes["centrality_min"], changes["centrality_max"] = lo, hi
     cfg = SimConfig.for_system(args.system, **changes)
-    cfg.validate()
+    try:
+        cfg.validate()
+    except ValueError as exc:
+        raise SystemExit(f"alice-dyn simulate: {exc}") from exc
     if args.timeframes < 1:
         raise SystemExit("alice-dyn simulate: --timeframes must be >= 1")
     compression = args.compression or DEFAULT_COMPRESSION

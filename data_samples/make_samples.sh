@@ -7,6 +7,6 @@ cd "$(dirname "$0")"
 alice-dyn simulate -o pp_sample.root --timeframes 10 --system pp --seed 1 --run-period SIM-PP
 # the same timeframes in O2's layout (tpcrec/TPCClusterNative buffers + MC labels)
 alice-dyn simulate -o pp_sample_o2.root --timeframes 10 --system pp --seed 1 --layout o2
-# Pb-Pb: 2 timeframes x 2 collisions (0-90% centrality, dN/deta = 1900 (1 - c)^2.6, 50 kHz)
-alice-dyn simulate -o pbpb_sample.root --timeframes 2 --collisions-per-tf 2 --system pbpb \
-  --seed 1 --run-period SIM-PBPB
+# Pb-Pb: 2 timeframes x 1 collision at 30-50% centrality (dN/deta = 1900 (1 - c)^2.6 = 500-315)
+alice-dyn simulate -o pbpb_sample.root --timeframes 2 --collisions-per-tf 1 --system pbpb \
+  --centrality 30-50 --seed 1 --run-period SIM-PBPB

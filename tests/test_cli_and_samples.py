@@ -1,0 +1,88 @@
+"""The command line and the shipped samples."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alice_dyn.cli import main
+from alice_dyn.io import open_timeframes, read_timeframe
+from alice_dyn.io.testing import assert_timeframes_equal
+from alice_dyn.sim import SimConfig, simulate_timeframe
+
+SAMPLES = Path(__file__).resolve().parent.parent / "data_samples"
+
+
+def test_simulate_inspect_summary(tmp_path, capsys):
+    out = tmp_path / "sub" / "tf.root"
+    rc = main(["simulate", "-o", str(out), "--timeframes", "2", "--collisions-per-tf", "3",
+               "--system", "pp", "--seed", "5", "--bfield", "0.2"])  # fmt: skip
+    assert rc == 0 and out.exists()
+    assert "wrote 2 timeframes" in capsys.readouterr().out
+    tfs = list(open_timeframes(out))
+    assert [tf.meta.tf_id for tf in tfs] == [0, 1]
+    assert all(tf.meta.bfield_t == 0.2 and len(tf.collisions) == 3 for tf in tfs)
+    assert main(["inspect", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["n_timeframes"] == 2 and info["n_clusters"] == sum(len(t.clusters) for t in tfs)
+    js = tmp_path / "summary.json"
+    assert main(["summary", str(out), "--json", str(js)]) == 0
+    summary = json.loads(js.read_text())
+    assert summary["clusters"] == info["n_clusters"] and summary["collisions"] == 6
+
+
+def test_simulate_o2_layout(tmp_path):
+    out = tmp_path / "o2.root"
+    assert main(["simulate", "-o", str(out), "--timeframes", "1", "--layout", "o2"]) == 0
+    tf = read_timeframe(out, 0)
+    again = simulate_timeframe(SimConfig.for_system("pp", seed=1), 0)
+    assert tf.clusters.records.tobytes() == again.clusters.records.tobytes()
+    assert np.array_equal(tf.clusters.mc_label, again.clusters.mc_label)
+
+
+def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capsys):
+    bad = tmp_path / "not_root.root"
+    bad.write_bytes(b"this is not a ROOT file" * 10)
+    assert main(["summary", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(bad) in err
+    assert main(["inspect", str(tmp_path / "missing.root")]) == 2
+
+
+def test_bad_simulation_settings_are_refused(tmp_path):
+    with pytest.raises(SystemExit, match="centrality"):
+        main(["simulate", "-o", str(tmp_path / "x.root"), "--system", "pbpb",
+              "--centrality", "50-10"])  # fmt: skip
+
+
+def test_shipped_pp_sample_is_reproduced_by_its_recipe():
+    """data_samples/make_samples.sh made the file; the same seed gives the same timeframes
+    (a regression check of the simulation: regenerate the samples if physics changes)."""
+    recipe = (SAMPLES / "make_samples.sh").read_text()
+    assert "--system pp --seed 1" in recipe
+    cfg = SimConfig.for_system("pp", seed=1, run_period="SIM-PP")
+    with open_timeframes(SAMPLES / "pp_sample.root") as reader:
+        assert len(reader) == 10
+        first = next(iter(reader))
+    assert_timeframes_equal(simulate_timeframe(cfg, 0), first)
+
+
+def test_shipped_samples_are_small_and_valid():
+    for name in ("pp_sample.root", "pp_sample_o2.root", "pbpb_sample.root"):
+        path = SAMPLES / name
+        assert path.stat().st_size < 8e6
+        with open_timeframes(path) as reader:
+            n = sum(1 for _ in reader)
+            assert n == len(reader) and reader.n_skipped == 0
+
+
+def test_console_script_entry_point_runs():
+    res = subprocess.run(
+        [sys.executable, "-m", "alice_dyn.cli", "--version"], capture_output=True, text=True
+    )
+    assert res.returncode == 0 and "alice-dyn" in res.stdout
