@@ -1,1 +1,62 @@
-"""alice_dyn.framework (see the package docstring)."""
+"""The workflow layer, mirroring O2's Data Processing Layer (knows nothing of physics).
+
+Processors (:class:`DataProcessorSpec`) declare typed inputs and outputs addressed by
+``origin/description/subspec``; :func:`build_topology` wires and checks them; runners execute
+the topology inline (deterministic, one process) or with one process per processor and
+payloads in shared memory. Tasks use O2's API: ``init``/``run``/``end_of_stream`` with
+``pc.inputs.get(binding)`` and ``pc.outputs.make/snapshot``. Configuration groups are set with
+``--configKeyValues``.
+"""
+
+from alice_dyn.framework.config import (
+    ConfigError,
+    ConfigStore,
+    config_group,
+    register_config_group,
+)
+from alice_dyn.framework.context import (
+    EndOfStreamContext,
+    InitContext,
+    ProcessingContext,
+)
+from alice_dyn.framework.message import DataHeader, Message
+from alice_dyn.framework.runner_inline import run_inline
+from alice_dyn.framework.runtime import ProcessorError, RunSummary
+from alice_dyn.framework.spec import (
+    ConfigParamSpec,
+    DataProcessorSpec,
+    DataType,
+    InputSpec,
+    Lifetime,
+    OutputSpec,
+    SpecError,
+    parse_inputs,
+)
+from alice_dyn.framework.task import Task
+from alice_dyn.framework.topology import Topology, build_topology
+
+__all__ = [
+    "ConfigError",
+    "ConfigParamSpec",
+    "ConfigStore",
+    "DataHeader",
+    "DataProcessorSpec",
+    "DataType",
+    "EndOfStreamContext",
+    "InitContext",
+    "InputSpec",
+    "Lifetime",
+    "Message",
+    "OutputSpec",
+    "ProcessingContext",
+    "ProcessorError",
+    "RunSummary",
+    "SpecError",
+    "Task",
+    "Topology",
+    "build_topology",
+    "config_group",
+    "parse_inputs",
+    "register_config_group",
+    "run_inline",
+]

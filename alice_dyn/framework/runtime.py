@@ -1,0 +1,232 @@
+"""Running one processor: the part every runner shares (inline, multi-process, Dask).
+
+Layer: framework. :class:`ProcessorRuntime` builds the Task of a spec, calls ``init``, ``run``
+for each timeframe with its inputs (timing it), ``end_of_stream`` and ``stop``; any exception
+becomes a :class:`ProcessorError` naming the processor and the timeframe. :class:`RunSummary`
+is what every runner returns: the fate of each timeframe and the metrics.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from alice_dyn.framework.config import ConfigStore
+from alice_dyn.framework.context import (
+    ArrayFactory,
+    DataAllocator,
+    EndOfStreamContext,
+    InitContext,
+    InputRecord,
+    ProcessingContext,
+    Services,
+    heap_arrays,
+)
+from alice_dyn.framework.message import Message
+from alice_dyn.framework.metrics import ProcessorMetrics
+from alice_dyn.framework.spec import DataProcessorSpec
+from alice_dyn.framework.task import Task, make_task
+
+PROCESSED = "processed"
+FAILED = "failed"
+INCOMPLETE = "incomplete"
+
+
+class ProcessorError(RuntimeError):
+    """A processor raised (or its process died); names the processor and the timeframe."""
+
+    def __init__(
+        self,
+        processor: str,
+        stage: str,
+        cause: str,
+        timeslice: int | None = None,
+        tf_id: int | None = None,
+        details: str = "",
+    ) -> None:
+        self.processor = processor
+        self.stage = stage
+        self.cause = cause
+        self.timeslice = timeslice
+        self.tf_id = tf_id
+        self.details = details
+        where = f"processor {processor!r}"
+        if timeslice is not None:
+            where += f", timeframe {tf_id} (timeslice {timeslice})"
+        super().__init__(f"{where}: {stage} failed: {cause}")
+
+    def __reduce__(self):
+        return (
+            ProcessorError,
+            (self.processor, self.stage, self.cause, self.timeslice, self.tf_id, self.details),
+        )
+
+
+def config_for(spec: DataProcessorSpec, store: ConfigStore | None) -> dict[str, Any]:
+    """The configuration groups a processor declared, as effective instances."""
+    if store is None:
+        store = ConfigStore(spec.config_groups)
+    return {g: store.get(g) for g in spec.config_groups}
+
+
+@dataclass
+class ProcessResult:
+    outputs: list[Message]
+    eos: bool
+    tf_id: int
+    seconds: float
+
+
+class ProcessorRuntime:
+    """One instance (lane) of a processor."""
+
+    def __init__(
+        self,
+        spec: DataProcessorSpec,
+        config: dict[str, Any],
+        arrays: ArrayFactory = heap_arrays,
+        lane: int = 0,
+    ) -> None:
+        self.spec = spec
+        self.config = config
+        self.arrays = arrays
+        self.lane = lane
+        self.task: Task | None = None
+        self.metrics = ProcessorMetrics(spec.name)
+
+    def _fail(self, stage: str, exc: BaseException, timeslice=None, tf_id=None) -> ProcessorError:
+        if isinstance(exc, ProcessorError):
+            return exc
+        cause = f"{type(exc).__name__}: {exc}"
+        return ProcessorError(
+            self.spec.name, stage, cause, timeslice, tf_id, traceback.format_exc()
+        )
+
+    def init(self) -> None:
+        try:
+            self.task = make_task(self.spec.algorithm)
+            self.task.init(InitContext(self.spec, self.config, self.lane))
+        except Exception as exc:
+            raise self._fail("init", exc) from exc
+
+    def process(self, timeslice: int, inputs: dict[str, Message]) -> ProcessResult:
+        """Run the task on one timeframe's inputs; returns its outputs (sent by the runner)."""
+        tf_id = min((m.header.tf_id for m in inputs.values()), default=timeslice)
+        allocator = DataAllocator(self.spec, self.arrays)
+        services = Services()
+        pc = ProcessingContext(
+            self.spec,
+            InputRecord(self.spec.name, inputs),
+            allocator,
+            services,
+            self.config,
+            timeslice,
+            tf_id,
+        )
+        t0 = time.perf_counter()
+        try:
+            self.task.run(pc)
+            outputs = allocator.collect(timeslice, pc.tf_id)
+        except Exception as exc:
+            raise self._fail("run", exc, timeslice, pc.tf_id) from exc
+        dt = time.perf_counter() - t0
+        self.metrics.record(
+            dt,
+            len(inputs),
+            sum(m.header.payload_size for m in inputs.values()),
+            len(outputs),
+            sum(m.header.payload_size for m in outputs),
+        )
+        return ProcessResult(outputs, services.control.eos_requested, pc.tf_id, dt)
+
+    def end_of_stream(self) -> None:
+        try:
+            self.task.end_of_stream(EndOfStreamContext(self.spec, self.config))
+        except Exception as exc:
+            raise self._fail("end_of_stream", exc) from exc
+
+    def stop(self) -> None:
+        if self.task is not None:
+            try:
+                self.task.stop()
+            except Exception:  # stop runs during clean-up: never mask the first error
+                pass
+
+
+@dataclass
+class TimeframeRecord:
+    """What happened to one timeframe."""
+
+    timeslice: int
+    tf_id: int
+    status: str = PROCESSED
+    processor: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class RunSummary:
+    """Result of a run: per-timeframe fate, metrics, the dummy sink's messages (if kept)."""
+
+    runner: str
+    timeframes: dict[int, TimeframeRecord] = field(default_factory=dict)
+    metrics: dict[str, ProcessorMetrics] = field(default_factory=dict)
+    sink: list[Message] = field(default_factory=list)
+    sink_count: int = 0
+    error: ProcessorError | None = None
+    wall_seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.timeframes.values() if r.status == status)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.count(PROCESSED) == len(self.timeframes)
+
+    def mark(self, timeslice: int, tf_id: int, status: str, processor=None, error=None) -> None:
+        rec = self.timeframes.setdefault(timeslice, TimeframeRecord(timeslice, tf_id))
+        if status != PROCESSED and rec.status == PROCESSED:  # first problem wins
+            rec.status, rec.processor, rec.error = status, processor, error
+
+    def raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "runner": self.runner,
+            "timeframes_in": len(self.timeframes),
+            "timeframes_processed": self.count(PROCESSED),
+            "timeframes_failed": self.count(FAILED),
+            "timeframes_incomplete": self.count(INCOMPLETE),
+            "failures": [
+                {
+                    "timeslice": r.timeslice,
+                    "tf_id": r.tf_id,
+                    "status": r.status,
+                    "processor": r.processor,
+                    "error": r.error,
+                }
+                for r in self.timeframes.values()
+                if r.status != PROCESSED
+            ],
+            "error": str(self.error) if self.error else None,
+            "wall_seconds": self.wall_seconds,
+            "sink_messages": self.sink_count,
+        }
+
+    def format(self) -> str:
+        s = (
+            f"{self.runner} run: {len(self.timeframes)} timeframes in, {self.count(PROCESSED)} "
+            f"processed, {self.count(FAILED)} failed, {self.count(INCOMPLETE)} incomplete "
+            f"({self.wall_seconds:.2f} s)"
+        )
+        for r in self.timeframes.values():
+            if r.status != PROCESSED:
+                s += (
+                    f"\n  timeframe {r.tf_id} (timeslice {r.timeslice}): {r.status} "
+                    f"in {r.processor}: {r.error}"
+                )
+        return s
