@@ -237,6 +237,68 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_workflows(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("workflows", help="list the workflows that 'alice-dyn run' knows")
+    p.set_defaults(func=cmd_workflows)
+
+
+def cmd_workflows(args: argparse.Namespace) -> int:
+    from alice_dyn.framework.workflows import available_workflows, describe, load_workflow
+
+    found = available_workflows()
+    if not found:
+        print("no workflow found (search path: $ALICE_DYN_WORKFLOWS, ./workflows, repo workflows/)")
+    for name, path in found.items():
+        print(f"{name:<24} {describe(load_workflow(str(path)))}  [{path}]")
+    return 0
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    from alice_dyn.framework.executable import RUNNERS
+    from alice_dyn.framework.topology import FORWARDING_POLICIES
+
+    p = sub.add_parser(
+        "run",
+        help="run a workflow over ROOT files",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("workflow", help="workflow name (see 'alice-dyn workflows') or .py path")
+    p.add_argument("-i", "--inputs", nargs="+", required=True, help="input ROOT file(s)")
+    p.add_argument("-o", "--output", required=True, help="output ROOT file")
+    p.add_argument("--runner", choices=RUNNERS, default="inline", help="how to run")
+    p.add_argument("--configKeyValues", dest="config_key_values", action="append", default=[],
+                   metavar="'Group.key=value;...'", help="configurable parameters")  # fmt: skip
+    p.add_argument("--configFile", dest="config_file", action="append", default=[],
+                   metavar="INI", help="INI file with [Group] sections")  # fmt: skip
+    p.add_argument("--pipeline", action="append", default=[], metavar="name:N",
+                   help="parallel lanes of a processor (multiprocess runner)")  # fmt: skip
+    p.add_argument("--forwarding-policy", choices=FORWARDING_POLICIES, default="dangling")
+    p.add_argument("--max-tf", type=int, default=None, help="stop after this many timeframes")
+    p.add_argument("--metrics-json", default=None, metavar="FILE", help="write metrics as JSON")
+    p.add_argument("--print-config", action="store_true", help="print the configuration")
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from alice_dyn.framework.executable import parse_pipeline, report, run_specs
+    from alice_dyn.framework.workflows import load_workflow
+
+    module = load_workflow(args.workflow)
+    Path(args.output).resolve().parent.mkdir(parents=True, exist_ok=True)
+    specs = module.define_workflow(list(args.inputs), args.output)
+    summary = run_specs(
+        specs,
+        runner=args.runner,
+        config_key_values=args.config_key_values,
+        config_files=args.config_file,
+        pipeline=parse_pipeline(args.pipeline),
+        forwarding_policy=args.forwarding_policy,
+        max_timeframes=args.max_tf,
+        print_config=args.print_config,
+    )
+    return report(summary, args.metrics_json, {"workflow": args.workflow, "inputs": args.inputs})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="alice-dyn",
@@ -248,17 +310,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inspect(sub)
     _add_summary(sub)
     _add_quickstart(sub)
+    _add_workflows(sub)
+    _add_run(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``alice-dyn``; bad input ends with a one-line error and exit code 2."""
+    """Entry point of ``alice-dyn``; bad input, workflow or configuration ends with a one-line
+    error and exit code 2; a processor failing during a run with exit code 1."""
+    from alice_dyn.framework.config import ConfigError
+    from alice_dyn.framework.spec import SpecError
     from alice_dyn.io import BadInputError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except BadInputError as exc:
+    except (BadInputError, SpecError, ConfigError) as exc:
         print(f"alice-dyn {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

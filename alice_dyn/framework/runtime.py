@@ -132,13 +132,14 @@ class ProcessorRuntime:
         except Exception as exc:
             raise self._fail("run", exc, timeslice, pc.tf_id) from exc
         dt = time.perf_counter() - t0
-        self.metrics.record(
-            dt,
-            len(inputs),
-            sum(m.header.payload_size for m in inputs.values()),
-            len(outputs),
-            sum(m.header.payload_size for m in outputs),
-        )
+        if inputs or outputs:  # a source's last call that only ends the stream is no timeframe
+            self.metrics.record(
+                dt,
+                len(inputs),
+                sum(m.header.payload_size for m in inputs.values()),
+                len(outputs),
+                sum(m.header.payload_size for m in outputs),
+            )
         return ProcessResult(outputs, services.control.eos_requested, pc.tf_id, dt)
 
     def end_of_stream(self) -> None:

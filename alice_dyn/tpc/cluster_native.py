@@ -158,21 +158,41 @@ def sector_row_from_index(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (flat // N_ROWS).astype(np.uint8), (flat % N_ROWS).astype(np.uint8)
 
 
-def encode_o2_buffer(records: np.ndarray, sector: np.ndarray, row: np.ndarray) -> np.ndarray:
+def o2_buffer_size(n_clusters: int) -> int:
+    """Bytes of O2's per-timeframe buffer holding ``n_clusters`` clusters."""
+    return CLUSTER_COUNT_INDEX_BYTES + CLUSTER_NATIVE_DTYPE.itemsize * int(n_clusters)
+
+
+def encode_o2_buffer(
+    records: np.ndarray, sector: np.ndarray, row: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
     """O2's per-timeframe buffer: count index then records in (sector, row) order, ``uint8``.
 
     Records need not be sorted; they are stably reordered. Returns the raw bytes as a
-    ``(21888 + 12 * n,)`` uint8 array.
+    ``(21888 + 12 * n,)`` uint8 array, written into ``out`` if given (e.g. a framework-owned
+    output buffer of :func:`o2_buffer_size` bytes).
     """
     if records.dtype != CLUSTER_NATIVE_DTYPE:
         raise ClusterNativeFormatError(f"expected ClusterNative records, got {records.dtype}")
     if not (len(records) == len(sector) == len(row)):
         raise ClusterNativeFormatError("records, sector and row differ in length")
     index = cluster_count_index(sector, row)
-    order = sector_row_order(sector, row)
-    buf = np.empty(CLUSTER_COUNT_INDEX_BYTES + records.nbytes, dtype=np.uint8)
+    size = o2_buffer_size(len(records))
+    if out is None:
+        buf = np.empty(size, dtype=np.uint8)
+    elif out.dtype != np.uint8 or out.shape != (size,):
+        raise ClusterNativeFormatError(
+            f"output buffer must be ({size},) uint8, got {out.shape} {out.dtype}"
+        )
+    else:
+        buf = out
     buf[:CLUSTER_COUNT_INDEX_BYTES] = index.astype("<u4").view(np.uint8).ravel()
-    buf[CLUSTER_COUNT_INDEX_BYTES:] = records[order].view(np.uint8)
+    key = np.asarray(sector, dtype=np.int64) * N_ROWS + np.asarray(row, dtype=np.int64)
+    payload = buf[CLUSTER_COUNT_INDEX_BYTES:].view(CLUSTER_NATIVE_DTYPE)
+    if len(key) < 2 or np.all(key[1:] >= key[:-1]):
+        payload[:] = records  # already in O2 order: one copy, no sort
+    else:
+        payload[:] = records[sector_row_order(sector, row)]
     return buf
 
 
