@@ -1,11 +1,11 @@
 """Core of the workflow framework (mirror of O2's DPL): specs, topology checks, configuration,
 task contexts and the inline runner.
 
-Known bugs are pinned with ``xfail(strict=True)``: when one is fixed the test turns XPASS and
-fails, so the marker must then be removed.
+Five bugs these tests found (condition inputs pinning tf_id, factories with defaulted
+arguments, '%' in INI values, ambiguous "ORIG/DESC" output lookup, duplicate output bindings)
+are fixed; their tests now pin the fixed behaviour.
 """
 
-import configparser
 import functools
 import pickle
 import re
@@ -300,12 +300,6 @@ def test_same_output_twice_rejected():
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="bug: two outputs with the same binding are accepted; output('trk') then silently "
-    "resolves to the first one (input bindings are checked for duplicates, outputs are not)",
-)
 def test_duplicate_output_binding_rejected():
     with pytest.raises(SpecError, match="'trk'"):
         DataProcessorSpec(
@@ -383,12 +377,6 @@ def test_output_lookup_forms():
             spec.output(ref)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="bug: 'ORIG/DESC' with several declared subspecs (e.g. per-sector CLUSTERNATIVE) "
-    "silently resolves to the first subspec instead of being reported as ambiguous",
-)
 def test_output_lookup_without_subspec_is_ambiguous_for_several_subspecs():
     spec = DataProcessorSpec(
         "tpc-clusterer", outputs=[OutputSpec("TPC", "CLUSTERNATIVE", s) for s in range(3)]
@@ -680,13 +668,6 @@ def test_ini_errors(tmp_path):
         ConfigStore().apply_ini(garbage)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=configparser.InterpolationSyntaxError,
-    reason="bug: apply_ini uses ConfigParser's '%' interpolation, so a value such as '50%' "
-    "raises configparser.InterpolationSyntaxError (not ConfigError) instead of being taken "
-    "literally as in O2's INI files",
-)
 def test_ini_value_with_percent_is_literal(tmp_path):
     ini = tmp_path / "pct.ini"
     ini.write_text(f"[{GROUP}]\nlabel = 50%\n")
@@ -786,13 +767,6 @@ def test_make_task_errors():
         make_task(42)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: make_task counts all parameters, so a factory callable with no argument but "
-    "having defaults (def f(threshold=0.5), functools.partial(MyTask, x=1)) is taken for a "
-    "plain run function f(pc)",
-)
 def test_make_task_factory_with_defaults():
     class WithArg(Task):
         def __init__(self, x=1):
@@ -1195,13 +1169,6 @@ def test_condition_input_is_kept_for_later_timeframes():
     assert [r[3] for r in RECEIVED] == [0.0, 1.0, 2.0, 3.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: ProcessorRuntime.process takes tf_id = min over all inputs, including a "
-    "Condition message kept from an earlier timeframe, so every later timeframe of the "
-    "consumer (and its output headers) carries the condition's tf_id (100) instead of its own",
-)
 def test_condition_input_does_not_pin_tf_id():
     summary = run_inline(_condition_topology(4), keep_sink=True)
     assert [r[1] for r in RECEIVED] == [100, 101, 102, 103]

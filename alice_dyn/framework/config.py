@@ -137,7 +137,7 @@ class ConfigStore:
 
     def apply_ini(self, path: str | Path) -> None:
         """Apply an INI file with one ``[Group]`` section per group."""
-        parser = configparser.ConfigParser()
+        parser = configparser.ConfigParser(interpolation=None)  # '%' is a plain character
         parser.optionxform = str  # keys are case-sensitive
         try:
             with open(path, encoding="utf-8") as fh:
@@ -160,7 +160,13 @@ class ConfigStore:
 
     def changes(self) -> dict[str, dict[str, Any]]:
         """Only the values that differ from the defaults (what to pass to another process)."""
-        return {g: dict(v) for g, v in self._changes.items() if v}
+        out: dict[str, dict[str, Any]] = {}
+        for g, values in self._changes.items():
+            defaults = _REGISTRY[g][0]()
+            diff = {k: v for k, v in values.items() if getattr(defaults, k) != v}
+            if diff:
+                out[g] = diff
+        return out
 
     def format(self) -> str:
         """A printout of the effective configuration, marking values that were changed."""

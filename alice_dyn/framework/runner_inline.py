@@ -45,8 +45,12 @@ def run_inline(
     mailbox: dict[str, dict[int, dict[str, Message]]] = {n: {} for n in runtimes}
     conditions: dict[str, dict[str, Message]] = {n: {} for n in runtimes}
     active_sources = set(topology.sources)
+    # progress None: a bar only on a terminal (tqdm's auto mode)
     bar = tqdm(
-        desc="timeframes", unit="TF", total=max_timeframes, disable=progress is False or None
+        desc="timeframes",
+        unit="TF",
+        total=max_timeframes,
+        disable=None if progress is None else not progress,
     )
     try:
         for rt in runtimes.values():

@@ -113,7 +113,12 @@ class ProcessorRuntime:
 
     def process(self, timeslice: int, inputs: dict[str, Message]) -> ProcessResult:
         """Run the task on one timeframe's inputs; returns its outputs (sent by the runner)."""
-        tf_id = min((m.header.tf_id for m in inputs.values()), default=timeslice)
+        # the id of this timeframe's data; cached Condition inputs of earlier timeframes and
+        # sources (no input) do not count
+        tf_id = min(
+            (m.header.tf_id for m in inputs.values() if m.header.timeslice == timeslice),
+            default=timeslice,
+        )
         allocator = DataAllocator(self.spec, self.arrays)
         services = Services()
         pc = ProcessingContext(

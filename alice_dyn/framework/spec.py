@@ -47,7 +47,7 @@ class SpecError(ValueError):
 def _check_origin(origin: str, where: str) -> None:
     if not isinstance(origin, str) or not origin or len(origin) > MAX_ORIGIN:
         raise SpecError(f"{where}: origin {origin!r} must be 1-{MAX_ORIGIN} characters")
-    if not origin.isascii() or "/" in origin or ";" in origin or ":" in origin:
+    if not origin.isascii() or any(c in origin for c in "/;:") or any(c.isspace() for c in origin):
         raise SpecError(f"{where}: origin {origin!r} has a character not allowed")
 
 
@@ -56,7 +56,11 @@ def _check_description(description: str, where: str) -> None:
         raise SpecError(
             f"{where}: description {description!r} must be 1-{MAX_DESCRIPTION} characters"
         )
-    if not description.isascii() or any(c in description for c in "/;:"):
+    if (
+        not description.isascii()
+        or any(c in description for c in "/;:")
+        or any(c.isspace() for c in description)
+    ):
         raise SpecError(f"{where}: description {description!r} has a character not allowed")
 
 
@@ -206,6 +210,10 @@ class DataProcessorSpec:
         dup = {b for b in bindings if bindings.count(b) > 1}
         if dup:
             raise SpecError(f"processor {self.name!r}: duplicate input binding(s) {sorted(dup)}")
+        out_bindings = [o.binding for o in self.outputs if o.binding]
+        dup = {b for b in out_bindings if out_bindings.count(b) > 1}
+        if dup:
+            raise SpecError(f"processor {self.name!r}: duplicate output binding(s) {sorted(dup)}")
         types = [str(o.data_type) for o in self.outputs]
         dup = {t for t in types if types.count(t) > 1}
         if dup:
@@ -232,16 +240,23 @@ class DataProcessorSpec:
         """The declared output addressed by binding, ``ORIG/DESC[/SUB]`` string or data type."""
         if isinstance(ref, OutputSpec):
             ref = ref.data_type
-        for out in self.outputs:
-            if isinstance(ref, DataType):
-                if out.data_type == ref:
-                    return out
-            elif ref == out.binding or ref in (
-                f"{out.origin}/{out.description}",
-                f"{out.origin}/{out.description}/{out.subspec}",
-            ):
-                return out
-        raise SpecError(f"processor {self.name!r} declares no output {ref!s}")
+        if isinstance(ref, DataType):
+            found = [o for o in self.outputs if o.data_type == ref]
+        else:
+            found = [o for o in self.outputs if ref == o.binding]
+            found = found or [
+                o
+                for o in self.outputs
+                if ref in (f"{o.origin}/{o.description}", f"{o.origin}/{o.description}/{o.subspec}")
+            ]
+        if not found:
+            raise SpecError(f"processor {self.name!r} declares no output {ref!s}")
+        if len(found) > 1:
+            raise SpecError(
+                f"processor {self.name!r}: output {ref!s} is ambiguous between "
+                f"{[str(o) for o in found]}: give the subspec"
+            )
+        return found[0]
 
     @property
     def is_source(self) -> bool:

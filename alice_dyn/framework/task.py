@@ -49,10 +49,16 @@ def make_task(algorithm: Any) -> Task:
         return algorithm()
     if callable(algorithm):
         try:
-            n_params = len(inspect.signature(algorithm).parameters)
+            params = inspect.signature(algorithm).parameters.values()
+            n_required = sum(
+                1
+                for p in params
+                if p.default is inspect.Parameter.empty
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            )
         except (TypeError, ValueError):
-            n_params = 1
-        if n_params == 0:
+            n_required = 1
+        if n_required == 0:
             task = algorithm()
             if not isinstance(task, Task):
                 raise TypeError(f"algorithm factory {algorithm!r} did not return a Task")
