@@ -197,7 +197,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def _add_quickstart(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "quickstart",
-        help="the main job on the shipped sample (simulate -> ROOT -> read back -> summary)",
+        help="the main job on the shipped sample (simulate -> ROOT -> read back -> summary -> "
+        "cluster workflow)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--sample", default=str(DEFAULT_SAMPLE), help="shipped sample to summarise")
@@ -234,7 +235,24 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
             assert_timeframes_equal(original, back)
     print(f"simulated and wrote {n_cl} clusters in {t_sim:.1f} s; read back identical")
     print(format_summary(summarize_file(out)))
-    return 0
+
+    from alice_dyn.framework.executable import report, run_specs
+    from alice_dyn.stages import (
+        aod_writer_spec,
+        tpc_cluster_reader_spec,
+        tpc_cluster_transform_spec,
+    )
+
+    aod = Path(args.out_dir) / "quickstart_clusters_aod.root"
+    print(f"\n== 3. workflow: tpc-cluster-reader -> tpc-cluster-transform -> aod-writer -> {aod}")
+    summary = run_specs(
+        [
+            tpc_cluster_reader_spec([args.sample, str(out)]),
+            tpc_cluster_transform_spec(),
+            aod_writer_spec(str(aod), inputs="clusters:TPC/CLUSTERGLOBAL;tfmeta:GLO/TFMETA"),
+        ]
+    )
+    return report(summary, None)
 
 
 def _add_workflows(sub: argparse._SubParsersAction) -> None:

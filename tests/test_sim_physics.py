@@ -141,9 +141,9 @@ def test_tof_beta_bands_and_resolution():
         assert len(tof) > 25
         t_ps = tof.time_ps - col.time_ns[0] * 1e3
         beta = tof.mc_length_cm / (t_ps * 1e-3 * SPEED_OF_LIGHT_CM_PER_NS)
-        p = np.sqrt(
-            tf.particles.px_gev**2 + tf.particles.py_gev**2 + tf.particles.pz_gev**2
-        )[tof.label]
+        p = np.sqrt(tf.particles.px_gev**2 + tf.particles.py_gev**2 + tf.particles.pz_gev**2)[
+            tof.label
+        ]
         expected = beta_of(p, MASSES_GEV[species])
         assert np.all(np.abs(beta - expected) < 0.02)
         pull_ps = (1 / beta - 1 / expected) * tof.mc_length_cm / SPEED_OF_LIGHT_CM_PER_NS * 1e3
