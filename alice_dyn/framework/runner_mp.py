@@ -1,0 +1,831 @@
+"""The multi-process runner: one OS process per processor instance, payloads in shared memory.
+
+Layer: framework. Same semantics as :func:`~alice_dyn.framework.runner_inline.run_inline` (same
+outputs, same fate of every timeframe), with processors running concurrently:
+
+* **Processes.** Every processor instance ("lane") is a worker process running a
+  :class:`~alice_dyn.framework.runtime.ProcessorRuntime`; ``pipeline={"name": N}`` starts N lanes
+  of a processor (``InitContext.lane`` = 0..N-1), each given the next timeslice when it has the
+  fewest in flight (round robin on ties). Sources have one lane.
+* **Driver.** The calling process routes every message, as the inline runner does, but
+  asynchronously: a processor's timeslice ``t`` is decided (run, skipped, or *incomplete* when a
+  blocking input is missing: consume when all) once all its producers are done with ``t`` and it
+  has decided ``t - 1``; so each lane sees timeslices in increasing order, outputs of parallel
+  lanes are consumed downstream in timeslice order, and Condition inputs are the latest one
+  produced at or before ``t``. Sources are asked for one timeslice at a time (a source that calls
+  ``end_of_stream`` is never run again, as inline).
+* **Transport.** ``"ndarray"`` and ``"columns"`` payloads live in shared memory
+  (:mod:`alice_dyn.framework.shm`): ``make``/``make_columns`` allocate there directly (zero
+  copy), ``snapshot`` copies once, ``adopt`` of heap memory copies when sent; consumers get
+  read-only views. Only small descriptors and ``"object"`` payloads are pickled.
+* **Segment lifetime.** The driver owns every segment a worker reported: one reference per
+  delivery (consumer lane, mailbox, cached Condition, kept sink), dropped when the consumer's
+  ``run`` returned; at zero the driver unlinks it. A run's segment names share a prefix that is
+  swept at the end, so failures (even ``SIGKILL``) leave nothing in ``/dev/shm``.
+* **Backpressure.** At most ``queue_depth`` x (largest lane count) timeslices are in flight
+  (asked from the sources and not yet finished by every processor): a slow consumer holds the
+  sources back, and memory stays bounded.
+* **Failures.** An exception in a worker stops the run with ``summary.error`` = the worker's
+  :class:`~alice_dyn.framework.runtime.ProcessorError`; a worker that dies gives
+  ``ProcessorError(stage="process died")`` naming the processor, lane and timeframe(s) it held.
+  The driver only waits on pipes and process sentinels (never blocks on a worker) and honours
+  ``timeout_s``. Timeframes in flight when the run stops are marked failed ("aborted").
+  Workers are always stopped (``Task.stop``), then terminated if they do not exit.
+"""
+
+from __future__ import annotations
+
+import bisect
+import importlib
+import itertools
+import multiprocessing as mp
+import multiprocessing.queues
+import os
+import pickle
+import queue
+import signal
+import time
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from typing import Any
+
+from tqdm import tqdm
+
+from alice_dyn.framework import shm
+from alice_dyn.framework.config import ConfigStore
+from alice_dyn.framework.metrics import ProcessorMetrics
+from alice_dyn.framework.runtime import (
+    FAILED,
+    INCOMPLETE,
+    PROCESSED,
+    ProcessorError,
+    ProcessorRuntime,
+    RunSummary,
+    config_for,
+)
+from alice_dyn.framework.spec import DataProcessorSpec, Lifetime, SpecError
+from alice_dyn.framework.topology import DUMMY_SINK, Topology
+
+#: seconds the workers get to run ``Task.stop`` and exit before they are terminated
+STOP_GRACE_S = 5.0
+_POLL_S = 0.5
+_PICKLE = pickle.HIGHEST_PROTOCOL
+
+#: shared-memory bookkeeping of the last run in this process (diagnostics and tests):
+#: ``created`` segments reported by workers, ``unlinked`` when their last reader finished,
+#: ``released_at_end`` (e.g. cached Condition inputs), ``swept`` (left by a failure)
+last_transport_stats: dict[str, int] = {}
+
+
+# --------------------------------------------------------------------------------------------
+# worker side
+
+
+class _TaskQueue(multiprocessing.queues.Queue):
+    """The driver's queue to one worker; its feeder thread stays quiet if the worker died."""
+
+    @staticmethod
+    def _on_queue_feeder_error(e, obj):  # the driver reports the worker's death itself
+        pass
+
+
+def _load_spec(ref: Any) -> DataProcessorSpec:
+    if isinstance(ref, DataProcessorSpec):
+        return ref
+    _, factory, kwargs, name = ref
+    module, _, func = factory.partition(":")
+    made = getattr(importlib.import_module(module), func)(**kwargs)
+    for spec in made if isinstance(made, list | tuple) else [made]:
+        if spec.name == name:
+            return spec
+    raise SpecError(f"factory {factory} did not make processor {name!r}")
+
+
+class _Worker:
+    """One processor instance in its own process, serving the driver's requests."""
+
+    def __init__(self, spec_ref: Any, config: dict, lane: int, prefix: str, results) -> None:
+        self.results = results
+        self.name = spec_ref.name if isinstance(spec_ref, DataProcessorSpec) else spec_ref[3]
+        self.arena = shm.ShmArena(prefix)
+        self.cache = shm.SegmentCache()
+        self.spec_ref = spec_ref
+        self.config = config
+        self.lane = lane
+        self.rt: ProcessorRuntime | None = None
+        self._seen = (0, 0, 0, 0, 0)
+
+    def send(self, *msg: Any) -> None:
+        self.results.send_bytes(pickle.dumps(msg, _PICKLE))
+
+    def init(self) -> None:
+        try:
+            spec = _load_spec(self.spec_ref)
+        except Exception as exc:
+            err = ProcessorError(
+                self.name, "init", f"{type(exc).__name__}: {exc}", details=traceback.format_exc()
+            )
+            self.send("error", None, err)
+            return
+        self.rt = ProcessorRuntime(spec, self.config, self.arena.allocate, self.lane)
+        try:
+            self.rt.init()
+        except ProcessorError as err:
+            self.send("error", None, err)
+            return
+        self.send("ready")
+
+    def _metrics_delta(self) -> tuple:
+        m = self.rt.metrics
+        now = (len(m.seconds), m.messages_in, m.bytes_in, m.messages_out, m.bytes_out)
+        prev, self._seen = self._seen, now
+        return (m.seconds[prev[0] :], *(a - b for a, b in zip(now[1:], prev[1:], strict=True)))
+
+    def run(self, ts: int, wire_inputs: dict[str, shm.WireMessage]) -> None:
+        mapped: dict = {}
+        try:
+            inputs = {b: shm.decode_message(w, self.cache, mapped) for b, w in wire_inputs.items()}
+        except Exception as exc:  # a segment vanished: only after the driver gave up
+            tf = min((w.header.tf_id for w in wire_inputs.values()), default=ts)
+            cause = f"{type(exc).__name__}: {exc}"
+            self.send("error", ts, ProcessorError(self.name, "receive", cause, ts, tf))
+            return
+        self.arena.begin()
+        tf_id = ts
+        try:
+            res = self.rt.process(ts, inputs)
+            tf_id = res.tf_id
+            outs = [shm.encode_message(m, self.arena, mapped) for m in res.outputs]
+            blob = pickle.dumps(
+                ("result", ts, outs, self.arena.names(), res.eos, res.tf_id, self._metrics_delta()),
+                _PICKLE,
+            )
+        except ProcessorError as err:
+            self.arena.discard()
+            self.send("error", ts, err)
+            return
+        except Exception as exc:  # an output that cannot be sent (pickling, shared memory full)
+            self.arena.discard()
+            err = ProcessorError(
+                self.name, "send", f"{type(exc).__name__}: {exc}", ts, tf_id,
+                traceback.format_exc(),
+            )  # fmt: skip
+            self.send("error", ts, err)
+            return
+        self.arena.seal()  # the driver owns the call's segments from now on
+        self.results.send_bytes(blob)
+
+    def end_of_stream(self) -> None:
+        try:
+            self.rt.end_of_stream()
+        except ProcessorError as err:
+            self.send("error", None, err)
+            return
+        self.send("eos_done")
+
+    def serve(self, tasks, abort, parent_pid: int) -> None:
+        stopped = False
+        try:
+            self.init()
+            while True:
+                try:
+                    item = tasks.get(timeout=_POLL_S)
+                except queue.Empty:
+                    if os.getppid() != parent_pid:
+                        return  # the driver is gone
+                    continue
+                op = item[0]
+                if op == "run":
+                    if not abort.is_set():
+                        self.run(item[1], item[2])
+                elif op == "eos":
+                    self.end_of_stream()
+                elif op == "stop":
+                    if self.rt is not None:
+                        self.rt.stop()
+                    stopped = True
+                    self.send("stopped", self.rt.metrics if self.rt is not None else None)
+                    return
+        finally:
+            if not stopped and self.rt is not None:
+                self.rt.stop()
+            self.results.close()
+
+
+def _worker_main(spec_ref, config, lane, prefix, tasks, results, abort, parent_pid) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's: it stops us
+    _Worker(spec_ref, config, lane, prefix, results).serve(tasks, abort, parent_pid)
+
+
+# --------------------------------------------------------------------------------------------
+# driver side
+
+
+@dataclass(eq=False)
+class _Lane:
+    name: str
+    index: int
+    proc: Any
+    tasks: Any
+    conn: Any
+    shadow: ProcessorMetrics
+    inflight: dict[int, list[shm.WireMessage]] = field(default_factory=dict)
+    state: str = "starting"  # starting, ready, stopped, dead
+    eos_done: bool = False
+    final_metrics: ProcessorMetrics | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name!r} lane {self.index}"
+
+    @property
+    def live(self) -> bool:
+        return self.state not in ("stopped", "dead")
+
+
+def _death_cause(code: int | None) -> str:
+    if code is None:
+        return "stopped answering"
+    if code < 0:
+        try:
+            return f"was killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+class _Driver:
+    def __init__(
+        self,
+        topology: Topology,
+        config: ConfigStore | None,
+        pipeline: dict[str, int],
+        max_timeframes: int | None,
+        progress: bool | None,
+        keep_sink: bool,
+        queue_depth: int,
+        start_method: str,
+        timeout_s: float | None,
+    ) -> None:
+        self.topology = topology
+        self.config = config
+        self.lanes_of = {p.name: pipeline.get(p.name, 1) for p in topology.processors}
+        self.max_tf = max_timeframes
+        self.progress = progress
+        self.keep_sink = keep_sink
+        self.window = queue_depth * max(self.lanes_of.values())
+        self.start_method = start_method
+        self.timeout_s = timeout_s
+        self.summary = RunSummary("multiprocess")
+
+        self.names = [p.name for p in topology.processors]
+        self.index = {n: i for i, n in enumerate(self.names)}
+        self.sources = list(topology.sources)
+        self.source_set = set(self.sources)
+        self.non_sources = [n for n in self.names if n not in self.source_set]
+        self.producers = {n: {r.producer for r in topology.inputs_of[n]} for n in self.names}
+        self.cond_bindings = {
+            n: [r.binding for r in topology.inputs_of[n] if r.lifetime == Lifetime.Condition]
+            for n in self.names
+        }
+        self.required = {n: topology.required_bindings(n) for n in self.names}
+
+        self.lanes: dict[str, list[_Lane]] = {}
+        self.all_lanes: list[_Lane] = []
+        self.rr = dict.fromkeys(self.names, 0)
+        self.prefix = shm.new_run_prefix()
+        self.cache = shm.SegmentCache()
+        self.segs: dict[str, int] = {}
+        self.stats = {"created": 0, "unlinked": 0, "released_at_end": 0, "swept": 0}
+
+        self.mailbox: dict[str, dict[int, dict[str, shm.WireMessage]]] = {n: {} for n in self.names}
+        self.cond_hist: dict[tuple[str, str], list[tuple[int, shm.WireMessage]]] = {
+            (n, b): [] for n in self.names for b in self.cond_bindings[n]
+        }
+        self.next_ts = dict.fromkeys(self.non_sources, 0)
+        self.pending: dict[int, set[str]] = {}
+        self.produced: dict[int, dict[str, int]] = {}
+        self.marks: dict[int, list[tuple[int, str, str, str]]] = {}
+        self.sink_buf: dict[int, list[tuple[int, int, Any]]] = {}
+        self.seq = itertools.count()
+        self.opened = 0
+        self.base = 0
+        self.src_active = set(self.sources)
+        self.src_busy = dict.fromkeys(self.sources, False)
+        self.src_next = dict.fromkeys(self.sources, 0)
+
+        self.phase = "init"
+        self.aborted = False
+        self.eos_lane: _Lane | None = None
+        self.deadline: float | None = None
+        self.abort_event = None
+        self.bar = None
+
+    # ---- processes ------------------------------------------------------------------------
+
+    def _spec_ref(self, spec: DataProcessorSpec) -> Any:
+        if self.start_method == "fork":
+            return spec
+        try:
+            pickle.dumps(spec, _PICKLE)
+        except Exception as exc:
+            if spec.factory:
+                return ("factory", spec.factory, dict(spec.factory_kwargs), spec.name)
+            raise SpecError(
+                f"processor {spec.name!r} cannot be sent to a {self.start_method!r} worker "
+                f"({type(exc).__name__}: {exc}); use a module-level algorithm, a spec factory "
+                "or start_method='fork'"
+            ) from exc
+        return spec
+
+    def _start_workers(self) -> None:
+        ctx = mp.get_context(self.start_method)
+        self.abort_event = ctx.Event()
+        refs = {p.name: self._spec_ref(p) for p in self.topology.processors}
+        wid = 0
+        for p in self.topology.processors:
+            cfg = config_for(p, self.config)
+            self.lanes[p.name] = []
+            for k in range(self.lanes_of[p.name]):
+                tasks = _TaskQueue(ctx=ctx)
+                r, w = ctx.Pipe(duplex=False)
+                proc = ctx.Process(
+                    target=_worker_main,
+                    args=(refs[p.name], cfg, k, f"{self.prefix}{wid}_", tasks, w,
+                          self.abort_event, os.getpid()),
+                    name=f"alice-dyn {p.name}[{k}]",
+                )  # fmt: skip
+                try:
+                    proc.start()
+                except BaseException:
+                    tasks.close()
+                    r.close()
+                    raise
+                finally:
+                    w.close()  # only the worker writes: its death shows as end of file
+                lane = _Lane(p.name, k, proc, tasks, r, ProcessorMetrics(p.name))
+                self.lanes[p.name].append(lane)
+                self.all_lanes.append(lane)
+                wid += 1
+
+    def _poll(self, timeout: float) -> None:
+        """Wait for messages or process exits (at most ``timeout`` s) and handle them."""
+        live = [lane for lane in self.all_lanes if lane.live]
+        if not live:
+            return
+        waitables: dict[Any, _Lane] = {}
+        for lane in live:
+            waitables[lane.conn] = lane
+            waitables[lane.proc.sentinel] = lane
+        ready = wait(list(waitables), max(timeout, 0.0))
+        exited = []
+        for obj in ready:
+            lane = waitables[obj]
+            if obj is lane.conn:
+                self._drain(lane)
+            else:
+                exited.append(lane)
+        for lane in exited:
+            if lane.live:
+                self._drain(lane)
+            if lane.live:
+                self._on_death(lane)
+
+    def _drain(self, lane: _Lane) -> None:
+        try:
+            while lane.live and lane.conn.poll(0):
+                data = lane.conn.recv_bytes()
+                try:
+                    msg = pickle.loads(data)
+                except Exception as exc:
+                    ts = min(lane.inflight, default=None)
+                    err = ProcessorError(
+                        lane.name, "send", f"cannot unpickle a message: {type(exc).__name__}: "
+                        f"{exc}", ts, self._tf_of(ts),
+                    )  # fmt: skip
+                    self._on_error(lane, ts, err)
+                    continue
+                self._on_message(lane, msg)
+        except (EOFError, OSError):
+            if lane.live:
+                self._on_death(lane)
+
+    def _on_message(self, lane: _Lane, msg: tuple) -> None:
+        kind = msg[0]
+        if kind == "ready":
+            lane.state = "ready" if lane.state == "starting" else lane.state
+        elif kind == "result":
+            self._on_result(lane, *msg[1:])
+        elif kind == "error":
+            self._on_error(lane, msg[1], msg[2])
+        elif kind == "eos_done":
+            lane.eos_done = True
+        elif kind == "stopped":
+            lane.state = "stopped"
+            lane.final_metrics = msg[1]
+
+    def _on_death(self, lane: _Lane) -> None:
+        lane.proc.join(1.0)
+        code = lane.proc.exitcode
+        lane.state = "dead"
+        if self.aborted or self.phase == "stop":
+            return
+        held = sorted(lane.inflight)
+        cause = f"worker process of {lane.label} (pid {lane.proc.pid}) {_death_cause(code)}"
+        if held:
+            cause += f" while holding timeslice(s) {held}"
+        elif self.phase in ("init", "eos"):
+            cause += f" during {'init' if self.phase == 'init' else 'end_of_stream'}"
+        ts0 = held[0] if held else None
+        err = ProcessorError(lane.name, "process died", cause, ts0, self._tf_of(ts0))
+        self._fail(err, [(t, self._tf_of(t), lane.name, cause) for t in held])
+
+    def _on_error(self, lane: _Lane, ts: int | None, err: ProcessorError) -> None:
+        if ts is not None:
+            lane.inflight.pop(ts, None)
+        if self.aborted:
+            return
+        failures = []
+        if ts is not None:
+            tf = err.tf_id if err.tf_id is not None else ts
+            failures.append((ts, tf, lane.name, err.cause))
+        self._fail(err, failures)
+
+    def _tf_of(self, ts: int | None) -> int | None:
+        if ts is None:
+            return None
+        prod = self.produced.get(ts, {})
+        first = next((s for s in self.sources if s in prod), None)
+        return prod[first] if first is not None else ts
+
+    # ---- shared memory references ---------------------------------------------------------
+
+    def _retain(self, w: shm.WireMessage) -> None:
+        for s in w.segments:
+            self.segs[s] = self.segs.get(s, 0) + 1
+
+    def _release(self, w: shm.WireMessage) -> None:
+        for s in w.segments:
+            n = self.segs.get(s, 0) - 1
+            if n > 0:
+                self.segs[s] = n
+            else:
+                self.segs.pop(s, None)
+                shm.unlink_segment(s)
+                self.stats["unlinked"] += 1
+
+    # ---- data flow ------------------------------------------------------------------------
+
+    def _dispatch(self, name: str, ts: int, inputs: dict[str, shm.WireMessage]) -> None:
+        lanes = self.lanes[name]
+        start = self.rr[name]
+        lane = min(lanes, key=lambda ln: (len(ln.inflight), (ln.index - start) % len(lanes)))
+        self.rr[name] = (lane.index + 1) % len(lanes)
+        lane.inflight[ts] = list(inputs.values())
+        lane.tasks.put(("run", ts, inputs))
+
+    def _on_result(self, lane, ts, outs, new, eos, tf_id, delta) -> None:
+        held = lane.inflight.pop(ts, [])
+        seconds, n_in, b_in, n_out, b_out = delta
+        lane.shadow.merge(
+            ProcessorMetrics(
+                lane.name, list(seconds), messages_in=n_in, messages_out=n_out,
+                bytes_in=b_in, bytes_out=b_out,
+            )
+        )  # fmt: skip
+        self.stats["created"] += len(new)
+        if self.aborted:  # the run stopped: nobody will read these
+            for s in new:
+                shm.unlink_segment(s)
+            return
+        for s in new:
+            self.segs.setdefault(s, 0)
+        name = lane.name
+        if name in self.source_set:
+            self.src_busy[name] = False
+            self.src_next[name] = ts + 1
+            if outs:
+                self.produced.setdefault(ts, {})[name] = tf_id
+        self._route(name, ts, outs)
+        for w in held:
+            self._release(w)
+        for s in new:
+            if self.segs.get(s) == 0:
+                del self.segs[s]
+                shm.unlink_segment(s)
+                self.stats["unlinked"] += 1
+        if name in self.source_set and eos:
+            self._deactivate(name, ts)
+        self.pending[ts].discard(name)
+
+    def _route(self, name: str, ts: int, outs: list[shm.WireMessage]) -> None:
+        idx = self.index[name]
+        for w in outs:
+            for route in self.topology.routes_from.get((name, w.header.data_type), ()):
+                if route.consumer == DUMMY_SINK:
+                    self.summary.sink_count += 1
+                    if self.keep_sink:
+                        msg = shm.decode_message(w, self.cache)
+                        self.sink_buf.setdefault(ts, []).append((idx, next(self.seq), msg))
+                elif route.lifetime == Lifetime.Condition:
+                    hist = self.cond_hist[(route.consumer, route.binding)]
+                    bisect.insort(hist, (ts, w), key=lambda e: e[0])
+                    self._retain(w)
+                else:
+                    self.mailbox[route.consumer].setdefault(ts, {})[route.binding] = w
+                    self._retain(w)
+
+    def _deactivate(self, source: str, last_ts: int) -> None:
+        self.src_active.discard(source)
+        for t in range(last_ts + 1, self.opened):
+            if t in self.pending:
+                self.pending[t].discard(source)
+
+    def _conditions_at(self, name: str, ts: int) -> dict[str, shm.WireMessage]:
+        """The latest Condition input of each binding made at or before ``ts`` (older ones are
+        never needed again: they are released)."""
+        out = {}
+        for b in self.cond_bindings[name]:
+            hist = self.cond_hist[(name, b)]
+            i = bisect.bisect_right(hist, ts, key=lambda e: e[0])
+            if i:
+                out[b] = hist[i - 1][1]
+                for _, w in hist[: i - 1]:
+                    self._release(w)
+                del hist[: i - 1]
+        return out
+
+    def _decide(self, name: str) -> None:
+        """Run, skip or mark incomplete the next timeslices of ``name`` whose producers are done."""
+        producers = self.producers[name]
+        while True:
+            ts = self.next_ts[name]
+            if ts >= self.opened:
+                return
+            pend = self.pending[ts]
+            if not producers.isdisjoint(pend):
+                return
+            self.next_ts[name] = ts + 1
+            conditions = self._conditions_at(name, ts)
+            box = self.mailbox[name].pop(ts, None)
+            if not box:
+                pend.discard(name)
+                continue
+            inputs = {**conditions, **box}
+            missing = self.required[name] - set(inputs)
+            if missing:
+                why = f"input(s) {sorted(missing)} missing (consume when all)"
+                self.marks.setdefault(ts, []).append((self.index[name], INCOMPLETE, name, why))
+                for w in box.values():
+                    self._release(w)
+                pend.discard(name)
+                continue
+            for b in conditions:
+                if b not in box:
+                    self._retain(conditions[b])
+            self._dispatch(name, ts, inputs)
+
+    def _open(self, ts: int) -> None:
+        while self.opened <= ts:
+            self.pending[self.opened] = set(self.non_sources) | self.src_active
+            self.opened += 1
+
+    def _request_sources(self) -> None:
+        for name in self.sources:
+            if name not in self.src_active or self.src_busy[name]:
+                continue
+            ts = self.src_next[name]
+            if self.max_tf is not None and ts >= self.max_tf:
+                self._deactivate(name, ts - 1)
+                continue
+            if ts >= self.base + self.window:
+                continue  # backpressure: the oldest timeslice in flight must finish first
+            self._open(ts)
+            self.src_busy[name] = True
+            self._dispatch(name, ts, {})
+
+    def _mark_record(self, ts: int) -> bool:
+        prod = self.produced.pop(ts, {})
+        first = next((s for s in self.sources if s in prod), None)
+        if first is not None:
+            self.summary.mark(ts, prod[first], PROCESSED)
+        return first is not None
+
+    def _flush_sink(self, ts: int) -> None:
+        for _, _, msg in sorted(self.sink_buf.pop(ts, []), key=lambda e: e[:2]):
+            self.summary.sink.append(msg)
+
+    def _finalize_ready(self) -> None:
+        while self.base < self.opened and not self.pending[self.base]:
+            ts = self.base
+            del self.pending[ts]
+            tf = self._tf_of(ts)
+            produced = self._mark_record(ts)
+            for _, status, proc, why in sorted(self.marks.pop(ts, []), key=lambda e: e[0]):
+                self.summary.mark(ts, tf, status, proc, why)
+            self._flush_sink(ts)
+            if produced:
+                self.bar.update(1)
+            self.base += 1
+
+    def _pump(self) -> None:
+        if self.aborted:
+            return
+        for name in self.non_sources:
+            self._decide(name)
+        self._finalize_ready()
+        self._request_sources()
+
+    @property
+    def _streaming_done(self) -> bool:
+        return not self.src_active and self.base == self.opened
+
+    # ---- failures -------------------------------------------------------------------------
+
+    def _fail(self, err: ProcessorError, failures: list[tuple[int, int, str, str]]) -> None:
+        """Stop the run: record the error, the failed timeframes and those in flight."""
+        if self.summary.error is None:
+            self.summary.error = err
+        self.aborted = True
+        self.abort_event.set()
+        failed_at: dict[int, list[tuple[int, str, str, str]]] = {}
+        for ts, tf, proc, cause in failures:
+            failed_at.setdefault(ts, []).append((self.index[proc], FAILED, proc, cause, tf))
+        for ts in range(self.base, max(self.opened, max(failed_at, default=-1) + 1)):
+            tf_default = self._tf_of(ts)
+            self._mark_record(ts)
+            marks = [(*m, tf_default) for m in self.marks.pop(ts, [])] + failed_at.get(ts, [])
+            for _, status, proc, why, tf in sorted(marks, key=lambda e: e[0]):
+                self.summary.mark(ts, tf, status, proc, why)
+            if ts in self.summary.timeframes:
+                pend = self.pending.get(ts, set())
+                holder = next((n for n in self.names if n in pend), None)
+                self.summary.mark(
+                    ts, tf_default, FAILED, holder,
+                    f"aborted: the run stopped after the failure of {err.processor!r}",
+                )  # fmt: skip
+            self._flush_sink(ts)
+        self.pending.clear()
+        self.base = self.opened
+
+    def _check_deadline(self) -> bool:
+        if self.deadline is None or time.monotonic() < self.deadline:
+            return False
+        waiting = [ln for ln in self.all_lanes if ln.inflight and ln.live]
+        ts = min((min(ln.inflight) for ln in waiting), default=None)
+        if ts is not None:
+            lane = next(ln for ln in waiting if ts in ln.inflight)
+        elif self.phase == "eos" and self.eos_lane is not None:
+            lane = self.eos_lane
+        else:
+            lane = next((ln for ln in self.all_lanes if ln.state == "starting"), None)
+        name = lane.name if lane is not None else self.names[0]
+        cause = f"the run did not finish within timeout_s={self.timeout_s}"
+        if lane is not None:
+            cause += f" (waiting for {lane.label} in {self.phase})"
+        err = ProcessorError(name, "timeout", cause, ts, self._tf_of(ts))
+        self._fail(err, [(ts, self._tf_of(ts), name, cause)] if ts is not None else [])
+        return True
+
+    def _wait_step(self) -> None:
+        timeout = _POLL_S
+        if self.deadline is not None:
+            timeout = min(timeout, self.deadline - time.monotonic())
+        self._poll(timeout)
+
+    # ---- phases ---------------------------------------------------------------------------
+
+    def _wait_ready(self) -> None:
+        while any(ln.state == "starting" for ln in self.all_lanes) and not self.aborted:
+            self._wait_step()
+            self._check_deadline()
+
+    def _stream(self) -> None:
+        self.phase = "stream"
+        self._pump()
+        while not self.aborted and not self._streaming_done:
+            self._wait_step()
+            if self._check_deadline():
+                return
+            self._pump()
+
+    def _end_of_stream(self) -> None:
+        self.phase = "eos"
+        for name in self.names:  # in topological order, one instance after the other
+            for lane in self.lanes[name]:
+                self.eos_lane = lane
+                lane.tasks.put(("eos",))
+                while not lane.eos_done and not self.aborted:
+                    self._wait_step()
+                    if self._check_deadline():
+                        return
+                if self.aborted:
+                    return
+
+    def _shutdown(self) -> None:
+        self.phase = "stop"
+        self.aborted = True  # nothing is routed any more
+        if self.abort_event is not None:
+            self.abort_event.set()
+        for lane in self.all_lanes:
+            if lane.live:
+                lane.tasks.put(("stop",))
+        grace = time.monotonic() + STOP_GRACE_S
+        while any(ln.live for ln in self.all_lanes) and time.monotonic() < grace:
+            self._poll(min(_POLL_S, grace - time.monotonic()))
+        for lane in self.all_lanes:
+            if lane.proc.is_alive():
+                lane.proc.terminate()
+        for lane in self.all_lanes:
+            lane.proc.join(2.0)
+            if lane.proc.is_alive():
+                lane.proc.kill()
+                lane.proc.join()
+        for lane in self.all_lanes:
+            lane.tasks.cancel_join_thread()
+            lane.tasks.close()
+            lane.conn.close()
+        for name in self.names:
+            self.summary.metrics[name] = m = ProcessorMetrics(name)
+            for lane in self.lanes.get(name, []):
+                m.merge(lane.final_metrics if lane.final_metrics is not None else lane.shadow)
+        for s in list(self.segs):
+            shm.unlink_segment(s)
+        self.stats["released_at_end"] = len(self.segs)
+        self.segs.clear()
+        self.stats["swept"] = len(shm.sweep(self.prefix))
+        last_transport_stats.clear()
+        last_transport_stats.update(self.stats, prefix=self.prefix)
+
+    def run(self) -> RunSummary:
+        t0 = time.perf_counter()
+        if self.timeout_s is not None:
+            self.deadline = time.monotonic() + self.timeout_s
+        try:
+            self._start_workers()
+            # the bar (and its monitor thread) only after the workers are forked
+            self.bar = tqdm(
+                desc="timeframes",
+                unit="TF",
+                total=self.max_tf,
+                disable=None if self.progress is None else not self.progress,
+            )
+            self._wait_ready()
+            if not self.aborted:
+                self._stream()
+            if not self.aborted:
+                self._end_of_stream()
+        finally:
+            self._shutdown()
+            if self.bar is not None:
+                self.bar.close()
+            self.summary.wall_seconds = time.perf_counter() - t0
+        return self.summary
+
+
+def run_multiprocess(
+    topology: Topology,
+    config: ConfigStore | None = None,
+    *,
+    pipeline: dict[str, int] | None = None,
+    max_timeframes: int | None = None,
+    progress: bool | None = None,
+    keep_sink: bool = False,
+    queue_depth: int = 4,
+    start_method: str = "fork",
+    timeout_s: float | None = None,
+) -> RunSummary:
+    """Run ``topology`` with one process per processor instance; returns the
+    :class:`~alice_dyn.framework.runtime.RunSummary` (a processor's error, a dead worker or the
+    timeout are in ``summary.error``, never raised).
+
+    ``pipeline``: lanes per processor (``{"name": N}``; sources have one); ``queue_depth``:
+    timeslices in flight per lane of the most parallel processor (backpressure);
+    ``start_method``: ``"fork"`` (default) or ``"spawn"``/``"forkserver"`` (then the processors'
+    algorithms must be importable, or the specs must carry a ``factory``); ``timeout_s``: the
+    run stops with a ``"timeout"`` error after that many seconds. Raises :class:`SpecError` for
+    bad ``pipeline`` entries and ``ValueError`` for bad arguments.
+    """
+    lanes = dict(pipeline or {})
+    for name, n in lanes.items():
+        if name not in topology.by_name:
+            raise SpecError(f"pipeline: unknown processor {name!r}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise SpecError(f"pipeline: {name!r} needs a number of lanes >= 1, not {n!r}")
+        if n > 1 and topology.by_name[name].is_source:
+            raise SpecError(f"pipeline: source {name!r} cannot have {n} lanes (sources have one)")
+    if isinstance(queue_depth, bool) or not isinstance(queue_depth, int) or queue_depth < 1:
+        raise ValueError(f"queue_depth must be an integer >= 1, not {queue_depth!r}")
+    if start_method not in mp.get_all_start_methods():
+        raise ValueError(f"start_method {start_method!r}: use one of {mp.get_all_start_methods()}")
+    if timeout_s is not None and timeout_s <= 0:
+        raise ValueError(f"timeout_s must be > 0, not {timeout_s!r}")
+    driver = _Driver(
+        topology, config, lanes, max_timeframes, progress, keep_sink, queue_depth,
+        start_method, timeout_s,
+    )  # fmt: skip
+    return driver.run()
+
+
+__all__ = ["STOP_GRACE_S", "last_transport_stats", "run_multiprocess"]
