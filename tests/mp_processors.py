@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from alice_dyn.framework import (
     Lifetime,
     OutputSpec,
     Task,
+    config_group,
 )
 
 REC = np.dtype([("pad", "<u2"), ("time", "<f4"), ("q", "<u1")])
@@ -180,8 +182,11 @@ class Counter(Task):
         if ts == self.n - 1:
             pc.end_of_stream()
 
+    def end_of_stream(self, ec) -> None:
+        log(self.log, "eos counter 0")
+
     def stop(self) -> None:
-        log(self.log, "stop counter")
+        log(self.log, "stop counter 0")
 
 
 def counter_spec(n: int, size: int = 1000, log_path: str | None = None) -> DataProcessorSpec:
@@ -195,6 +200,23 @@ def counter_spec(n: int, size: int = 1000, log_path: str | None = None) -> DataP
             ConfigParamSpec("log", str, None),
         ],
         option_values={"n": n, "size": size, "log": log_path},
+    )
+
+
+class Forward(Task):
+    """Forwards its inputs unchanged (``adopt`` of the received views: no copy)."""
+
+    def run(self, pc) -> None:
+        pc.outputs.adopt("FWD/DATA", pc.inputs.get("data"))
+        pc.outputs.adopt("FWD/TIME", pc.inputs.get("time"))
+
+
+def forward_spec() -> DataProcessorSpec:
+    return DataProcessorSpec(
+        "forward",
+        inputs=[InputSpec("data", "CNT", "DATA"), InputSpec("time", "CNT", "TIME")],
+        outputs=[OutputSpec("FWD", "DATA"), OutputSpec("FWD", "TIME")],
+        algorithm=Forward,
     )
 
 
@@ -254,7 +276,9 @@ class Worker(Task):
         log(self.log, f"stop {self.name} {self.lane}")
 
 
-def worker_spec(name: str = "worker", **options) -> DataProcessorSpec:
+def worker_spec(
+    name: str = "worker", origin: str = "CNT", subspec: int = 0, **options
+) -> DataProcessorSpec:
     defaults = {
         "sleep": 0.0,
         "fail_at": -1,
@@ -266,8 +290,8 @@ def worker_spec(name: str = "worker", **options) -> DataProcessorSpec:
     types = {"sleep": float, "how": str, "log": str, "shm_prefix": str}
     return DataProcessorSpec(
         name,
-        inputs=[InputSpec("data", "CNT", "DATA"), InputSpec("time", "CNT", "TIME")],
-        outputs=[OutputSpec("WRK", "INFO")],
+        inputs=[InputSpec("data", origin, "DATA"), InputSpec("time", origin, "TIME")],
+        outputs=[OutputSpec("WRK", "INFO", subspec)],
         algorithm=Worker,
         options=[ConfigParamSpec(k, types.get(k, int), v) for k, v in defaults.items()],
         option_values=options,
@@ -277,3 +301,25 @@ def worker_spec(name: str = "worker", **options) -> DataProcessorSpec:
 def read_log(path: str | Path) -> list[str]:
     p = Path(path)
     return p.read_text().splitlines() if p.exists() else []
+
+
+@config_group("MPTestParam")
+@dataclass(frozen=True)
+class MPTestParam:
+    scale: float = 1.0
+    label: str = "default"
+
+
+def configured(pc) -> None:
+    par = pc.config["MPTestParam"]
+    pc.outputs.snapshot("CFG/OUT", {"scale": par.scale, "label": par.label})
+
+
+def configured_spec() -> DataProcessorSpec:
+    return DataProcessorSpec(
+        "configured",
+        inputs=[InputSpec("data", "CNT", "DATA")],
+        outputs=[OutputSpec("CFG", "OUT")],
+        algorithm=configured,
+        config_groups=["MPTestParam"],
+    )

@@ -498,6 +498,14 @@ class _Driver:
         if self.aborted:  # the run stopped: nobody will read these
             for s in new:
                 shm.unlink_segment(s)
+            if lane.name in self.source_set and outs and ts not in self.summary.timeframes:
+                # a timeframe a source made while the run was stopping: it entered, and failed
+                self.summary.mark(ts, tf_id, PROCESSED)
+                consumer = next(
+                    (r.consumer for r in self.topology.routes if r.producer == lane.name),
+                    lane.name,
+                )
+                self.summary.mark(ts, tf_id, FAILED, consumer, self._abort_why())
             return
         for s in new:
             self.segs.setdefault(s, 0)
@@ -543,21 +551,27 @@ class _Driver:
                 self.pending[t].discard(source)
 
     def _conditions_at(self, name: str, ts: int) -> dict[str, shm.WireMessage]:
-        """The latest Condition input of each binding made at or before ``ts`` (older ones are
-        never needed again: they are released)."""
+        """The latest Condition input of each binding made at or before ``ts``."""
         out = {}
         for b in self.cond_bindings[name]:
             hist = self.cond_hist[(name, b)]
             i = bisect.bisect_right(hist, ts, key=lambda e: e[0])
             if i:
                 out[b] = hist[i - 1][1]
-                for _, w in hist[: i - 1]:
-                    self._release(w)
-                del hist[: i - 1]
         return out
 
-    def _decide(self, name: str) -> None:
-        """Run, skip or mark incomplete the next timeslices of ``name`` whose producers are done."""
+    def _prune_conditions(self, name: str, ts: int) -> None:
+        """Release Condition inputs older than the one valid at ``ts`` (never needed again)."""
+        for b in self.cond_bindings[name]:
+            hist = self.cond_hist[(name, b)]
+            i = bisect.bisect_right(hist, ts, key=lambda e: e[0])
+            for _, w in hist[: max(i - 1, 0)]:
+                self._release(w)
+            del hist[: max(i - 1, 0)]
+
+    def _decide(self, name: str, dispatch: bool = True) -> None:
+        """Run, skip or mark incomplete the next timeslices of ``name`` whose producers are done
+        (with ``dispatch=False``: stop at the first one that would run)."""
         producers = self.producers[name]
         while True:
             ts = self.next_ts[name]
@@ -566,25 +580,28 @@ class _Driver:
             pend = self.pending[ts]
             if not producers.isdisjoint(pend):
                 return
-            self.next_ts[name] = ts + 1
+            box = self.mailbox[name].get(ts)
             conditions = self._conditions_at(name, ts)
-            box = self.mailbox[name].pop(ts, None)
+            missing = self.required[name] - set(conditions) - set(box) if box else set()
+            if box and not missing and not dispatch:
+                return
+            self.next_ts[name] = ts + 1
+            self.mailbox[name].pop(ts, None)
             if not box:
-                pend.discard(name)
-                continue
-            inputs = {**conditions, **box}
-            missing = self.required[name] - set(inputs)
-            if missing:
+                pass
+            elif missing:
                 why = f"input(s) {sorted(missing)} missing (consume when all)"
                 self.marks.setdefault(ts, []).append((self.index[name], INCOMPLETE, name, why))
                 for w in box.values():
                     self._release(w)
+            else:
+                for b, w in conditions.items():
+                    if b not in box:
+                        self._retain(w)  # held by the lane until its run returns
+                self._dispatch(name, ts, {**conditions, **box})
+            self._prune_conditions(name, ts)
+            if not box or missing:
                 pend.discard(name)
-                continue
-            for b in conditions:
-                if b not in box:
-                    self._retain(conditions[b])
-            self._dispatch(name, ts, inputs)
 
     def _open(self, ts: int) -> None:
         while self.opened <= ts:
@@ -647,6 +664,10 @@ class _Driver:
         """Stop the run: record the error, the failed timeframes and those in flight."""
         if self.summary.error is None:
             self.summary.error = err
+        if not self.aborted:  # settle what is already decided (results read before the error)
+            for name in self.non_sources:
+                self._decide(name, dispatch=False)
+            self._finalize_ready()
         self.aborted = True
         self.abort_event.set()
         failed_at: dict[int, list[tuple[int, str, str, str]]] = {}
@@ -661,13 +682,16 @@ class _Driver:
             if ts in self.summary.timeframes:
                 pend = self.pending.get(ts, set())
                 holder = next((n for n in self.names if n in pend), None)
-                self.summary.mark(
-                    ts, tf_default, FAILED, holder,
-                    f"aborted: the run stopped after the failure of {err.processor!r}",
-                )  # fmt: skip
+                self.summary.mark(ts, tf_default, FAILED, holder, self._abort_why())
             self._flush_sink(ts)
         self.pending.clear()
         self.base = self.opened
+
+    def _abort_why(self) -> str:
+        err = self.summary.error
+        if err is None:
+            return "aborted: the run was interrupted"
+        return f"aborted: the run stopped after the failure of {err.processor!r}"
 
     def _check_deadline(self) -> bool:
         if self.deadline is None or time.monotonic() < self.deadline:
