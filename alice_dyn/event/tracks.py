@@ -28,6 +28,8 @@ N_COV = 15
 CROSSED_SECTOR = 0x1  # followed across a sector boundary
 LOOPER_LEG = 0x2  # a later leg of a looper (merged into the first leg's particle)
 REJECTED = 0x4  # flagged as fake by a later stage (kept, not deleted)
+HAS_A_SIDE = 0x8  # has clusters on the A side (z > 0)
+HAS_C_SIDE = 0x10  # has clusters on the C side (z < 0)
 
 
 @dataclass(eq=False)
@@ -62,3 +64,7 @@ class TPCTracks(_Columns):
 
     def sign(self) -> np.ndarray:
         return np.sign(self.q2pt).astype(np.int8)
+
+    def side(self) -> np.ndarray:
+        """+1 for A-side tracks, -1 for C-side ones (by their clusters; +1 if both)."""
+        return np.where(self.flags & HAS_A_SIDE, 1.0, np.where(self.flags & HAS_C_SIDE, -1.0, 1.0))

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from alice_dyn.event.tracks import CROSSED_SECTOR, LOOPER_LEG, TPCTracks
+from alice_dyn.event.tracks import CROSSED_SECTOR, HAS_A_SIDE, HAS_C_SIDE, LOOPER_LEG, TPCTracks
 from alice_dyn.reco.track_model import KB, pack_cov, propagate, rotate, update
 from alice_dyn.tpc import geometry as geo
 
@@ -352,9 +352,10 @@ def find_tracks_kernel(secs, rows, ys, zs, qs, bin_start, prm):
                     t_chi2[n_tr] = chi2
                     t_ncl[n_tr] = n
                     t_start[n_tr] = n_ref
-                    t_flags[n_tr] = flags
                     for a in range(n):
                         refs[n_ref + a] = cand[a]
+                        flags |= HAS_A_SIDE if secs[cand[a]] < N_PER_SIDE else HAS_C_SIDE
+                    t_flags[n_tr] = flags
                     n_ref += n
                     n_tr += 1
                     found = True

@@ -45,7 +45,9 @@ OPTIONS = (
 
 def column_name(name: str) -> str:
     """O2-style column name: ``q_tot`` -> ``fQTot``, ``x`` -> ``fX``, ``timeFlagsPacked`` ->
-    ``fTimeFlagsPacked``."""
+    ``fTimeFlagsPacked``; names that already are (``fSigned1Pt``) stay."""
+    if re.match(r"^f[A-Z0-9]", name):
+        return name  # already an O2 column name
     parts = [p for p in re.split(r"_+", name) if p]
     return "f" + "".join(p[0].upper() + p[1:] for p in parts)
 

@@ -1,0 +1,100 @@
+"""``aod-producer``: reconstruction results -> AO2D tables with O2 column names (AOD/*).
+
+Layer: stages, as O2's AOD producer workflow: it joins the track parameters, covariance, dE/dx,
+TOF and TRD matching, n-sigma PID and MC labels row by row into the tables of
+``docs/aod_schema.md``, which the ``aod-writer`` writes to ``DF_<n>`` folders. MC labels are
+optional (data without MC gives -1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from alice_dyn.event.tracks import TPCTracks
+from alice_dyn.framework.context import ProcessingContext
+from alice_dyn.framework.spec import DataProcessorSpec, Lifetime
+from alice_dyn.stages import data_types as dt
+
+NAME = "aod-producer"
+COV_NAMES = (
+    "fCYY", "fCZY", "fCZZ", "fCSnpY", "fCSnpZ", "fCSnpSnp", "fCTglY", "fCTglZ", "fCTglSnp",
+    "fCTglTgl", "fC1PtY", "fC1PtZ", "fC1PtSnp", "fC1PtTgl", "fC1Pt21Pt2",
+)  # fmt: skip
+SPECIES_SUFFIX = ("El", "Mu", "Pi", "Ka", "Pr")
+WRITER_INPUTS = ";".join(f"{name}:{d.origin}/{d.description}" for name, d in dt.AOD_TABLES.items())
+
+
+def run(pc: ProcessingContext) -> None:
+    tr = TPCTracks(**pc.inputs.get("tracks"))
+    n = len(tr)
+    f32 = np.float32
+    dedx = pc.inputs.get("dedx")
+    tof = pc.inputs.get("tofmatch")
+    trd = pc.inputs.get("trdmatch")
+    pid = pc.inputs.get("pid")
+    pc.outputs.adopt(
+        dt.AOD_TABLES["track_iu"],
+        {
+            "fX": tr.x_cm, "fAlpha": tr.alpha_rad, "fY": tr.y_cm, "fZ": tr.z_cm, "fSnp": tr.snp,
+            "fTgl": tr.tgl, "fSigned1Pt": tr.q2pt, "fTime0": tr.time0_bins, "fFlags": tr.flags,
+        },
+    )  # fmt: skip
+    pc.outputs.adopt(
+        dt.AOD_TABLES["trackcov_iu"],
+        {name: np.ascontiguousarray(tr.cov[:, k]) for k, name in enumerate(COV_NAMES)},
+    )
+    has_tof = tof["hit"] >= 0
+    pc.outputs.adopt(
+        dt.AOD_TABLES["trackextra"],
+        {
+            "fTPCInnerParam": tr.p_gev().astype(f32),
+            "fTPCSignal": dedx["signal_tot"].astype(f32),
+            "fTPCSignalQmax": dedx["signal_max"].astype(f32),
+            "fTPCNClsFound": tr.n_clusters.astype(np.int16),
+            "fTPCChi2NCl": (tr.chi2 / np.maximum(tr.n_clusters, 1)).astype(f32),
+            "fTRDSignal": trd["signal"].astype(f32),
+            "fTRDPattern": trd["pattern"].astype(np.uint8),
+            "fTOFSignal": tof["signal_ps"].astype(f32),
+            "fTOFChi2": tof["chi2"].astype(f32),
+            "fLength": tof["length_cm"].astype(f32),
+            "fBeta": tof["beta"].astype(f32),
+            "fHasTOF": has_tof.astype(np.uint8),
+            "fHasTRD": (trd["n_tracklets"] > 0).astype(np.uint8),
+        },
+    )
+    if pc.inputs.is_valid("labels"):
+        lab = pc.inputs.get("labels")
+        mc = {"fMcParticleId": lab["mc_id"], "fMcMask": lab["mask"], "fMcPurity": lab["purity"]}
+    else:
+        mc = {
+            "fMcParticleId": np.full(n, -1, np.int32),
+            "fMcMask": np.full(n, 0x8000, np.uint16),
+            "fMcPurity": np.zeros(n, f32),
+        }
+    pc.outputs.adopt(dt.AOD_TABLES["mctracklabel"], mc)
+    pc.outputs.adopt(
+        dt.AOD_TABLES["pidtpc"],
+        {f"fTPCNSigma{s}": pid["tpc"][:, k].astype(f32) for k, s in enumerate(SPECIES_SUFFIX)},
+    )
+    pc.outputs.adopt(
+        dt.AOD_TABLES["pidtof"],
+        {f"fTOFNSigma{s}": pid["tof"][:, k].astype(f32) for k, s in enumerate(SPECIES_SUFFIX)},
+    )
+    pc.outputs.adopt(dt.AOD_TABLES["pid"], {"fPidNSigma": pid["decision"].astype(np.int8)})
+
+
+def aod_producer_spec() -> DataProcessorSpec:
+    return DataProcessorSpec(
+        name=NAME,
+        inputs=[
+            dt.input_spec("tracks", dt.TRACKS),
+            dt.input_spec("dedx", dt.DEDX),
+            dt.input_spec("tofmatch", dt.TOF_MATCH),
+            dt.input_spec("trdmatch", dt.TRD_MATCH),
+            dt.input_spec("pid", dt.PID_NSIGMA),
+            dt.input_spec("labels", dt.TRACKS_MC, Lifetime.Optional),
+        ],
+        outputs=[dt.output_spec(d) for d in dt.AOD_TABLES.values()],
+        algorithm=run,
+        factory=f"{__name__}:aod_producer_spec",
+    )
