@@ -172,12 +172,20 @@ class Counter(Task):
         self.n = ic.option("n")
         self.size = ic.option("size")
         self.log = ic.option("log")
+        self.keep = ic.option("keep")
+        self.kept: list[tuple[int, np.ndarray]] = []
 
     def run(self, pc) -> None:
         ts = pc.timeslice
         a = pc.outputs.make("CNT/DATA", self.size, np.uint8)
         a[:] = ts % 251
-        pc.outputs.snapshot("CNT/TIME", {"ts": ts, "t": time.monotonic(), "loc": shm_location(a)})
+        if self.keep:  # a producer keeping its outputs: they must never be reused
+            self.kept.append((ts, a))
+        kept_ok = all(bool((k == t % 251).all()) for t, k in self.kept)
+        pc.outputs.snapshot(
+            "CNT/TIME",
+            {"ts": ts, "t": time.monotonic(), "loc": shm_location(a), "kept_ok": kept_ok},
+        )
         log(self.log, f"src {ts}")
         if ts == self.n - 1:
             pc.end_of_stream()
@@ -189,7 +197,9 @@ class Counter(Task):
         log(self.log, "stop counter 0")
 
 
-def counter_spec(n: int, size: int = 1000, log_path: str | None = None) -> DataProcessorSpec:
+def counter_spec(
+    n: int, size: int = 1000, log_path: str | None = None, keep: bool = False
+) -> DataProcessorSpec:
     return DataProcessorSpec(
         "counter",
         outputs=[OutputSpec("CNT", "DATA"), OutputSpec("CNT", "TIME")],
@@ -198,8 +208,9 @@ def counter_spec(n: int, size: int = 1000, log_path: str | None = None) -> DataP
             ConfigParamSpec("n", int, 5),
             ConfigParamSpec("size", int, 1000),
             ConfigParamSpec("log", str, None),
+            ConfigParamSpec("keep", bool, False),
         ],
-        option_values={"n": n, "size": size, "log": log_path},
+        option_values={"n": n, "size": size, "log": log_path, "keep": keep},
     )
 
 
@@ -232,6 +243,8 @@ class Worker(Task):
         self.how = ic.option("how")
         self.log = ic.option("log")
         self.prefix = ic.option("shm_prefix")
+        self.keep = ic.option("keep")
+        self.kept: list[tuple[int, np.ndarray]] = []
 
     def run(self, pc) -> None:
         ts = pc.timeslice
@@ -245,6 +258,9 @@ class Worker(Task):
                 os._exit(3)
             os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(self.sleep)
+        if self.keep:  # a consumer keeping views of its inputs: they must stay as they were
+            self.kept.append((ts, data))
+        kept_ok = all(bool((k == t % 251).all()) for t, k in self.kept)
         base = data
         while isinstance(base, np.ndarray):
             base = base.base
@@ -266,6 +282,7 @@ class Worker(Task):
                 "base_type": type(base).__name__,
                 "ok": bool((data == ts % 251).all()),
                 "live_segments": live,
+                "kept_ok": kept_ok,
             },
         )
 
@@ -286,8 +303,9 @@ def worker_spec(
         "how": "kill",
         "log": None,
         "shm_prefix": None,
+        "keep": False,
     }
-    types = {"sleep": float, "how": str, "log": str, "shm_prefix": str}
+    types = {"sleep": float, "how": str, "log": str, "shm_prefix": str, "keep": bool}
     return DataProcessorSpec(
         name,
         inputs=[InputSpec("data", origin, "DATA"), InputSpec("time", origin, "TIME")],

@@ -114,8 +114,8 @@ def test_same_outputs_as_inline(policy, lanes):
     assert bout[-1]["seen"] == list(range(7))
     # every segment was unlinked when its last reader finished (the final sweep found nothing)
     stats = rmp.last_transport_stats
-    assert stats["created"] > 0 and stats["swept"] == 0
-    assert stats["unlinked"] + stats["released_at_end"] == stats["created"]
+    assert stats["used"] > 0 and stats["swept"] == 0
+    assert stats["returned"] + stats["unlinked"] + stats["released_at_end"] == stats["used"]
 
 
 def test_spawn_start_method_gives_the_same_outputs():
@@ -164,6 +164,41 @@ def test_make_is_zero_copy_and_consumers_get_read_only_views(shm_prefix):
     data = [m.payload for m in s.sink if m.header.description == "DATA"]
     assert all(d.base is not None and not d.flags.owndata for d in data)
     assert [int(d[0]) for d in data] == [0, 1, 2, 3]
+
+
+def test_segments_are_reused_once_every_reader_is_done():
+    specs = [counter_spec(20, size=50_000), worker_spec()]
+    s = run_mp(specs, keep_sink=True, queue_depth=1)
+    assert s.ok, s.format()
+    got = infos(s)
+    assert all(i["ok"] for i in got)
+    # the producer writes into a few pooled segments over and over
+    assert len({i["loc"][0] for i in got}) <= 4
+    stats = rmp.last_transport_stats
+    assert stats["returned"] >= 19 and stats["swept"] == 0
+
+
+@pytest.mark.parametrize("holder", ["producer", "consumer", "sink"])
+def test_views_still_held_are_never_reused(holder):
+    specs = [
+        counter_spec(12, size=50_000, keep=holder == "producer"),
+        worker_spec(keep=holder == "consumer"),
+    ]
+    # "all": the array also goes to the sink, which keeps it only in the "sink" case
+    s = run_mp(specs, "all" if holder == "sink" else "dangling", keep_sink=True, queue_depth=1)
+    assert s.ok, s.format()
+    got = infos(s)
+    assert all(i["ok"] for i in got)
+    assert all(i["kept_ok"] for i in got)  # the consumer's old views kept their content
+    times = [m.payload for m in s.sink if m.header.description == "TIME"]
+    assert all(t["kept_ok"] for t in times)  # the producer's old outputs kept their content
+    data = [m.payload for m in s.sink if m.header.description == "DATA"]
+    assert (
+        [int(d.min()) for d in data]
+        == [int(d.max()) for d in data]
+        == (list(range(12)) if holder == "sink" else [])
+    )
+    assert len({i["loc"][0] for i in got}) == 12  # a fresh segment each time
 
 
 def test_forwarded_input_is_not_copied(shm_prefix):

@@ -39,15 +39,15 @@ import bisect
 import importlib
 import itertools
 import multiprocessing as mp
-import multiprocessing.queues
 import os
 import pickle
-import queue
+import select
+import selectors
 import signal
 import time
 import traceback
+from collections import deque
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
 from typing import Any
 
 from tqdm import tqdm
@@ -72,9 +72,11 @@ STOP_GRACE_S = 5.0
 _POLL_S = 0.5
 _PICKLE = pickle.HIGHEST_PROTOCOL
 
-#: shared-memory bookkeeping of the last run in this process (diagnostics and tests):
-#: ``created`` segments reported by workers, ``unlinked`` when their last reader finished,
-#: ``released_at_end`` (e.g. cached Condition inputs), ``swept`` (left by a failure)
+#: shared-memory bookkeeping of the last run in this process (diagnostics and tests): segment
+#: uses reported by workers (``used``), handed back to their producer once every reader was done
+#: (``returned``: pooled for reuse, or unlinked by the producer), ``unlinked`` by the driver,
+#: ``released_at_end`` (still referenced at the end, e.g. cached Condition inputs) and ``swept``
+#: (left behind by a failure)
 last_transport_stats: dict[str, int] = {}
 
 
@@ -82,12 +84,38 @@ last_transport_stats: dict[str, int] = {}
 # worker side
 
 
-class _TaskQueue(multiprocessing.queues.Queue):
-    """The driver's queue to one worker; its feeder thread stays quiet if the worker died."""
+_HEADER = 8  # frames on the driver -> worker pipe: 8-byte little-endian length, then a pickle
 
-    @staticmethod
-    def _on_queue_feeder_error(e, obj):  # the driver reports the worker's death itself
-        pass
+
+def _frame(obj: Any) -> bytes:
+    data = pickle.dumps(obj, _PICKLE)
+    return len(data).to_bytes(_HEADER, "little") + data
+
+
+class _FrameReader:
+    """Worker side of the driver -> worker pipe: whole frames, with a timeout."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn  # kept so that the descriptor stays open
+        self.fd = conn.fileno()
+        self.buf = bytearray()
+
+    def recv(self, timeout: float) -> Any:
+        """The next request, or ``None`` after ``timeout`` s without a complete one."""
+        while True:
+            if len(self.buf) >= _HEADER:
+                n = int.from_bytes(self.buf[:_HEADER], "little")
+                if len(self.buf) >= _HEADER + n:
+                    obj = pickle.loads(memoryview(self.buf)[_HEADER : _HEADER + n])
+                    del self.buf[: _HEADER + n]
+                    return obj
+            ready, _, _ = select.select([self.fd], [], [], timeout)
+            if not ready:
+                return None
+            chunk = os.read(self.fd, 1 << 20)
+            if not chunk:
+                raise EOFError("the driver closed the pipe")
+            self.buf += chunk
 
 
 def _load_spec(ref: Any) -> DataProcessorSpec:
@@ -105,11 +133,13 @@ def _load_spec(ref: Any) -> DataProcessorSpec:
 class _Worker:
     """One processor instance in its own process, serving the driver's requests."""
 
-    def __init__(self, spec_ref: Any, config: dict, lane: int, prefix: str, results) -> None:
+    def __init__(
+        self, spec_ref: Any, config: dict, lane: int, prefix: str, transport: dict, results
+    ) -> None:
         self.results = results
         self.name = spec_ref.name if isinstance(spec_ref, DataProcessorSpec) else spec_ref[3]
-        self.arena = shm.ShmArena(prefix)
-        self.cache = shm.SegmentCache()
+        self.arena = shm.ShmArena(prefix, transport["pool_slabs"])
+        self.cache = shm.SegmentCache(transport["cache"])
         self.spec_ref = spec_ref
         self.config = config
         self.lane = lane
@@ -155,10 +185,13 @@ class _Worker:
         tf_id = ts
         try:
             res = self.rt.process(ts, inputs)
-            tf_id = res.tf_id
+            tf_id, eos = res.tf_id, res.eos
             outs = [shm.encode_message(m, self.arena, mapped) for m in res.outputs]
+            del res, inputs  # what is left referencing the input segments, the task holds
+            held = self.cache.still_used(mapped)
+            del mapped
             blob = pickle.dumps(
-                ("result", ts, outs, self.arena.names(), res.eos, res.tf_id, self._metrics_delta()),
+                ("result", ts, outs, self.arena.names(), eos, tf_id, self._metrics_delta(), held),
                 _PICKLE,
             )
         except ProcessorError as err:
@@ -184,26 +217,36 @@ class _Worker:
             return
         self.send("eos_done")
 
-    def serve(self, tasks, abort, parent_pid: int) -> None:
+    def serve(self, tasks: _FrameReader, abort, parent_pid: int) -> None:
         stopped = False
         try:
             self.init()
             while True:
                 try:
-                    item = tasks.get(timeout=_POLL_S)
-                except queue.Empty:
-                    if os.getppid() != parent_pid:
-                        return  # the driver is gone
+                    item = tasks.recv(_POLL_S)
+                except EOFError:
+                    item = None
+                    parent_pid = -1
+                if item is None:
+                    if os.getppid() != parent_pid:  # the driver is gone: nobody will unlink
+                        shm.sweep(self.arena.prefix)  # the segments this worker made
+                        return
                     continue
                 op = item[0]
                 if op == "run":
+                    for name, reusable in item[3]:  # segments handed back, to reuse now
+                        self.arena.release(name, reusable)
                     if not abort.is_set():
                         self.run(item[1], item[2])
+                elif op == "release":
+                    for name, reusable in item[1]:
+                        self.arena.release(name, reusable)
                 elif op == "eos":
                     self.end_of_stream()
                 elif op == "stop":
                     if self.rt is not None:
                         self.rt.stop()
+                    self.arena.close()
                     stopped = True
                     self.send("stopped", self.rt.metrics if self.rt is not None else None)
                     return
@@ -213,9 +256,17 @@ class _Worker:
             self.results.close()
 
 
-def _worker_main(spec_ref, config, lane, prefix, tasks, results, abort, parent_pid) -> None:
+def _worker_main(
+    spec_ref, config, lane, prefix, transport, tasks, results, abort, parent_pid, close_fds
+) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's: it stops us
-    _Worker(spec_ref, config, lane, prefix, results).serve(tasks, abort, parent_pid)
+    for fd in close_fds:  # the driver's ends of other workers' pipes, inherited through fork
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    reader = _FrameReader(tasks)
+    _Worker(spec_ref, config, lane, prefix, transport, results).serve(reader, abort, parent_pid)
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,11 +278,13 @@ class _Lane:
     name: str
     index: int
     proc: Any
-    tasks: Any
-    conn: Any
+    tasks: Any  # write end of the driver -> worker pipe (non-blocking)
+    conn: Any  # read end of the worker -> driver pipe
     shadow: ProcessorMetrics
+    outbox: deque = field(default_factory=deque)  # frames not yet written to ``tasks``
     inflight: dict[int, list[shm.WireMessage]] = field(default_factory=dict)
     state: str = "starting"  # starting, ready, stopped, dead
+    want_write: bool = False
     eos_done: bool = False
     final_metrics: ProcessorMetrics | None = None
 
@@ -297,7 +350,9 @@ class _Driver:
         self.prefix = shm.new_run_prefix()
         self.cache = shm.SegmentCache()
         self.segs: dict[str, int] = {}
-        self.stats = {"created": 0, "unlinked": 0, "released_at_end": 0, "swept": 0}
+        self.kept: set[str] = set()  # segments someone still has views of: never reused
+        self.to_release: dict[_Lane, list[tuple[str, bool]]] = {}
+        self.stats = {"used": 0, "returned": 0, "unlinked": 0, "released_at_end": 0, "swept": 0}
 
         self.mailbox: dict[str, dict[int, dict[str, shm.WireMessage]]] = {n: {} for n in self.names}
         self.cond_hist: dict[tuple[str, str], list[tuple[int, shm.WireMessage]]] = {
@@ -321,6 +376,7 @@ class _Driver:
         self.deadline: float | None = None
         self.abort_event = None
         self.bar = None
+        self.sel: selectors.BaseSelector | None = None
 
     # ---- processes ------------------------------------------------------------------------
 
@@ -344,46 +400,97 @@ class _Driver:
         self.abort_event = ctx.Event()
         refs = {p.name: self._spec_ref(p) for p in self.topology.processors}
         wid = 0
+        driver_fds: list[int] = []  # inherited by later forks, which close them
         for p in self.topology.processors:
             cfg = config_for(p, self.config)
+            upstream = sum(self.lanes_of[q] for q in self.producers[p.name])
+            transport = {"pool_slabs": self.window + 2, "cache": (self.window + 2) * upstream}
             self.lanes[p.name] = []
             for k in range(self.lanes_of[p.name]):
-                tasks = _TaskQueue(ctx=ctx)
+                task_r, task_w = ctx.Pipe(duplex=False)
                 r, w = ctx.Pipe(duplex=False)
+                close_fds = list(driver_fds) if self.start_method == "fork" else []
                 proc = ctx.Process(
                     target=_worker_main,
-                    args=(refs[p.name], cfg, k, f"{self.prefix}{wid}_", tasks, w,
-                          self.abort_event, os.getpid()),
+                    args=(refs[p.name], cfg, k, f"{self.prefix}{wid}_", transport, task_r, w,
+                          self.abort_event, os.getpid(), close_fds),
                     name=f"alice-dyn {p.name}[{k}]",
                 )  # fmt: skip
                 try:
                     proc.start()
                 except BaseException:
-                    tasks.close()
+                    task_w.close()
                     r.close()
                     raise
                 finally:
                     w.close()  # only the worker writes: its death shows as end of file
-                lane = _Lane(p.name, k, proc, tasks, r, ProcessorMetrics(p.name))
+                    task_r.close()  # only the worker reads: writing to a dead one fails
+                os.set_blocking(task_w.fileno(), False)
+                driver_fds += [task_w.fileno(), r.fileno()]
+                lane = _Lane(p.name, k, proc, task_w, r, ProcessorMetrics(p.name))
                 self.lanes[p.name].append(lane)
                 self.all_lanes.append(lane)
                 wid += 1
 
+    def _watch(self) -> None:
+        """Register every worker's result pipe and process sentinel with the selector."""
+        self.sel = selectors.DefaultSelector()
+        for lane in self.all_lanes:
+            self.sel.register(lane.conn, selectors.EVENT_READ, (lane, "in"))
+            self.sel.register(lane.proc.sentinel, selectors.EVENT_READ, (lane, "exit"))
+
+    def _retire(self, lane: _Lane, state: str) -> None:
+        lane.state = state
+        lane.outbox.clear()
+        for obj in (lane.conn, lane.proc.sentinel, lane.tasks):
+            try:
+                self.sel.unregister(obj)
+            except (KeyError, ValueError, AttributeError):
+                pass
+        lane.want_write = False
+
+    def _send(self, lane: _Lane, obj: Any) -> None:
+        """Queue a request to a worker and write what the pipe takes now (never blocks)."""
+        if lane.live:
+            lane.outbox.append(memoryview(_frame(obj)))
+            self._flush_out(lane)
+
+    def _flush_out(self, lane: _Lane) -> None:
+        fd = lane.tasks.fileno()
+        while lane.outbox:
+            buf = lane.outbox[0]
+            try:
+                n = os.write(fd, buf)
+            except BlockingIOError:
+                break
+            except OSError:  # the worker is gone; its sentinel reports it
+                lane.outbox.clear()
+                break
+            if n < len(buf):
+                lane.outbox[0] = buf[n:]
+                break
+            lane.outbox.popleft()
+        want = bool(lane.outbox) and lane.live
+        if want != lane.want_write:
+            if want:
+                self.sel.register(lane.tasks, selectors.EVENT_WRITE, (lane, "out"))
+            else:
+                self.sel.unregister(lane.tasks)
+            lane.want_write = want
+
     def _poll(self, timeout: float) -> None:
-        """Wait for messages or process exits (at most ``timeout`` s) and handle them."""
-        live = [lane for lane in self.all_lanes if lane.live]
-        if not live:
+        """Wait for messages, room in a pipe or process exits (at most ``timeout`` s)."""
+        if not any(lane.live for lane in self.all_lanes):
             return
-        waitables: dict[Any, _Lane] = {}
-        for lane in live:
-            waitables[lane.conn] = lane
-            waitables[lane.proc.sentinel] = lane
-        ready = wait(list(waitables), max(timeout, 0.0))
         exited = []
-        for obj in ready:
-            lane = waitables[obj]
-            if obj is lane.conn:
-                self._drain(lane)
+        for key, _ in self.sel.select(max(timeout, 0.0)):
+            lane, kind = key.data
+            if not lane.live:
+                continue
+            if kind == "in":
+                self._read(lane)
+            elif kind == "out":
+                self._flush_out(lane)
             else:
                 exited.append(lane)
         for lane in exited:
@@ -393,23 +500,31 @@ class _Driver:
                 self._on_death(lane)
 
     def _drain(self, lane: _Lane) -> None:
+        """Read what an exited worker sent before it went."""
         try:
             while lane.live and lane.conn.poll(0):
-                data = lane.conn.recv_bytes()
-                try:
-                    msg = pickle.loads(data)
-                except Exception as exc:
-                    ts = min(lane.inflight, default=None)
-                    err = ProcessorError(
-                        lane.name, "send", f"cannot unpickle a message: {type(exc).__name__}: "
-                        f"{exc}", ts, self._tf_of(ts),
-                    )  # fmt: skip
-                    self._on_error(lane, ts, err)
-                    continue
-                self._on_message(lane, msg)
+                self._read(lane)
+        except OSError:
+            pass
+
+    def _read(self, lane: _Lane) -> None:
+        try:
+            data = lane.conn.recv_bytes()
         except (EOFError, OSError):
             if lane.live:
                 self._on_death(lane)
+            return
+        try:
+            msg = pickle.loads(data)
+        except Exception as exc:
+            ts = min(lane.inflight, default=None)
+            err = ProcessorError(
+                lane.name, "send", f"cannot unpickle a message: {type(exc).__name__}: {exc}",
+                ts, self._tf_of(ts),
+            )  # fmt: skip
+            self._on_error(lane, ts, err)
+            return
+        self._on_message(lane, msg)
 
     def _on_message(self, lane: _Lane, msg: tuple) -> None:
         kind = msg[0]
@@ -422,13 +537,13 @@ class _Driver:
         elif kind == "eos_done":
             lane.eos_done = True
         elif kind == "stopped":
-            lane.state = "stopped"
             lane.final_metrics = msg[1]
+            self._retire(lane, "stopped")
 
     def _on_death(self, lane: _Lane) -> None:
         lane.proc.join(1.0)
         code = lane.proc.exitcode
-        lane.state = "dead"
+        self._retire(lane, "dead")
         if self.aborted or self.phase == "stop":
             return
         held = sorted(lane.inflight)
@@ -472,8 +587,35 @@ class _Driver:
                 self.segs[s] = n
             else:
                 self.segs.pop(s, None)
-                shm.unlink_segment(s)
-                self.stats["unlinked"] += 1
+                self._free(s)
+
+    def _free(self, s: str) -> None:
+        """Segment ``s`` has no reader left: back to its producer (to reuse, or to unlink if a
+        view of it is still held somewhere), or unlinked here when its producer is gone."""
+        try:
+            lane = self.all_lanes[int(s[len(self.prefix) :].split("_", 1)[0])]
+        except (ValueError, IndexError):
+            lane = None
+        if self.aborted or lane is None or lane.state != "ready":
+            shm.unlink_segment(s)
+            self.stats["unlinked"] += 1
+        else:
+            self.to_release.setdefault(lane, []).append((s, s not in self.kept))
+            self.stats["returned"] += 1
+        self.kept.discard(s)
+
+    def _flush_releases(self) -> None:
+        """Send the segments handed back to lanes that get no run soon (an active source is
+        asked again as soon as the window allows: they travel with that request)."""
+        for ln in list(self.to_release):
+            if ln.name in self.src_active:
+                continue
+            items = self.to_release.pop(ln, None)
+            if items and ln.state == "ready":
+                self._send(ln, ("release", items))
+            elif items:
+                for s, _ in items:
+                    shm.unlink_segment(s)
 
     # ---- data flow ------------------------------------------------------------------------
 
@@ -483,9 +625,10 @@ class _Driver:
         lane = min(lanes, key=lambda ln: (len(ln.inflight), (ln.index - start) % len(lanes)))
         self.rr[name] = (lane.index + 1) % len(lanes)
         lane.inflight[ts] = list(inputs.values())
-        lane.tasks.put(("run", ts, inputs))
+        releases = self.to_release.pop(lane, [])  # handed back with the run: reused at once
+        self._send(lane, ("run", ts, inputs, releases))
 
-    def _on_result(self, lane, ts, outs, new, eos, tf_id, delta) -> None:
+    def _on_result(self, lane, ts, outs, new, eos, tf_id, delta, still_used) -> None:
         held = lane.inflight.pop(ts, [])
         seconds, n_in, b_in, n_out, b_out = delta
         lane.shadow.merge(
@@ -494,7 +637,7 @@ class _Driver:
                 bytes_in=b_in, bytes_out=b_out,
             )
         )  # fmt: skip
-        self.stats["created"] += len(new)
+        self.stats["used"] += len(new)
         if self.aborted:  # the run stopped: nobody will read these
             for s in new:
                 shm.unlink_segment(s)
@@ -509,6 +652,7 @@ class _Driver:
             return
         for s in new:
             self.segs.setdefault(s, 0)
+        self.kept.update(still_used)
         name = lane.name
         if name in self.source_set:
             self.src_busy[name] = False
@@ -521,8 +665,7 @@ class _Driver:
         for s in new:
             if self.segs.get(s) == 0:
                 del self.segs[s]
-                shm.unlink_segment(s)
-                self.stats["unlinked"] += 1
+                self._free(s)
         if name in self.source_set and eos:
             self._deactivate(name, ts)
         self.pending[ts].discard(name)
@@ -535,6 +678,7 @@ class _Driver:
                     self.summary.sink_count += 1
                     if self.keep_sink:
                         msg = shm.decode_message(w, self.cache)
+                        self.kept.update(w.segments)
                         self.sink_buf.setdefault(ts, []).append((idx, next(self.seq), msg))
                 elif route.lifetime == Lifetime.Condition:
                     hist = self.cond_hist[(route.consumer, route.binding)]
@@ -653,6 +797,7 @@ class _Driver:
             self._decide(name)
         self._finalize_ready()
         self._request_sources()
+        self._flush_releases()
 
     @property
     def _streaming_done(self) -> bool:
@@ -739,7 +884,7 @@ class _Driver:
         for name in self.names:  # in topological order, one instance after the other
             for lane in self.lanes[name]:
                 self.eos_lane = lane
-                lane.tasks.put(("eos",))
+                self._send(lane, ("eos",))
                 while not lane.eos_done and not self.aborted:
                     self._wait_step()
                     if self._check_deadline():
@@ -754,7 +899,7 @@ class _Driver:
             self.abort_event.set()
         for lane in self.all_lanes:
             if lane.live:
-                lane.tasks.put(("stop",))
+                self._send(lane, ("stop",))
         grace = time.monotonic() + STOP_GRACE_S
         while any(ln.live for ln in self.all_lanes) and time.monotonic() < grace:
             self._poll(min(_POLL_S, grace - time.monotonic()))
@@ -767,13 +912,19 @@ class _Driver:
                 lane.proc.kill()
                 lane.proc.join()
         for lane in self.all_lanes:
-            lane.tasks.cancel_join_thread()
+            if lane.live:
+                self._retire(lane, "dead")
             lane.tasks.close()
             lane.conn.close()
+        if self.sel is not None:
+            self.sel.close()
         for name in self.names:
             self.summary.metrics[name] = m = ProcessorMetrics(name)
             for lane in self.lanes.get(name, []):
                 m.merge(lane.final_metrics if lane.final_metrics is not None else lane.shadow)
+        for items in self.to_release.values():  # never sent: the workers are stopped
+            for s, _ in items:
+                shm.unlink_segment(s)
         for s in list(self.segs):
             shm.unlink_segment(s)
         self.stats["released_at_end"] = len(self.segs)
@@ -788,6 +939,7 @@ class _Driver:
             self.deadline = time.monotonic() + self.timeout_s
         try:
             self._start_workers()
+            self._watch()
             # the bar (and its monitor thread) only after the workers are forked
             self.bar = tqdm(
                 desc="timeframes",

@@ -35,7 +35,9 @@ from __future__ import annotations
 import mmap
 import os
 import secrets
+import sys
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,10 +177,10 @@ class _Mapped:
 
     __slots__ = ("base", "mm", "name", "size", "used")
 
-    def __init__(self, name: str, mm: mmap.mmap) -> None:
+    def __init__(self, name: str, mm: mmap.mmap, base: int | None = None) -> None:
         self.name = name
         self.mm = mm
-        self.base = _address(mm)
+        self.base = _address(mm) if base is None else base
         self.size = len(mm)
         self.used = 0
 
@@ -187,41 +189,80 @@ class _Mapped:
 
 
 class SegmentCache:
-    """Attaches segments by name; a mapping is reused as long as any of its arrays is alive."""
+    """Attaches segments by name. A mapping is reused while any of its arrays is alive, and the
+    ``capacity`` most recently used mappings are kept anyway: recycled segments (same name, new
+    content) are then read without mapping them, and without page faults, again."""
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int = 0) -> None:
+        self.capacity = capacity
         self._maps: weakref.WeakValueDictionary[str, mmap.mmap] = weakref.WeakValueDictionary()
+        self._recent: OrderedDict[str, mmap.mmap] = OrderedDict()
+        self._base: weakref.WeakKeyDictionary[mmap.mmap, int] = weakref.WeakKeyDictionary()
+
+    def mapped(self, name: str) -> _Mapped:
+        """The segment as a :class:`_Mapped` record (holding the mapping)."""
+        mm = self.get(name)
+        base = self._base.get(mm)
+        if base is None:
+            base = self._base[mm] = _address(mm)
+        return _Mapped(name, mm, base)
 
     def get(self, name: str) -> mmap.mmap:
         mm = self._maps.get(name)
         if mm is None:
             mm = attach_segment(name)
             self._maps[name] = mm
+        if self.capacity:
+            self._recent[name] = mm
+            self._recent.move_to_end(name)
+            while len(self._recent) > self.capacity:
+                self._recent.popitem(last=False)
         return mm
+
+    def still_used(self, mapped: dict[str, _Mapped]) -> list[str]:
+        """Names in ``mapped`` (the segments of a finished call) that something other than this
+        cache and ``mapped`` still references: a task kept a view of its input."""
+        held = []
+        for name, m in mapped.items():
+            baseline = 2 + (self._recent.get(name) is m.mm)  # m.mm, getrefcount's argument
+            if sys.getrefcount(m.mm) > baseline:
+                held.append(name)
+        return held
 
 
 class ShmArena:
     """Producer-side allocator (an ``ArrayFactory``) handing out views of shared memory.
 
-    The segments created between :meth:`begin` and :meth:`seal` (one ``run`` call) are reported
-    with the call's messages; :meth:`discard` unlinks them when the call failed.
+    The segments used between :meth:`begin` and :meth:`seal` (one ``run`` call) are reported
+    with the call's messages; :meth:`discard` unlinks them when the call failed. Once every
+    reader is done, the driver hands a segment back (:meth:`release`): it goes to a pool of at
+    most ``pool_slabs`` segments and ``pool_bytes`` bytes and is reused by later calls (its pages
+    are already there: writing them costs no page faults, and no system call is needed), unless
+    the task or a reader still holds a view of it; then it is unlinked.
     """
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, pool_slabs: int = 0, pool_bytes: int = 1 << 30) -> None:
         self.prefix = prefix
+        self.pool_slabs = pool_slabs
+        self.pool_bytes = pool_bytes
         self._counter = 0
         self._slabs: list[_Mapped] = []
+        self._outstanding: dict[str, _Mapped] = {}
+        self._pool: list[_Mapped] = []
+        self.reused = 0
 
     def begin(self) -> None:
         self._slabs = []
 
     def names(self) -> list[str]:
-        """Segments created in this call."""
+        """Segments used in this call."""
         return [s.name for s in self._slabs]
 
     def seal(self) -> list[str]:
         """End the call: its segments now belong to whoever received their names."""
         names = self.names()
+        if self.pool_slabs:
+            self._outstanding.update((s.name, s) for s in self._slabs)
         self._slabs = []
         return names
 
@@ -231,11 +272,42 @@ class ShmArena:
             unlink_segment(s.name)
         self._slabs = []
 
+    def release(self, name: str, reusable: bool) -> None:
+        """Segment ``name`` of an earlier call has no reader left: pool it or unlink it."""
+        slab = self._outstanding.pop(name, None)
+        if slab is None:
+            return
+        pooled = sum(p.size for p in self._pool)
+        if (
+            reusable
+            and sys.getrefcount(slab.mm) <= 2  # slab.mm, getrefcount's argument: no view left
+            and len(self._pool) < self.pool_slabs
+            and pooled + slab.size <= self.pool_bytes
+        ):
+            slab.used = 0
+            self._pool.append(slab)
+        else:
+            unlink_segment(name)
+
+    def close(self) -> None:
+        """Unlink the pooled segments (the driver unlinks those still in use)."""
+        for slab in self._pool:
+            unlink_segment(slab.name)
+        self._pool = []
+        self._outstanding = {}
+
     @property
     def slabs(self) -> list[_Mapped]:
         return self._slabs
 
     def _new_slab(self, nbytes: int) -> _Mapped:
+        fits = [p for p in self._pool if p.size >= nbytes]
+        if fits:
+            slab = min(fits, key=lambda p: p.size)
+            self._pool.remove(slab)
+            self._slabs.append(slab)
+            self.reused += 1
+            return slab
         last = self._slabs[-1].size if self._slabs else 0
         cap = max(nbytes, min(max(MIN_SLAB, 2 * last), MAX_GROW))
         cap = -(-cap // _PAGE) * _PAGE
@@ -303,9 +375,12 @@ def encode_message(msg: Message, arena: ShmArena, inputs: dict[str, _Mapped]) ->
 def _decode_array(ref: Any, cache: SegmentCache, mapped: dict[str, _Mapped] | None) -> Any:
     if not isinstance(ref, ArrayRef):
         return ref
-    mm = cache.get(ref.segment)
-    if mapped is not None and ref.segment not in mapped:
-        mapped[ref.segment] = _Mapped(ref.segment, mm)
+    if mapped is None:
+        mm = cache.get(ref.segment)
+    else:
+        if ref.segment not in mapped:
+            mapped[ref.segment] = cache.mapped(ref.segment)
+        mm = mapped[ref.segment].mm
     a = np.ndarray(ref.shape, ref.dtype, buffer=mm, offset=ref.offset, strides=ref.strides)
     a.flags.writeable = False
     return a
