@@ -317,6 +317,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     return report(summary, args.metrics_json, {"workflow": args.workflow, "inputs": args.inputs})
 
 
+def _add_calibrate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="remake a calibration from the simulation (dedx)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("what", choices=["dedx"], help="what to calibrate")
+    p.add_argument("-o", "--output", required=True, help="output JSON file")
+    p.add_argument("--seed", type=int, default=1, help="random seed of the particle guns")
+    p.add_argument("--per-point", type=int, default=60, help="tracks per momentum point")
+    p.add_argument("--bfield", type=float, default=0.5, help="solenoid field, T")
+    p.set_defaults(func=cmd_calibrate)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from alice_dyn.reco.dedx_calibration import measure_calibration
+
+    d = measure_calibration(seed=args.seed, n_per_point=args.per_point, bfield_t=args.bfield)
+    Path(args.output).write_text(json.dumps(d, indent=1))
+    print(
+        f"dE/dx calibration: MIP scale {d['mip_scale']:.4f}, dip coefficient "
+        f"{d['tgl_coefficient']:.4f}, {len(d['log10_bg'])} points -> {args.output}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="alice-dyn",
@@ -330,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_quickstart(sub)
     _add_workflows(sub)
     _add_run(sub)
+    _add_calibrate(sub)
     return parser
 
 

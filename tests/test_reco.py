@@ -167,3 +167,14 @@ def test_nsigma_decision_rule():
     ns_tof[3] = [8, 0.5, 0.5, 0.5, 0.5]  # TOF rejects the electron above 0.5 GeV/c
     d = nsigma_decision(ns_tpc.astype(float), ns_tof, np.array([0.3, 0.3, 0.3, 1.0]))
     assert d.tolist() == [2, 1, -1, -1]  # pion beats muon; muon only alone; none; e rejected
+
+
+def test_shipped_dedx_calibration_is_reproduced_by_its_command():
+    """`alice-dyn calibrate dedx` remakes the shipped table exactly (same seed)."""
+    import json
+
+    from alice_dyn.reco.dedx_calibration import DEFAULT_CALIBRATION, measure_calibration
+
+    shipped = json.loads(DEFAULT_CALIBRATION.read_text())
+    assert shipped["made_by"].startswith("alice-dyn calibrate dedx")
+    assert json.loads(json.dumps(measure_calibration())) == shipped

@@ -164,3 +164,30 @@ def test_writer_topology_refuses_an_unproduced_input():
         build_topology(
             [tpc_cluster_reader_spec(str(PP)), aod_writer_spec("x.root", "t:TPC/TRACKS")]
         )
+
+
+def _trees(path):
+    with uproot.open(path) as f:
+        out = {}
+        for k in f.keys():
+            if "/" not in k:
+                continue
+            obj = f[k]
+            out[k] = str(obj) if k.endswith("metadata;1") else obj.arrays(library="np")
+        return out
+
+
+def test_tpc_reco_inline_and_multiprocess_give_identical_files(tmp_path):
+    a, b = tmp_path / "inline.root", tmp_path / "mp.root"
+    assert main(["run", "tpc-reco", "-i", str(PP), "-o", str(a), "--max-tf", "3"]) == 0
+    rc = main(["run", "tpc-reco", "-i", str(PP), "-o", str(b), "--max-tf", "3",
+               "--runner", "multiprocess", "--pipeline", "tpc-tracker:2"])  # fmt: skip
+    assert rc == 0
+    ta, tb = _trees(a), _trees(b)
+    assert set(ta) == set(tb) and any("O2track_iu" in k for k in ta)
+    for k, va in ta.items():
+        if isinstance(va, str):
+            assert va == tb[k]
+            continue
+        for col, arr in va.items():
+            assert np.array_equal(arr, tb[k][col], equal_nan=True), (k, col)

@@ -12,7 +12,7 @@ The scale, the expected signal vs beta*gamma and the resolution come from the ca
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from alice_dyn.reco.helix import helices_from_tracks
 from alice_dyn.tpc import geometry as geo
@@ -38,12 +38,15 @@ def cluster_path_norm(tracks, refs, gx, gy, sector, row, bfield_t: float) -> np.
     return 1.0 / length
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def truncated_means(values, start, n, low, high):
     """Per track the mean of its sorted ``values[start:start+n]`` between the fractions
-    ``low`` and ``high`` (NaN when that range is empty). ``(n_refs,)`` -> ``(n_tracks,)``."""
+    ``low`` and ``high`` (NaN when that range is empty). ``(n_refs,)`` -> ``(n_tracks,)``.
+
+    Serial on purpose: stages run in forked worker processes, where numba's thread pool is
+    not fork-safe; the parallel twin lives in :mod:`alice_dyn.kernels`."""
     out = np.empty(start.shape[0])
-    for t in prange(start.shape[0]):
+    for t in range(start.shape[0]):
         v = np.sort(values[start[t] : start[t] + n[t]])
         lo = int(n[t] * low)
         hi = int(n[t] * high)
