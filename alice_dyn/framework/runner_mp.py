@@ -18,10 +18,17 @@ outputs, same fate of every timeframe), with processors running concurrently:
   (:mod:`alice_dyn.framework.shm`): ``make``/``make_columns`` allocate there directly (zero
   copy), ``snapshot`` copies once, ``adopt`` of heap memory copies when sent; consumers get
   read-only views. Only small descriptors and ``"object"`` payloads are pickled.
-* **Segment lifetime.** The driver owns every segment a worker reported: one reference per
-  delivery (consumer lane, mailbox, cached Condition, kept sink), dropped when the consumer's
-  ``run`` returned; at zero the driver unlinks it. A run's segment names share a prefix that is
-  swept at the end, so failures (even ``SIGKILL``) leave nothing in ``/dev/shm``.
+* **Segment lifetime.** The driver owns every segment a worker reported, with one reference
+  per pending delivery (mailbox, consumer lane, cached Condition input); a lane's references are
+  dropped when its ``run`` returns. At zero the segment goes back to its producer, which reuses
+  it for later outputs (no new mapping, pages already there) unless someone still has a view of
+  it (the producing task, a consumer that kept its input, the kept sink): then it is unlinked,
+  and the views stay valid. Segments of dead workers are unlinked by the driver; a run's
+  segment names share a prefix that is swept at the end, so failures (even ``SIGKILL``) leave
+  nothing in ``/dev/shm``.
+* **Pipes.** Requests go to the workers through non-blocking pipes (the driver buffers what
+  a pipe does not take yet), results come back through one pipe per worker; the driver waits on
+  all of them and on the process sentinels with one selector, so it never blocks on a worker.
 * **Backpressure.** At most ``queue_depth`` x (largest lane count) timeslices are in flight
   (asked from the sources and not yet finished by every processor): a slow consumer holds the
   sources back, and memory stays bounded.
@@ -257,14 +264,11 @@ class _Worker:
 
 
 def _worker_main(
-    spec_ref, config, lane, prefix, transport, tasks, results, abort, parent_pid, close_fds
+    spec_ref, config, lane, prefix, transport, tasks, results, abort, parent_pid, inherited
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's: it stops us
-    for fd in close_fds:  # the driver's ends of other workers' pipes, inherited through fork
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+    for conn in inherited:  # the driver's ends of other workers' pipes, copied by fork
+        conn.close()
     reader = _FrameReader(tasks)
     _Worker(spec_ref, config, lane, prefix, transport, results).serve(reader, abort, parent_pid)
 
@@ -400,7 +404,7 @@ class _Driver:
         self.abort_event = ctx.Event()
         refs = {p.name: self._spec_ref(p) for p in self.topology.processors}
         wid = 0
-        driver_fds: list[int] = []  # inherited by later forks, which close them
+        driver_conns: list[Any] = []  # copied into later forks, which close them
         for p in self.topology.processors:
             cfg = config_for(p, self.config)
             upstream = sum(self.lanes_of[q] for q in self.producers[p.name])
@@ -409,11 +413,11 @@ class _Driver:
             for k in range(self.lanes_of[p.name]):
                 task_r, task_w = ctx.Pipe(duplex=False)
                 r, w = ctx.Pipe(duplex=False)
-                close_fds = list(driver_fds) if self.start_method == "fork" else []
+                inherited = list(driver_conns) if self.start_method == "fork" else []
                 proc = ctx.Process(
                     target=_worker_main,
                     args=(refs[p.name], cfg, k, f"{self.prefix}{wid}_", transport, task_r, w,
-                          self.abort_event, os.getpid(), close_fds),
+                          self.abort_event, os.getpid(), inherited),
                     name=f"alice-dyn {p.name}[{k}]",
                 )  # fmt: skip
                 try:
@@ -426,7 +430,7 @@ class _Driver:
                     w.close()  # only the worker writes: its death shows as end of file
                     task_r.close()  # only the worker reads: writing to a dead one fails
                 os.set_blocking(task_w.fileno(), False)
-                driver_fds += [task_w.fileno(), r.fileno()]
+                driver_conns += [task_w, r]
                 lane = _Lane(p.name, k, proc, task_w, r, ProcessorMetrics(p.name))
                 self.lanes[p.name].append(lane)
                 self.all_lanes.append(lane)
@@ -897,12 +901,18 @@ class _Driver:
         self.aborted = True  # nothing is routed any more
         if self.abort_event is not None:
             self.abort_event.set()
-        for lane in self.all_lanes:
-            if lane.live:
-                self._send(lane, ("stop",))
-        grace = time.monotonic() + STOP_GRACE_S
-        while any(ln.live for ln in self.all_lanes) and time.monotonic() < grace:
-            self._poll(min(_POLL_S, grace - time.monotonic()))
+        if self.sel is None:
+            self._watch()
+        interrupted: BaseException | None = None
+        try:  # ask every worker to run Task.stop and exit
+            for lane in self.all_lanes:
+                if lane.live:
+                    self._send(lane, ("stop",))
+            grace = time.monotonic() + STOP_GRACE_S
+            while any(ln.live for ln in self.all_lanes) and time.monotonic() < grace:
+                self._poll(min(_POLL_S, grace - time.monotonic()))
+        except BaseException as exc:  # e.g. a second Ctrl-C: clean up anyway, then re-raise
+            interrupted = exc
         for lane in self.all_lanes:
             if lane.proc.is_alive():
                 lane.proc.terminate()
@@ -932,6 +942,8 @@ class _Driver:
         self.stats["swept"] = len(shm.sweep(self.prefix))
         last_transport_stats.clear()
         last_transport_stats.update(self.stats, prefix=self.prefix)
+        if interrupted is not None:
+            raise interrupted
 
     def run(self) -> RunSummary:
         t0 = time.perf_counter()

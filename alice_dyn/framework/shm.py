@@ -19,11 +19,14 @@ Consumer side, :func:`decode_message`: NumPy views (read-only, as O2's const inp
 segments, attached by name; a mapping is shared by all arrays of a segment and lives while any of
 them does.
 
-Lifetime: after a ``run`` call the producer hands its new segments to the driver (the parent
-process) which counts the deliveries of each segment and unlinks it once every consumer (and the
-kept sink) is done; Linux keeps a mapping valid after unlink, so nobody's view ever dangles. All
-names of one run start with one prefix, which :func:`sweep` removes at the end of a run, so even a
-killed worker leaves nothing in ``/dev/shm``.
+Lifetime: after a ``run`` call the producer hands the call's segments to the driver (the parent
+process), which counts the pending deliveries of each segment. When every reader is done the
+segment goes back to its producer (:meth:`ShmArena.release`): into a small pool, reused by later
+calls, or unlinked when someone still holds a view of it (the producing task, a consumer that kept
+its input: :meth:`SegmentCache.still_used`, the driver's kept sink). Linux keeps a mapping valid
+after unlink, so no view ever dangles, and a pooled segment is never one anybody can still see.
+All names of one run start with one prefix, which :func:`sweep` removes at the end of a run, so
+even a killed worker leaves nothing in ``/dev/shm``.
 
 The class :class:`multiprocessing.shared_memory.SharedMemory` is not used because on Python < 3.13
 every attach registers the segment with the resource tracker (warnings and early unlinks), its
