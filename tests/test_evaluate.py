@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -369,3 +370,28 @@ def test_dist_quantiles_match_numpy():
     d.fill(np.array([5.0, np.inf, np.nan]))  # overflow counts, NaN does not
     assert d.n == len(x) + 2
     assert math.isnan(Dist(0, 1, 10).quantile(0.5))
+
+
+# --- the real reconstruction ----------------------------------------------------------------------
+def test_real_tpc_reco_on_the_pp_sample(tmp_path, capsys):
+    """The classical chain on the shipped pp sample: the numbers stay in sane ranges."""
+    from alice_dyn.cli import main
+    from alice_dyn.framework.workflows import available_workflows
+
+    if "tpc-reco" not in available_workflows():
+        pytest.skip("no tpc-reco workflow")
+    sample = Path(__file__).resolve().parent.parent / "data_samples" / "pp_sample.root"
+    reco = tmp_path / "reco.root"
+    assert main(["run", "tpc-reco", "-i", str(sample), "-o", str(reco), "--max-tf", "5"]) == 0
+    capsys.readouterr()
+    r = evaluate_tracking(reco, sample)
+    assert r["n_timeframes"] == 5 and r["n_findable"] > 100
+    assert r["efficiency_pt_above_0p3"] > 0.9
+    assert r["fake_rate"] < 0.05 and r["clone_rate"] < 0.05
+    assert 0.001 < r["rel_pt_resolution_1gev"] < 0.03
+    assert 0.03 < r["dedx_resolution"] < 0.09
+    assert 0.0 < r["tof_beta_resolution"] < 0.03
+    assert r["tof_matching_efficiency"] > 0.8 and r["tof_agreement"] > 0.8
+    p = evaluate_pid(reco, sample)
+    assert p["n_timeframes"] == 5 and p["nsigma_accuracy"] > 0.8
+    assert p["per_species"]["pi"]["efficiency"] > 0.85 and p["per_species"]["pi"]["purity"] > 0.9

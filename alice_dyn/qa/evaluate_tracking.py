@@ -27,15 +27,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from alice_dyn.event.timeframe import Timeframe
+from alice_dyn.event.tracks import LOOPER_LEG, REJECTED
 from alice_dyn.io.errors import BadInputError
 from alice_dyn.io.reader import open_root, open_timeframes
 from alice_dyn.io.schema import LAYOUT_ALICE_DYN
 from alice_dyn.physics.particles import MASSES_GEV, SPECIES, species_index
 
 # --- AOD conventions (docs/aod_schema.md) ---------------------------------------------------------
-FLAG_SECTOR_CROSSING = 0x1
-FLAG_LOOPER_LEG = 0x2  # a later leg of a particle that has its own main track
-FLAG_REJECTED = 0x4  # rejected as fake by a later stage
+FLAG_LOOPER_LEG = LOOPER_LEG  # 0x2: a later leg of a particle that has its own main track
+FLAG_REJECTED = REJECTED  # 0x4: rejected as fake by a later stage
 MC_MASK_FAKE = 0x8000  # fewer than 90% of the clusters from the labelled particle
 
 # --- selections -----------------------------------------------------------------------------------
@@ -193,6 +193,7 @@ def _num(x: float) -> float | None:
 
 def ratio(k: float, n: float) -> tuple[float | None, float | None]:
     """``k/n`` and its binomial error ``sqrt(e(1-e)/n)`` (``None`` for ``n = 0``)."""
+    k, n = float(k), float(n)
     if n <= 0:
         return None, None
     e = k / n

@@ -121,7 +121,7 @@ def plot_fake_clone_vs_pt(result: dict, path: str | os.PathLike[str]) -> Path:
     ax.set_ylim(bottom=0.0)
     ax.set_xlabel(r"$p_\mathrm{T}^\mathrm{reco}$ (GeV/$c$)")
     ax.set_ylabel("fraction of (non-looper-leg) tracks")
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper right", fontsize=22)
     _label(ax)
     return _save(fig, path)
 
@@ -138,7 +138,7 @@ def plot_pt_resolution_vs_pt(result: dict, path: str | os.PathLike[str]) -> Path
     ax.set_ylim(bottom=0.0)
     ax.set_xlabel(r"$p_\mathrm{T}^\mathrm{true}$ (GeV/$c$)")
     ax.set_ylabel(r"$\sigma(p_\mathrm{T})/p_\mathrm{T}$ (%)")
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper right", fontsize=22)
     _label(ax)
     return _save(fig, path)
 
