@@ -341,3 +341,44 @@ def configured_spec() -> DataProcessorSpec:
         algorithm=configured,
         config_groups=["MPTestParam"],
     )
+
+
+# ---- two sources of different lengths, gaps, a Sporadic input -----------------------------------
+
+
+def gappy(pc) -> None:
+    """Source with nothing to send every third timeslice; 10 timeslices."""
+    ts = pc.timeslice
+    if ts % 3 != 1:
+        pc.outputs.snapshot("GAP/X", np.array([ts, 10 * ts]))
+    if ts == 9:
+        pc.end_of_stream()
+
+
+def short(pc) -> None:
+    """Source ending after 5 timeslices."""
+    pc.outputs.snapshot("OTH/Y", {"ts": pc.timeslice})
+    if pc.timeslice == 4:
+        pc.end_of_stream()
+
+
+def join(pc) -> None:
+    x = pc.inputs.get("x") if "x" in pc.inputs else None
+    y = pc.inputs.get("y") if "y" in pc.inputs else None
+    pc.outputs.snapshot("JOI/Z", {"x": None if x is None else x.tolist(), "y": y})
+
+
+def two_source_specs() -> list[DataProcessorSpec]:
+    return [
+        DataProcessorSpec("gappy", outputs=[OutputSpec("GAP", "X")], algorithm=gappy),
+        DataProcessorSpec("short", outputs=[OutputSpec("OTH", "Y")], algorithm=short),
+        DataProcessorSpec(
+            "join",
+            inputs=[
+                InputSpec("x", "GAP", "X"),
+                InputSpec("y", "OTH", "Y", lifetime=Lifetime.Sporadic),
+            ],
+            outputs=[OutputSpec("JOI", "Z")],
+            algorithm=join,
+        ),
+    ]

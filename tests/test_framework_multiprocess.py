@@ -19,6 +19,7 @@ from mp_processors import (
     counter_spec,
     forward_spec,
     read_log,
+    two_source_specs,
     worker_spec,
 )
 
@@ -126,6 +127,17 @@ def test_spawn_start_method_gives_the_same_outputs():
         timeout_s=60,
     )  # fmt: skip
     assert_same_run(ref, got)
+
+
+@pytest.mark.parametrize("max_tf", [None, 0, 3, 7])
+def test_two_sources_with_gaps_and_a_sporadic_input(max_tf):
+    topo = build_topology(two_source_specs(), "all")
+    ref = run_inline(topo, keep_sink=True, progress=False, max_timeframes=max_tf)
+    got = run_multiprocess(
+        topo, keep_sink=True, progress=False, max_timeframes=max_tf, pipeline={"join": 2}
+    )
+    assert_same_run(ref, got)
+    assert len(got.timeframes) == {None: 9, 0: 0, 3: 3, 7: 7}[max_tf]
 
 
 def test_max_timeframes_and_config_reach_the_workers():

@@ -53,6 +53,7 @@ import selectors
 import signal
 import time
 import traceback
+import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -421,7 +422,13 @@ class _Driver:
                     name=f"alice-dyn {p.name}[{k}]",
                 )  # fmt: skip
                 try:
-                    proc.start()
+                    with warnings.catch_warnings():
+                        # Python >= 3.12 warns when forking a process that has threads (tqdm's
+                        # monitor, BLAS pools...); the workers only run their processor
+                        warnings.filterwarnings(
+                            "ignore", "This process .* is multi-threaded", DeprecationWarning
+                        )
+                        proc.start()
                 except BaseException:
                     task_w.close()
                     r.close()
