@@ -671,6 +671,8 @@ class _Driver:
             if outs:
                 self.produced.setdefault(ts, {})[name] = tf_id
         self._route(name, ts, outs)
+        if self.aborted:
+            return
         for w in held:
             self._release(w)
         for s in new:
@@ -688,7 +690,17 @@ class _Driver:
                 if route.consumer == DUMMY_SINK:
                     self.summary.sink_count += 1
                     if self.keep_sink:
-                        msg = shm.decode_message(w, self.cache)
+                        try:
+                            msg = shm.decode_message(w, self.cache)
+                        except Exception as exc:  # e.g. a class the driver cannot import
+                            cause = (
+                                f"the kept sink cannot read output {w.header.data_type}: "
+                                f"{type(exc).__name__}: {exc}"
+                            )
+                            tf = w.header.tf_id
+                            err = ProcessorError(name, "send", cause, ts, tf)
+                            self._fail(err, [(ts, tf, name, cause)])
+                            return
                         self.kept.update(w.segments)
                         self.sink_buf.setdefault(ts, []).append((idx, next(self.seq), msg))
                 elif route.lifetime == Lifetime.Condition:

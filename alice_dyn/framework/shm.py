@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import pickle
 import secrets
 import sys
 import weakref
@@ -165,7 +166,8 @@ class WireMessage:
     """What crosses a process boundary for one message.
 
     ``body`` is an :class:`ArrayRef` (``"ndarray"``), a dict of them (``"columns"``) or the
-    object itself (``"object"``, pickled). Arrays that cannot live in shared memory (size 0,
+    object pickled once by the producer (``"object"``: :class:`Pickled`, so that whoever only
+    routes the message never unpickles it). Arrays that cannot live in shared memory (size 0,
     Python-object dtype) are carried in ``body`` as they are. ``segments`` lists the segment
     names the message uses (each once).
     """
@@ -173,6 +175,13 @@ class WireMessage:
     header: DataHeader
     body: Any
     segments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Pickled:
+    """An ``"object"`` payload as its pickle."""
+
+    data: bytes
 
 
 class _Mapped:
@@ -371,7 +380,7 @@ def encode_message(msg: Message, arena: ShmArena, inputs: dict[str, _Mapped]) ->
     elif ser == SERIALIZATION_COLUMNS:
         body = {k: _encode_array(v, arena, inputs, used) for k, v in msg.payload.items()}
     else:
-        body = msg.payload
+        body = Pickled(pickle.dumps(msg.payload, pickle.HIGHEST_PROTOCOL))
     return WireMessage(msg.header, body, tuple(used))
 
 
@@ -403,13 +412,14 @@ def decode_message(
     elif ser == SERIALIZATION_COLUMNS:
         payload = {k: _decode_array(v, cache, mapped) for k, v in wire.body.items()}
     else:
-        payload = wire.body
+        payload = pickle.loads(wire.body.data) if isinstance(wire.body, Pickled) else wire.body
     return Message(wire.header, payload)
 
 
 __all__ = [
     "NAME_PREFIX",
     "ArrayRef",
+    "Pickled",
     "SegmentCache",
     "ShmArena",
     "WireMessage",
