@@ -15,16 +15,18 @@ the unused tail of a slab costs no memory. When ``run`` returns, :func:`encode_m
 segment that holds each output array (a slab of this call, or an input segment the task forwards
 with ``adopt``: no copy either); any other array (``adopt`` of heap memory) is copied into a slab.
 
-Consumer side, :func:`decode_message`: NumPy views (read-only, as O2's const inputs) onto the
-segments, attached by name; a mapping is shared by all arrays of a segment and lives while any of
-them does.
+Consumer side, :func:`decode_message`: NumPy views (read-only, as O2's const inputs: copy
+before modifying, e.g. before ``torch.from_numpy``) onto the segments, attached by name; a mapping
+is shared by all arrays of a segment and lives while any of them does, and a consumer keeps the
+mappings it used last (:class:`SegmentCache`) so that a reused segment is read again without a
+new mapping or page faults.
 
 Lifetime: after a ``run`` call the producer hands the call's segments to the driver (the parent
 process), which counts the pending deliveries of each segment. When every reader is done the
 segment goes back to its producer (:meth:`ShmArena.release`): into a small pool, reused by later
 calls, or unlinked when someone still holds a view of it (the producing task, a consumer that kept
 its input: :meth:`SegmentCache.still_used`, the driver's kept sink). Linux keeps a mapping valid
-after unlink, so no view ever dangles, and a pooled segment is never one anybody can still see.
+after unlink, so no view ever dangles, and no live view ever points into a pooled segment.
 All names of one run start with one prefix, which :func:`sweep` removes at the end of a run, so
 even a killed worker leaves nothing in ``/dev/shm``.
 
