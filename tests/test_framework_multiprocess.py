@@ -113,7 +113,8 @@ def test_same_outputs_as_inline(policy, lanes):
     # the stateful single-lane consumer saw every timeslice once, in order
     bout = [m.payload for m in got.sink if m.header.description == "BOUT"]
     assert bout[-1]["seen"] == list(range(7))
-    # every segment was unlinked when its last reader finished (the final sweep found nothing)
+    # every segment went back to its producer (or was unlinked) when its last reader finished,
+    # except the cached Condition input; the final sweep found nothing
     stats = rmp.last_transport_stats
     assert stats["used"] > 0 and stats["swept"] == 0
     assert stats["returned"] + stats["unlinked"] + stats["released_at_end"] == stats["used"]
