@@ -197,8 +197,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def _add_quickstart(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "quickstart",
-        help="the main job on the shipped sample (simulate -> ROOT -> read back -> summary -> "
-        "cluster workflow)",
+        help="the main job on the shipped sample (simulate -> ROOT -> read back -> summary; "
+        "reconstruction workflow -> performance)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--sample", default=str(DEFAULT_SAMPLE), help="shipped sample to summarise")
@@ -236,23 +236,20 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     print(f"simulated and wrote {n_cl} clusters in {t_sim:.1f} s; read back identical")
     print(format_summary(summarize_file(out)))
 
+    from alice_dyn import qa
     from alice_dyn.framework.executable import report, run_specs
-    from alice_dyn.stages import (
-        aod_writer_spec,
-        tpc_cluster_reader_spec,
-        tpc_cluster_transform_spec,
-    )
+    from alice_dyn.framework.workflows import load_workflow
 
-    aod = Path(args.out_dir) / "quickstart_clusters_aod.root"
-    print(f"\n== 3. workflow: tpc-cluster-reader -> tpc-cluster-transform -> aod-writer -> {aod}")
-    summary = run_specs(
-        [
-            tpc_cluster_reader_spec([args.sample, str(out)]),
-            tpc_cluster_transform_spec(),
-            aod_writer_spec(str(aod), inputs="clusters:TPC/CLUSTERGLOBAL;tfmeta:GLO/TFMETA"),
-        ]
-    )
-    return report(summary, None)
+    reco = Path(args.out_dir) / "quickstart_reco.root"
+    print(f"\n== 3. reconstruction workflow tpc-reco on {args.sample} -> {reco}")
+    specs = load_workflow("tpc-reco").define_workflow([args.sample], str(reco))
+    rc = report(run_specs(specs), None)
+    if rc:
+        return rc
+    print(f"\n== 4. performance against MC truth (alice-dyn evaluate tracking|pid {reco} ...)")
+    print(qa.format_tracking(qa.evaluate_tracking(reco, args.sample)))
+    print(qa.format_pid(qa.evaluate_pid(reco, args.sample)))
+    return 0
 
 
 def _add_workflows(sub: argparse._SubParsersAction) -> None:
@@ -294,6 +291,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-tf", type=int, default=None, help="stop after this many timeframes")
     p.add_argument("--metrics-json", default=None, metavar="FILE", help="write metrics as JSON")
     p.add_argument("--print-config", action="store_true", help="print the configuration")
+    p.add_argument("--queue-depth", type=int, default=4, help="timeframes in flight per lane")
+    p.add_argument("--timeout", type=float, default=None, metavar="S", help="abort after S s")
     p.set_defaults(func=cmd_run)
 
 
@@ -313,8 +312,47 @@ def cmd_run(args: argparse.Namespace) -> int:
         forwarding_policy=args.forwarding_policy,
         max_timeframes=args.max_tf,
         print_config=args.print_config,
+        queue_depth=args.queue_depth,
+        timeout_s=args.timeout,
     )
     return report(summary, args.metrics_json, {"workflow": args.workflow, "inputs": args.inputs})
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="performance of a reconstruction against MC truth (tracking, pid)",
+        description="Compare an AO2D-like reconstruction file (alice-dyn run tpc-reco) with "
+        "the simulation file it came from. JSON keys: docs/evaluation.md.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("what", choices=["tracking", "pid"], help="what to evaluate")
+    p.add_argument("reco", help="reconstruction output (AO2D-like ROOT file)")
+    p.add_argument("--truth", required=True, help="simulation file with the MC truth")
+    p.add_argument("--json", dest="json_out", default=None, help="write the results as JSON")
+    p.add_argument("--plots", default=None, metavar="DIR", help="write PNG plots here")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from alice_dyn import qa
+
+    if args.what == "tracking":
+        result = qa.evaluate_tracking(args.reco, args.truth)
+        print(qa.format_tracking(result))
+    else:
+        result = qa.evaluate_pid(args.reco, args.truth)
+        print(qa.format_pid(result))
+    if args.json_out:
+        Path(args.json_out).resolve().parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(json.dumps(result, indent=2))
+    if args.plots:
+        from alice_dyn.qa import plots
+
+        make = plots.make_tracking_plots if args.what == "tracking" else plots.make_pid_plots
+        for path in make(result, Path(args.plots)):
+            print(f"plot: {path}")
+    return 0
 
 
 def _add_calibrate(sub: argparse._SubParsersAction) -> None:
@@ -356,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_quickstart(sub)
     _add_workflows(sub)
     _add_run(sub)
+    _add_evaluate(sub)
     _add_calibrate(sub)
     return parser
 

@@ -21,6 +21,7 @@ from alice_dyn.framework.context import (
 )
 from alice_dyn.framework.message import DataHeader, Message
 from alice_dyn.framework.runner_inline import run_inline
+from alice_dyn.framework.runner_mp import run_multiprocess
 from alice_dyn.framework.runtime import ProcessorError, RunSummary
 from alice_dyn.framework.spec import (
     ConfigParamSpec,
@@ -59,4 +60,5 @@ __all__ = [
     "parse_inputs",
     "register_config_group",
     "run_inline",
+    "run_multiprocess",
 ]

@@ -33,7 +33,11 @@ class InputRecord:
         self._messages = messages
 
     def get(self, binding: str) -> Any:
-        """The payload bound to ``binding`` — the producer's object itself, not a copy."""
+        """The payload bound to ``binding`` — the producer's object itself, not a copy.
+
+        Inputs are read-only (``const`` in O2): the multi-process runner hands out read-only
+        views of shared memory, so a task must copy before modifying (inline it would
+        silently change the producer's data)."""
         try:
             return self._messages[binding].payload
         except KeyError:
@@ -69,6 +73,8 @@ class DataAllocator:
 
     Outputs are addressed by an :class:`OutputSpec`, a :class:`DataType`, the output's binding
     or ``"ORIGIN/DESCRIPTION[/SUBSPEC]"``; anything the processor did not declare is an error.
+    Once ``run`` has returned, a task must not write to what it sent (consumers may be reading
+    it in another process), as in O2.
     """
 
     def __init__(self, spec: DataProcessorSpec, arrays: ArrayFactory = heap_arrays) -> None:

@@ -63,6 +63,10 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         "--runner", choices=RUNNERS, default=None, help="inline (default) or multiprocess"
     )
     g.add_argument("--metrics-json", default=None, metavar="FILE", help="write metrics as JSON")
+    g.add_argument("--queue-depth", type=int, default=4,
+                   help="timeframes in flight per lane (multiprocess backpressure)")  # fmt: skip
+    g.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="abort a multiprocess run after S seconds")  # fmt: skip
     g.add_argument("--print-config", action="store_true", help="print the effective configuration")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -176,6 +180,8 @@ def run_specs(
     progress: bool | None = None,
     print_config: bool = False,
     keep_sink: bool = False,
+    queue_depth: int = 4,
+    timeout_s: float | None = None,
 ) -> RunSummary:
     """Build the topology of ``specs``, configure it and run it with ``runner``."""
     topology = build_topology(specs, forwarding_policy)
@@ -204,7 +210,7 @@ def run_specs(
 
         return run_multiprocess(
             topology, store, pipeline=lanes, max_timeframes=max_timeframes, progress=progress,
-            keep_sink=keep_sink,
+            keep_sink=keep_sink, queue_depth=queue_depth, timeout_s=timeout_s,
         )  # fmt: skip
     raise SpecError(f"unknown runner {runner!r}; use one of {RUNNERS}")
 
@@ -241,6 +247,8 @@ def run_document(doc: dict[str, Any], args: argparse.Namespace) -> int:
         forwarding_policy=last.get("forwarding_policy") or "dangling",
         progress=False if args.no_progress else None,
         print_config=args.print_config,
+        queue_depth=args.queue_depth,
+        timeout_s=args.timeout,
     )
     return report(summary, args.metrics_json, {"command": doc.get("command")})
 

@@ -372,7 +372,8 @@ def flag_looper_legs(tracks: TPCTracks, prm: TPCTrackerParam) -> None:
     TRD/TOF region and re-enter). Every leg is found as a track; legs share the helix's circle
     in the bending plane (an inward leg, fitted as going outward, has the opposite charge but
     the same centre and radius) and the same |tgl|; energy loss between legs shrinks the
-    circle by a few percent. The leg with the most clusters keeps the particle.
+    circle by a few percent. The first leg (nearest the collision along the helix, which
+    carries the right charge and the right direction) keeps the particle.
     """
     n = len(tracks)
     if n < 2:
@@ -397,29 +398,40 @@ def flag_looper_legs(tracks: TPCTracks, prm: TPCTrackerParam) -> None:
     grid: dict[tuple[int, int], list[int]] = {}
     for k in range(len(cand)):
         grid.setdefault((int(gxc[k] // cell), int(gyc[k] // cell)), []).append(k)
-    order = np.argsort(-tracks.n_clusters[cand], kind="stable")
-    flagged = np.zeros(len(cand), dtype=bool)
-    for k in order:
-        if flagged[k]:
-            continue
+    # groups of legs on one circle (union-find over the same-circle relation)
+    parent = np.arange(len(cand))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for k in range(len(cand)):
         cx, cy = int(gxc[k] // cell), int(gyc[k] // cell)
         for dx in (-1, 0, 1):
             for dy in (-1, 0, 1):
                 for m in grid.get((cx + dx, cy + dy), ()):
-                    if (
-                        m == k
-                        or flagged[m]
-                        or tracks.n_clusters[cand[m]] > tracks.n_clusters[cand[k]]
-                    ):
-                        continue
-                    if (
+                    if m > k and (
                         math.hypot(gxc[k] - gxc[m], gyc[k] - gyc[m])
                         < max(prm.looper_centre_cm, prm.looper_centre_frac * rad[k])
                         and abs(rad[k] - rad[m]) < prm.looper_radius_frac * rad[k]
                         and abs(abs(tgl[k]) - abs(tgl[m])) < 0.05 + 0.05 * abs(tgl[k])
                     ):
-                        flagged[m] = True
-                        tracks.flags[cand[m]] |= LOOPER_LEG
+                        parent[root(m)] = root(k)
+    # the first leg is the one nearest the vertex along the helix: legs follow each other in
+    # z away from the collision, so it has the smallest side * z at its innermost cluster
+    # (the common t0 = 0 shift of z does not change the order)
+    side_z = (tracks.side() * tracks.z_cm.astype(np.float64))[cand]
+    roots = np.array([root(k) for k in range(len(cand))])
+    for r0 in np.unique(roots):
+        members = np.flatnonzero(roots == r0)
+        if len(members) < 2:
+            continue
+        first = members[np.argmin(side_z[members])]
+        for m in members:
+            if m != first:
+                tracks.flags[cand[m]] |= LOOPER_LEG
 
 
 def find_tracks(
