@@ -1,0 +1,173 @@
+"""PID datasets: per reconstructed track, feature groups per detector with presence masks.
+
+Layer: PID (reads the AO2D-like reconstruction output and the simulation's MC truth). Groups:
+
+* ``track`` (always): log10 p (tpcInnerParam), pT, tgl, charge sign, clusters / 152,
+  chi2 per cluster;
+* ``tpc`` (when the dE/dx is valid): dE/dx qTot / 50, log of it, qMax / qTot;
+* ``tof`` (when matched): beta, 1 / beta, squared mass estimate ``p^2 (1/beta^2 - 1)``, track
+  length / 400 cm, time of flight / 20 ns;
+* ``trd`` (when matched): mean tracklet charge, number of layers / 6.
+
+Missing detectors are missing groups (a False mask), never NaN. Labels are the PID species
+index of the matched MC particle (0-4: e, mu, pi, K, p); tracks that are fakes, looper legs,
+deuterons or without label are left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from alice_dyn.physics.particles import species_index
+
+GROUPS = {
+    "track": ("log_p", "pt", "tgl", "sign", "ncl", "chi2ncl"),
+    "tpc": ("dedx", "log_dedx", "qmax_ratio"),
+    "tof": ("beta", "inv_beta", "mass2", "length", "tof_ns"),
+    "trd": ("signal", "n_layers"),
+}
+SUBSETS = ("TPC", "TPC+TOF", "TPC+TRD", "TPC+TOF+TRD")
+TABLES = {
+    "O2track_iu": ("fSigned1Pt", "fTgl", "fFlags"),
+    "O2trackextra": (
+        "fTPCInnerParam", "fTPCSignal", "fTPCSignalQmax", "fTPCNClsFound", "fTPCChi2NCl",
+        "fTRDSignal", "fTRDPattern", "fTOFSignal", "fLength", "fBeta", "fHasTOF", "fHasTRD",
+    ),
+    "O2mctracklabel": ("fMcParticleId", "fMcMask"),
+    "O2pid": ("fPidNSigma",),
+}  # fmt: skip
+
+
+@dataclass
+class PIDDataset:
+    """Features per group ``(n, n_features)``, masks per group ``(n,)`` bool, labels ``(n,)``.
+
+    ``p`` (GeV/c) and ``nsigma`` (the n-sigma decision, for the baseline) ride along.
+    """
+
+    features: dict[str, np.ndarray]
+    masks: dict[str, np.ndarray]
+    labels: np.ndarray
+    p: np.ndarray
+    nsigma: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset_name(self) -> np.ndarray:
+        """Detector subset of every track (one of :data:`SUBSETS`)."""
+        tof, trd = self.masks["tof"], self.masks["trd"]
+        idx = tof.astype(int) + 2 * trd.astype(int)
+        return np.array(["TPC", "TPC+TOF", "TPC+TRD", "TPC+TOF+TRD"])[idx]
+
+    def take(self, index: np.ndarray) -> PIDDataset:
+        return PIDDataset(
+            {k: v[index] for k, v in self.features.items()},
+            {k: v[index] for k, v in self.masks.items()},
+            self.labels[index],
+            self.p[index],
+            self.nsigma[index],
+        )
+
+    @staticmethod
+    def concatenate(parts: list[PIDDataset]) -> PIDDataset:
+        return PIDDataset(
+            {k: np.concatenate([d.features[k] for d in parts]) for k in GROUPS},
+            {k: np.concatenate([d.masks[k] for d in parts]) for k in GROUPS},
+            np.concatenate([d.labels for d in parts]),
+            np.concatenate([d.p for d in parts]),
+            np.concatenate([d.nsigma for d in parts]),
+        )
+
+    def save(self, path: str | Path) -> None:
+        """``.npz`` (no pickled objects)."""
+        arrays = {f"f_{k}": v for k, v in self.features.items()}
+        arrays.update({f"m_{k}": v for k, v in self.masks.items()})
+        np.savez_compressed(path, labels=self.labels, p=self.p, nsigma=self.nsigma, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> PIDDataset:
+        with np.load(path, allow_pickle=False) as z:
+            return cls(
+                {k: z[f"f_{k}"] for k in GROUPS},
+                {k: z[f"m_{k}"] for k in GROUPS},
+                z["labels"],
+                z["p"],
+                z["nsigma"],
+            )
+
+
+def features_from_columns(c: dict[str, np.ndarray]) -> tuple[dict, dict]:
+    """Feature groups and masks from AO2D columns (``O2track_iu`` + ``O2trackextra``)."""
+    f32 = np.float32
+    p = np.maximum(c["fTPCInnerParam"].astype(np.float64), 1e-3)
+    q2pt = c["fSigned1Pt"].astype(np.float64)
+    pt = 1.0 / np.maximum(np.abs(q2pt), 1e-3)
+    dedx = c["fTPCSignal"].astype(np.float64)
+    tpc_ok = np.isfinite(dedx) & (dedx > 0)
+    dedx = np.where(tpc_ok, dedx, 50.0)
+    beta = c["fBeta"].astype(np.float64)
+    tof_ok = (c["fHasTOF"] > 0) & (beta > 0)
+    beta_s = np.where(tof_ok, beta, 1.0)
+    trd_ok = c["fHasTRD"] > 0
+    n_layers = np.array([bin(int(v)).count("1") for v in c["fTRDPattern"]], dtype=np.float64)
+    features = {
+        "track": np.column_stack(
+            [
+                np.log10(p),
+                np.minimum(pt, 20.0) / 5.0,
+                c["fTgl"],
+                np.sign(q2pt),
+                c["fTPCNClsFound"] / 152.0,
+                np.minimum(c["fTPCChi2NCl"], 20.0) / 5.0,
+            ]
+        ).astype(f32),
+        "tpc": np.column_stack(
+            [
+                dedx / 50.0,
+                np.log(dedx / 50.0),
+                np.where(tpc_ok, c["fTPCSignalQmax"] / np.maximum(dedx, 1e-3), 0.0),
+            ]
+        ).astype(f32),
+        "tof": np.where(
+            tof_ok[:, None],
+            np.column_stack(
+                [
+                    beta_s,
+                    np.minimum(1.0 / beta_s, 5.0),
+                    np.clip(p * p * (1.0 / beta_s**2 - 1.0), -2, 10),
+                    c["fLength"] / 400.0,
+                    np.clip(c["fTOFSignal"] / 2e4, -1, 5),
+                ]
+            ),
+            0.0,
+        ).astype(f32),
+        "trd": np.where(
+            trd_ok[:, None],
+            np.column_stack([np.minimum(c["fTRDSignal"], 10.0), n_layers / 6.0]),
+            0.0,
+        ).astype(f32),
+    }
+    masks = {"track": np.ones(len(p), bool), "tpc": tpc_ok, "tof": tof_ok, "trd": trd_ok}
+    return features, masks
+
+
+def dataset_from_reco(reco_path: str | Path, truth_path: str | Path) -> PIDDataset:
+    """Matched, labelled tracks of an AO2D-like file and its simulation (see the module doc)."""
+    from alice_dyn.qa.evaluate_tracking import iter_matched
+
+    parts = []
+    for reco, tf in iter_matched(reco_path, truth_path, TABLES):
+        c = {name: reco[name] for table in TABLES.values() for name in table}
+        mc = c["fMcParticleId"]
+        sp = np.where(mc >= 0, species_index(tf.particles.pdg)[np.maximum(mc, 0)], -1)
+        keep = (mc >= 0) & ((c["fMcMask"] & 0x8000) == 0) & ((c["fFlags"] & 0x2) == 0)
+        keep &= (sp >= 0) & (sp < 5) & (c["fTPCInnerParam"] > 0)
+        feats, masks = features_from_columns({k: v[keep] for k, v in c.items()})
+        labels = sp[keep].astype(np.int64)
+        p = c["fTPCInnerParam"][keep].astype(np.float32)
+        parts.append(PIDDataset(feats, masks, labels, p, c["fPidNSigma"][keep].astype(np.int8)))
+    return PIDDataset.concatenate(parts)
