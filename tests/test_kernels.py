@@ -615,6 +615,59 @@ def test_cuda_features_equal_reference():
     assert_tuple_equal(K.padded_track_features_gpu(refs, start, n, feats, 12, xp=np), ref)
 
 
+# Compiles every numba.cuda kernel for the real CUDA target (sm_90 PTX) in a subprocess with
+# the simulator off: catches what the simulator cannot (typing and lowering on the device), on
+# machines without a GPU. Device functions ask for the current device's compute capability;
+# with no driver, a pretend sm_90 device answers.
+PTX_CHECK = """
+import types
+import numba.cuda.dispatcher as disp
+from numba import cuda, types as T
+from alice_dyn.kernels import binning, dedx, features, helix, matching, transform
+
+disp.get_current_device = lambda: types.SimpleNamespace(compute_capability=(9, 0))
+f4, f8, i2, i4, i8 = T.float32, T.float64, T.int16, T.int32, T.int64
+u1, u4, b1, s1 = T.uint8, T.uint32, T.boolean, T.int8
+def A(t, nd=1):
+    return T.Array(t, nd, "C")
+tr, bk, mk = transform._cuda_kernels(), binning._cuda_kernels(), matching._cuda_kernels()
+tabs, outs = (A(f8),) * 6, (A(f4),) * 8
+sigs = [
+    (tr[0], (A(u4, 2), A(u1), A(u1), f8, f8, f8, *tabs, *outs)),
+    (tr[1], (A(u4, 2), A(i8), f8, f8, f8, *tabs, A(u1), A(u1), *outs)),
+    (bk[0], (A(u1), A(u1), i8, A(i4))),
+    (bk[1], (A(u1), A(u1), A(f4), A(f4), i8, i8, f8, A(f8), i8, A(i4))),
+    (bk[2], (A(i4), A(i4))),
+    (bk[3], (A(i4), A(i4), A(i4), A(i4))),
+    (bk[4], (A(i4), A(i4), A(i4), A(f4), b1)),
+    (helix._cuda_kernels(), (A(i4), A(i4), A(i2), *(A(f4),) * 3, *(A(f8),) * 6, A(s1), A(f8))),
+    (dedx._cuda_kernels(), (A(f4), A(f8), A(i4), A(i4), A(i2), f8, f8, A(f8))),
+    (mk[0], (*(A(f8),) * 3, A(s1), *(A(f8),) * 3, f8, *(A(f8),) * 4, A(b1))),
+    (mk[1], (*(A(f8),) * 5, f8, f8, A(i4))),
+    (features._cuda_kernels(), (A(i4), A(i4), A(i2), A(f8, 2), A(f4, 3), A(b1, 2))),
+]
+for k, sig in sigs:
+    ptx, _ = cuda.compile_ptx(k.py_func, sig, cc=(9, 0))
+    assert ".entry" in ptx
+print("compiled", len(sigs))
+"""
+
+
+def test_cuda_kernels_compile_to_ptx():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "0"}
+    probe = "from numba import cuda; cuda.compile_ptx(lambda a: None, '(float32[:],)', cc=(9, 0))"
+    if subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True).returncode:
+        pytest.skip("numba cannot compile PTX here (no NVVM)")
+    res = subprocess.run(
+        [sys.executable, "-W", "error", "-c", PTX_CHECK], env=env, capture_output=True, text=True
+    )
+    assert res.returncode == 0 and "compiled 12" in res.stdout, res.stdout + res.stderr[-3000:]
+
+
 # ------------------------------------------------------------------------------------------
 # real GPU: gpu backend against cpu backend
 # ------------------------------------------------------------------------------------------

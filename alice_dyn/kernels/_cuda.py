@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import types
 from types import ModuleType
 
 import numpy as np
@@ -72,3 +73,18 @@ def device_table(xp: ModuleType, name: str, host: np.ndarray):
     if key not in _TABLES:
         _TABLES[key] = xp.asarray(np.ascontiguousarray(host))
     return _TABLES[key]
+
+
+def device_function(cuda, py_func, **helpers):
+    """``cuda.jit(device=True)`` of ``py_func`` with the global names in ``helpers`` rebound.
+
+    The CPU twins' scalar bodies call other ``@njit`` helpers by global name; for the GPU the
+    body is recompiled with those names bound to the helpers' CUDA device versions, so no CPU
+    dispatcher is ever called from device code.
+    """
+    glb = dict(py_func.__globals__)
+    glb.update(helpers)
+    fn = types.FunctionType(
+        py_func.__code__, glb, py_func.__name__, py_func.__defaults__, py_func.__closure__
+    )
+    return cuda.jit(device=True)(fn)

@@ -23,6 +23,7 @@ would be the next step for much fuller bins). The neighbour query has no GPU twi
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -221,9 +222,13 @@ def _cell_of(s, r, y, z, n_y, n_z, z_max, half_width, n_rows):
     hw = half_width[r]
     fy = (np.float64(y) + hw) / (2.0 * hw) * n_y
     fz = (np.float64(z) + z_max) / (2.0 * z_max) * n_z
-    iy = min(max(np.floor(fy), 0.0), n_y - 1.0)
-    iz = min(max(np.floor(fz), 0.0), n_z - 1.0)
-    return np.int32(((np.int64(s) * n_rows + r) * n_y + np.int64(iy)) * n_z + np.int64(iz))
+    # clamp with branches, not min/max: numba's CUDA target mistypes min(a, b) (seen with
+    # numba 0.68's built-in numba.cuda when compiling to PTX)
+    iy = math.floor(fy)  # y, z finite
+    iy = 0 if iy < 0 else (n_y - 1 if iy > n_y - 1 else iy)
+    iz = math.floor(fz)
+    iz = 0 if iz < 0 else (n_z - 1 if iz > n_z - 1 else iz)
+    return np.int32(((np.int64(s) * n_rows + r) * n_y + iy) * n_z + iz)
 
 
 @njit(parallel=True, cache=True)

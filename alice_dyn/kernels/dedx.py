@@ -113,7 +113,9 @@ def _cuda_kernels():
     def truncated_mean(q, norm, refs, start, n, low, high, out):
         t = cuda.grid(1)
         if t < start.shape[0]:
-            m = min(np.int64(n[t]), cap)
+            m = np.int64(n[t])
+            if m > cap:  # no min(): see binning._cell_of
+                m = cap
             lo = int(m * low)
             hi = int(m * high)
             if hi <= lo:

@@ -358,7 +358,8 @@ def fit_helices_cpu(refs: Any, start: Any, n: Any, gx: Any, gy: Any, gz: Any) ->
 @functools.cache
 def _cuda_kernels():
     _cuda.bind_cuda(globals())
-    fit_one = cuda.jit(device=True)(_fit_one.py_func)
+    taubin = cuda.jit(device=True)(_taubin.py_func)
+    fit_one = _cuda.device_function(cuda, _fit_one.py_func, _taubin=taubin)
 
     @cuda.jit
     def fit(refs, start, n, gx, gy, gz, xc, yc, r, tgl, z0, chi2, sense, phi0):

@@ -124,7 +124,7 @@ def _cylinder_one(xc, yc, r, sense, phi0, tgl, z0, radius):
     if not (r > 0.0 and d > 0.0 and abs(r - radius) <= d and d <= r + radius and sg != 0.0):
         return nan, nan, nan, nan, False
     cosb = (r * r + d * d - radius * radius) / (2.0 * r * d)
-    cosb = min(max(cosb, -1.0), 1.0)
+    cosb = -1.0 if cosb < -1.0 else (1.0 if cosb > 1.0 else cosb)  # no min/max on the GPU
     beta = math.acos(cosb)
     base = math.atan2(-yc, -xc)
     best = math.inf

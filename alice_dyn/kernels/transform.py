@@ -287,16 +287,23 @@ def _cuda_kernels():
 
     one = cuda.jit(device=True)(_one.py_func)  # the CPU twin's scalar body
 
+    # the look-up tables travel as separate arguments: numba.cuda types a CuPy array only at
+    # the top level of a kernel's arguments, not inside a tuple
     @cuda.jit
-    def transform(w, sector, row, t_off, drift, length, tabs, o0, o1, o2, o3, o4, o5, o6, o7):
+    def transform(
+        w, sector, row, t_off, drift, length, t0, t1, t2, t3, t4, t5,
+        o0, o1, o2, o3, o4, o5, o6, o7,
+    ):  # fmt: skip
         i = cuda.grid(1)
         if i < w.shape[0]:
+            tabs = (t0, t1, t2, t3, t4, t5)
             one(w, i, sector[i], row[i], t_off, drift, length, tabs, o0, o1, o2, o3, o4, o5, o6, o7)
 
     @cuda.jit
     def transform_buffer(
-        w, offsets, t_off, drift, length, tabs, sec_o, row_o, o0, o1, o2, o3, o4, o5, o6, o7
-    ):
+        w, offsets, t_off, drift, length, t0, t1, t2, t3, t4, t5, sec_o, row_o,
+        o0, o1, o2, o3, o4, o5, o6, o7,
+    ):  # fmt: skip
         i = cuda.grid(1)
         if i < w.shape[0]:
             # last bin b with offsets[b] <= i (empty bins repeat an offset)
@@ -308,11 +315,12 @@ def _cuda_kernels():
                     lo = mid
                 else:
                     hi = mid
-            n_rows = tabs[0].shape[0]
+            n_rows = t0.shape[0]
             s = lo // n_rows
             r = lo - s * n_rows
             sec_o[i] = s
             row_o[i] = r
+            tabs = (t0, t1, t2, t3, t4, t5)
             one(w, i, s, r, t_off, drift, length, tabs, o0, o1, o2, o3, o4, o5, o6, o7)
 
     return transform, transform_buffer
@@ -345,7 +353,7 @@ def transform_clusters_gpu(
     if n:
         k, _ = _cuda_kernels()
         k[_cuda.blocks(n), _cuda.THREADS_PER_BLOCK](
-            w, sector, row, *_drift_constants(t0_time_bins, gas), _device_tabs(xp), *o
+            w, sector, row, *_drift_constants(t0_time_bins, gas), *_device_tabs(xp), *o
         )
     return o
 
@@ -369,7 +377,7 @@ def transform_o2_buffer_gpu(
     if n:
         _, k = _cuda_kernels()
         k[_cuda.blocks(n), _cuda.THREADS_PER_BLOCK](
-            w, offsets, *_drift_constants(t0_time_bins, gas), _device_tabs(xp), sec, row, *o
+            w, offsets, *_drift_constants(t0_time_bins, gas), *_device_tabs(xp), sec, row, *o
         )
     return o, sec, row
 
