@@ -1,1 +1,95 @@
-"""alice_dyn.nn (see the package docstring)."""
+"""alice_dyn.nn: dynamic-depth (early-exit) networks, physics-free.
+
+Layer: nn. Modules, in the order data flows:
+
+* :mod:`~alice_dyn.nn.early_exit` — :class:`EarlyExitNet` (``stem -> blocks``, exit heads after
+  chosen blocks, modes ``all|one|dynamic``, ``forward_intermediates``, ``exit_submodel``), SDN
+  and ZTW-cascading heads, Gaussian regression heads, the ZTW geometric ensemble;
+* :mod:`~alice_dyn.nn.mlp` — the residual-MLP family (``LinearStem``, ``GroupStem`` for dicts
+  of feature groups with presence masks, ``ResidualMLPBlock``) and its registered variants;
+* :mod:`~alice_dyn.nn.policies` — confidence, entropy, uncertainty, patience (PABEE);
+* :mod:`~alice_dyn.nn.inference` — batched per-sample exits with compaction (``run_dynamic``);
+* :mod:`~alice_dyn.nn.flops` — analytic FLOPs per exit, FlopCounterMode cross-check, wall time;
+* :mod:`~alice_dyn.nn.budget` — thresholds for a FLOPs fraction, run-time ``BudgetController``;
+* :mod:`~alice_dyn.nn.training` — joint training and ZTW's staged recipe;
+* :mod:`~alice_dyn.nn.model_io` — safetensors + JSON model files; ``_registry`` — models by name;
+* :mod:`~alice_dyn.nn.testing` — toy data.
+"""
+
+from alice_dyn.nn import mlp as _mlp  # noqa: F401  (registers the residual-MLP variants)
+from alice_dyn.nn._registry import create_model, list_models, register_model
+from alice_dyn.nn.budget import BudgetController, ThresholdCalibrator, calibrate_thresholds
+from alice_dyn.nn.early_exit import (
+    ClassificationTask,
+    EarlyExitNet,
+    ExitHead,
+    ExitSubmodel,
+    GaussianHead,
+    GaussianTask,
+    GeometricEnsemble,
+)
+from alice_dyn.nn.flops import FlopsReport, count_flops, flop_counter_total, measure_wall_time
+from alice_dyn.nn.inference import ExitResult, run_dynamic, select_exits
+from alice_dyn.nn.mlp import GroupStem, LinearStem, ResidualMLPBlock, build_early_exit_mlp
+from alice_dyn.nn.model_io import dataset_hash, load_model, provenance, save_model
+from alice_dyn.nn.policies import (
+    ConfidencePolicy,
+    EntropyPolicy,
+    ExitPolicy,
+    PatiencePolicy,
+    ThresholdPolicy,
+    UncertaintyPolicy,
+    make_policy,
+    policy_from_json,
+)
+from alice_dyn.nn.training import (
+    exit_metrics,
+    train_backbone,
+    train_ensemble,
+    train_heads,
+    train_joint,
+)
+
+__all__ = [
+    "BudgetController",
+    "ClassificationTask",
+    "ConfidencePolicy",
+    "EarlyExitNet",
+    "EntropyPolicy",
+    "ExitHead",
+    "ExitPolicy",
+    "ExitResult",
+    "ExitSubmodel",
+    "FlopsReport",
+    "GaussianHead",
+    "GaussianTask",
+    "GeometricEnsemble",
+    "GroupStem",
+    "LinearStem",
+    "PatiencePolicy",
+    "ResidualMLPBlock",
+    "ThresholdCalibrator",
+    "ThresholdPolicy",
+    "UncertaintyPolicy",
+    "build_early_exit_mlp",
+    "calibrate_thresholds",
+    "count_flops",
+    "create_model",
+    "dataset_hash",
+    "exit_metrics",
+    "flop_counter_total",
+    "list_models",
+    "load_model",
+    "make_policy",
+    "measure_wall_time",
+    "policy_from_json",
+    "provenance",
+    "register_model",
+    "run_dynamic",
+    "save_model",
+    "select_exits",
+    "train_backbone",
+    "train_ensemble",
+    "train_heads",
+    "train_joint",
+]

@@ -1,0 +1,181 @@
+"""Exit policies: when a sample leaves the network.
+
+Layer: nn. A policy sees, at each exit ``i`` but the last, the exit outputs of the samples still
+in flight and returns a boolean mask of those that exit there; every sample exits at the last
+exit. Decisions are per sample (a sample's exit never depends on the other samples in the
+batch), which is what makes batch compaction exact.
+
+* :class:`ConfidencePolicy` — max softmax probability ``>= t_i`` (SDN);
+* :class:`EntropyPolicy` — entropy of the softmax (nats) ``<= t_i``;
+* :class:`UncertaintyPolicy` — predicted σ of Gaussian heads (max over targets) ``<= t_i``;
+* :class:`PatiencePolicy` — PABEE: the prediction has not changed for ``patience`` consecutive
+  exits (argmax for classification; all means within ``tol`` for regression).
+
+Thresholds are per exit (a vector, or one number for all). The threshold policies also expose a
+*confidence* ``c = sign * score`` (larger = readier to exit, ``exit iff c >= sign * t_i``) that
+:mod:`alice_dyn.nn.budget` uses to choose thresholds for a compute budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from alice_dyn.nn.early_exit import Task, take
+
+
+class ExitPolicy:
+    """Base class. Subclasses implement :meth:`decide` (and :meth:`start` if stateful)."""
+
+    name: ClassVar[str] = "policy"
+
+    def start(self, n: int, device: torch.device) -> Any:
+        """Initial per-sample state for ``n`` samples (``None`` if stateless)."""
+        return None
+
+    def decide(self, i: int, out: Tensor, task: Task, state: Any) -> tuple[Tensor, Any]:
+        """``(exit_mask (n,), new_state)`` at exit ``i`` for the exit outputs ``out``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def take_state(state: Any, idx: Tensor) -> Any:
+        """State rows ``idx`` (compaction)."""
+        return take(state, idx)
+
+    def check(self, num_exits: int) -> None:
+        """Raise ``ValueError`` if the policy does not fit a model with ``num_exits`` exits."""
+
+    def to_json(self) -> dict:
+        raise NotImplementedError
+
+
+class ThresholdPolicy(ExitPolicy):
+    """Exit at ``i`` when ``sign * score(out) >= sign * thresholds[i]``."""
+
+    sign: ClassVar[float] = 1.0
+    task_kind: ClassVar[str] = "classification"
+
+    def __init__(self, thresholds: float | Sequence[float]):
+        if isinstance(thresholds, int | float):
+            self.thresholds: float | tuple[float, ...] = float(thresholds)
+        else:
+            self.thresholds = tuple(float(t) for t in thresholds)
+
+    def threshold(self, i: int) -> float:
+        return self.thresholds if isinstance(self.thresholds, float) else self.thresholds[i]
+
+    def score(self, out: Tensor, task: Task) -> Tensor:
+        """Per-sample score in the policy's units, ``(n,)``."""
+        raise NotImplementedError
+
+    def confidence(self, out: Tensor, task: Task) -> Tensor:
+        """``sign * score``: larger means readier to exit."""
+        s = self.score(out, task)
+        return s if self.sign > 0 else -s
+
+    def decide(self, i: int, out: Tensor, task: Task, state: Any) -> tuple[Tensor, Any]:
+        return self.confidence(out, task) >= self.sign * self.threshold(i), state
+
+    def with_thresholds(self, thresholds: float | Sequence[float]) -> ThresholdPolicy:
+        """Same policy with other thresholds."""
+        return type(self)(thresholds)
+
+    def check(self, num_exits: int) -> None:
+        if isinstance(self.thresholds, tuple) and len(self.thresholds) < num_exits - 1:
+            raise ValueError(
+                f"{self.name}: {len(self.thresholds)} thresholds for {num_exits} exits "
+                f"(need one per exit but the last)"
+            )
+
+    def to_json(self) -> dict:
+        t = self.thresholds
+        return {"policy": self.name, "thresholds": list(t) if isinstance(t, tuple) else t}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.thresholds!r})"
+
+
+class ConfidencePolicy(ThresholdPolicy):
+    """SDN: exit when the maximum softmax probability is ``>= t_i``."""
+
+    name = "confidence"
+
+    def score(self, out: Tensor, task: Task) -> Tensor:
+        return out.softmax(-1).amax(-1)
+
+
+class EntropyPolicy(ThresholdPolicy):
+    """Exit when the entropy of the softmax (nats) is ``<= t_i``."""
+
+    name = "entropy"
+    sign = -1.0
+
+    def score(self, out: Tensor, task: Task) -> Tensor:
+        logp = out.log_softmax(-1)
+        return -(logp.exp() * logp).sum(-1)
+
+
+class UncertaintyPolicy(ThresholdPolicy):
+    """Regression: exit when the predicted σ (largest over the targets) is ``<= t_i``."""
+
+    name = "uncertainty"
+    sign = -1.0
+    task_kind = "regression"
+
+    def score(self, out: Tensor, task: Task) -> Tensor:
+        return task.sigma(out).amax(-1)
+
+
+class PatiencePolicy(ExitPolicy):
+    """PABEE: exit at ``i`` once the prediction equals the previous exit's for ``patience``
+    consecutive exits (earliest exit: ``patience``). Regression: "equal" means every predicted
+    mean moved by at most ``tol``."""
+
+    name = "patience"
+
+    def __init__(self, patience: int = 2, tol: float = 0.0):
+        if patience < 1:
+            raise ValueError("patience must be >= 1")
+        self.patience = int(patience)
+        self.tol = float(tol)
+
+    def start(self, n: int, device: torch.device) -> tuple[Tensor | None, Tensor]:
+        return None, torch.zeros(n, dtype=torch.long, device=device)
+
+    def decide(self, i: int, out: Tensor, task: Task, state: Any) -> tuple[Tensor, Any]:
+        prev, count = state
+        pred = task.predict(out)
+        if prev is not None:
+            if task.kind == "classification":
+                same = pred == prev
+            else:
+                same = ((pred - prev).abs() <= self.tol).all(-1)
+            count = torch.where(same, count + 1, torch.zeros_like(count))
+        return count >= self.patience, (pred, count)
+
+    def to_json(self) -> dict:
+        return {"policy": self.name, "patience": self.patience, "tol": self.tol}
+
+    def __repr__(self) -> str:
+        return f"PatiencePolicy(patience={self.patience}, tol={self.tol})"
+
+
+POLICIES: dict[str, type[ExitPolicy]] = {
+    p.name: p for p in (ConfidencePolicy, EntropyPolicy, UncertaintyPolicy, PatiencePolicy)
+}
+
+
+def make_policy(name: str, **kw: Any) -> ExitPolicy:
+    """Policy by name: ``confidence|entropy|uncertainty`` (``thresholds=``) or ``patience``."""
+    if name not in POLICIES:
+        raise ValueError(f"unknown policy {name!r} ({'|'.join(POLICIES)})")
+    return POLICIES[name](**kw)
+
+
+def policy_from_json(d: dict) -> ExitPolicy:
+    """Inverse of ``policy.to_json()``."""
+    d = dict(d)
+    return make_policy(d.pop("policy"), **d)
