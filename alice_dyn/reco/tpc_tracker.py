@@ -2,8 +2,8 @@
 
 Layer: reconstruction (CPU, Numba). Per timeframe:
 
-1. clusters are binned by (sector, pad row) and sorted by local y inside each bin (binary-search
-   neighbour look-up);
+1. clusters are binned by (sector, pad row) and sorted by local y inside each bin with the
+   binning kernel (:func:`alice_dyn.kernels.bin_clusters`), for binary-search neighbour look-up;
 2. seeds: for every seed row from the outermost inwards and every sector, an unused cluster,
    a partner ``gap`` rows further in (slope and dip windows) and a third one on the straight
    extrapolation (curvature window); the circle through the three gives the initial state;
@@ -30,6 +30,7 @@ import numpy as np
 from numba import njit
 
 from alice_dyn.event.tracks import CROSSED_SECTOR, HAS_A_SIDE, HAS_C_SIDE, LOOPER_LEG, TPCTracks
+from alice_dyn.kernels.binning import bin_clusters
 from alice_dyn.reco.track_model import KB, pack_cov, propagate, rotate, update
 from alice_dyn.tpc import geometry as geo
 
@@ -450,10 +451,9 @@ def find_tracks(
     """
     sector = np.asarray(sector, dtype=np.int64)
     row = np.asarray(row, dtype=np.int64)
-    key = sector * N_ROWS + row
-    order = np.lexsort((np.asarray(y_cm), key))
-    bin_start = np.zeros(N_SECTORS * N_ROWS + 1, dtype=np.int64)
-    np.cumsum(np.bincount(key, minlength=N_SECTORS * N_ROWS), out=bin_start[1:])
+    order, bin_start = bin_clusters(sector, row, np.asarray(y_cm, dtype=np.float64))
+    order = order.astype(np.int64)
+    bin_start = bin_start.astype(np.int64)
     res = find_tracks_kernel(
         sector[order].astype(np.int32),
         row[order].astype(np.int32),
