@@ -212,12 +212,18 @@ def count_flops(model: EarlyExitNet, inputs: Inputs) -> FlopsReport:
 
 def flop_counter_total(fn: Callable[[], Any]) -> int:
     """Total FLOPs that ``torch.utils.flop_counter.FlopCounterMode`` counts for ``fn()``
-    (matrix products only, see the module docstring)."""
+    (matrix products only, see the module docstring).
+
+    Runs with gradients enabled and the math attention backend: with ``no_grad`` in eval mode
+    ``nn.MultiheadAttention`` takes a fused fast path, and on the CPU the fused
+    scaled-dot-product kernel, neither of which the counter sees.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as c:
         fn()
-    return int(counter.get_total_flops())
+    return int(c.get_total_flops())
 
 
 def _shape_key(x: Any) -> Any:

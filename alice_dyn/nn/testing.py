@@ -34,14 +34,15 @@ def toy_classification(
     n_features: int = 20,
     n_classes: int = 5,
     hard_fraction: float = 0.5,
-    separation: float = 3.0,
+    separation: float = 4.0,
+    twist: float = 1.0,
     seed: int = 0,
     world_seed: int = 1234,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``(x (n, F) float32, y (n,) long, hard (n,) bool)``.
 
     Easy: ``x = N(0, 1) + separation * mu_y``. Hard: ``x = N(0, 1)``, class = spiral arm of the
-    projection ``z = x P`` (angle ``+ 2 |z|``, cut into ``n_classes`` sectors).
+    projection ``z = x P`` (angle ``+ twist |z|``, cut into ``n_classes`` sectors).
     """
     mu, proj = _world(n_features, n_classes, world_seed)
     rng = np.random.default_rng(seed)
@@ -50,7 +51,7 @@ def toy_classification(
     y = rng.integers(0, n_classes, size=n)
     x[~hard] += separation * mu[y[~hard]]
     z = x[hard] @ proj
-    phase = np.arctan2(z[:, 1], z[:, 0]) + 2.0 * np.hypot(z[:, 0], z[:, 1])
+    phase = np.arctan2(z[:, 1], z[:, 0]) + twist * np.hypot(z[:, 0], z[:, 1])
     y[hard] = np.floor(np.mod(phase, 2 * math.pi) / (2 * math.pi) * n_classes).astype(np.int64)
     y[hard] = np.minimum(y[hard], n_classes - 1)
     return (

@@ -88,6 +88,18 @@ def _only_trainable(model: torch.nn.Module, params: Sequence[torch.nn.Parameter]
             p.requires_grad_(rg)
 
 
+@contextmanager
+def _num_threads(n: int | None):
+    """Run with ``torch.set_num_threads(n)`` (``None``: unchanged)."""
+    saved = torch.get_num_threads()
+    try:
+        if n is not None:
+            torch.set_num_threads(n)
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
 @torch.no_grad()
 def _evaluate(loss_fn: LossFn, data: Data, batch: int) -> tuple[float, list[float]]:
     total, parts, n = 0.0, None, 0
@@ -118,6 +130,7 @@ def _fit(
     seed: int,
     grad_clip: float | None,
     verbose: bool,
+    threads: int | None,
 ) -> dict:
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -127,7 +140,7 @@ def _fit(
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     hist: dict[str, Any] = {"stage": stage, "loss": [], "val_loss": [], "val_exit_loss": []}
     best, best_epoch, best_state, bad = math.inf, -1, None, 0
-    with _only_trainable(model, params):
+    with _num_threads(threads), _only_trainable(model, params):
         for epoch in range(epochs):
             model.train()
             total, n = 0.0, 0
@@ -227,6 +240,7 @@ _FIT_DEFAULTS = dict(
     seed=0,
     grad_clip=None,
     verbose=False,
+    threads=None,
 )
 
 
@@ -254,7 +268,8 @@ def train_joint(
             distribution: ``+ w_i * distill_weight * T² KL(p_last^T || p_i^T)``.
         **kw: ``val_data``, ``val_fraction`` (0.1), ``epochs`` (20), ``batch_size`` (256),
             ``lr`` (1e-3), ``weight_decay`` (1e-2), ``patience`` (5; None: no early stop),
-            ``seed`` (0), ``grad_clip`` (None), ``verbose`` (False).
+            ``seed`` (0), ``grad_clip`` (None), ``verbose`` (False), ``threads``
+            (None: torch's setting; small models often train faster with 1).
     """
     heads = list(range(model.num_exits))
     params = _unique(
