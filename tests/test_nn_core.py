@@ -39,6 +39,16 @@ def _median_thresholds(model, x, policy: ee.ThresholdPolicy) -> ee.ThresholdPoli
     return policy.with_thresholds([float(policy.score(o, model.task).median()) for o in outs[:-1]])
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one thread (on a loaded 2-core machine OpenMP spinning makes the many small
+    ops of these tests ~100x slower with two)."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 @pytest.fixture(scope="module")
 def toy_data():
     return {
@@ -137,9 +147,16 @@ def test_ztw_geometric_ensemble_math():
     n_exits, n_classes = 4, 5
     ens = ee.GeometricEnsemble(n_exits, n_classes)
     logits = [torch.randn(7, n_classes) for _ in range(n_exits)]
+
     # at initialisation exit i is (almost) head i alone
+    def exit_i(i):
+        lps = [torch.log_softmax(z, -1) for z in logits[:i]]
+        out, lp = ens(i, logits[i], lps)
+        torch.testing.assert_close(lp, torch.log_softmax(logits[i], -1))
+        return out
+
     for i in range(n_exits):
-        torch.testing.assert_close(ens(i, logits).exp(), logits[i].softmax(-1), atol=0.02, rtol=0)
+        torch.testing.assert_close(exit_i(i).exp(), logits[i].softmax(-1), atol=0.02, rtol=0)
     with torch.no_grad():
         ens.weight_raw.normal_()
         ens.bias.normal_()
@@ -148,16 +165,16 @@ def test_ztw_geometric_ensemble_math():
     for i in range(n_exits):
         z = ens.bias[i] + sum(w[i, j] * torch.log_softmax(logits[j], -1) for j in range(i + 1))
         expect = z - torch.logsumexp(z, -1, keepdim=True)
-        got = ens(i, logits)
+        got = exit_i(i)
         torch.testing.assert_close(got, expect)
         torch.testing.assert_close(got.exp().sum(-1), torch.ones(7))  # renormalised
         lp = torch.stack([torch.log_softmax(z, -1) for z in logits], 1)
         torch.testing.assert_close(ens.forward_log_probs(i, lp), got)
     # weights of later heads (j > i) are never used
     with torch.no_grad():
-        before = ens(1, logits)
+        before = exit_i(1)
         ens.weight_raw[1, 2:] += 5.0
-    torch.testing.assert_close(ens(1, logits), before)
+    torch.testing.assert_close(exit_i(1), before)
 
 
 def test_cascading_head_gets_detached_normalised_logits():

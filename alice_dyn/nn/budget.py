@@ -17,13 +17,12 @@ non-decreasing function of ``q`` and bisection finds the level for a target.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
-from torch import Tensor
 
 from alice_dyn.nn.early_exit import EarlyExitNet, Inputs, batch_size, first_tensor, take
 from alice_dyn.nn.flops import exit_flops_for
@@ -64,19 +63,20 @@ class ThresholdCalibrator:
                 part = take(inputs, torch.arange(s, min(n, s + chunk), device=device))
                 outs = model.forward_all(part)
                 conf.append(torch.stack([self.policy.confidence(o, model.task) for o in outs], 1))
-        c = torch.cat(conf).double().cpu()
-        c[:, -1] = math.inf  # the last exit always takes the sample
-        self.conf = c
+        c = torch.cat(conf).double().cpu().numpy()
+        c[:, -1] = np.inf  # the last exit always takes the sample
+        # NumPy for the many small look-ups of the bisection: no thread-pool start-up per call
+        self.conf: np.ndarray = c
         rep = exit_flops_for(model, inputs)
-        self.exit_flops = torch.tensor(rep.exit_flops, dtype=torch.float64)
+        self.exit_flops = np.asarray(rep.exit_flops, dtype=np.float64)
         self.full_flops = rep.full_flops
         finite = c[:, :-1]
-        self._lo = float(finite.min()) - 1.0 if finite.numel() else -1.0
-        self._hi = float(finite.max()) + 1.0 if finite.numel() else 1.0
+        self._lo = float(finite.min()) - 1.0 if finite.size else -1.0
+        self._hi = float(finite.max()) + 1.0 if finite.size else 1.0
 
-    def exit_index(self, level: float) -> Tensor:
+    def exit_index(self, level: float) -> np.ndarray:
         """Exit of each validation sample at ``level``."""
-        return (self.conf >= level).to(torch.int8).argmax(1)
+        return np.argmax(self.conf >= level, axis=1)
 
     def fraction(self, level: float) -> float:
         """Average FLOPs per sample at ``level`` over the full backbone's."""

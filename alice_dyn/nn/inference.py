@@ -110,12 +110,12 @@ def run_dynamic(
     outputs: Tensor | None = None
     state = policy.start(n, device)
     last = model.num_exits - 1
-    prev, raws, i = None, [], 0
+    prev, log_probs, i = None, [], 0
     for k, block in enumerate(model.blocks):
         h = block(h)
         if model.exit_after[i] != k:
             continue
-        prev, out, raws = model.exit_step(i, h, prev, raws)
+        prev, out, log_probs = model.exit_step(i, h, prev, log_probs)
         if outputs is None:
             outputs = out.new_empty((n, *out.shape[1:]))
         if i == last:
@@ -133,7 +133,7 @@ def run_dynamic(
             active = active.index_select(0, keep)
             h = take(h, keep)
             prev = prev.index_select(0, keep)
-            raws = [r.index_select(0, keep) for r in raws]
+            log_probs = [lp.index_select(0, keep) for lp in log_probs]
             state = policy.take_state(state, keep)
         i += 1
     return _result(model, inputs, outputs, idx)

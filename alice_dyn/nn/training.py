@@ -29,7 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from alice_dyn.nn.early_exit import EarlyExitNet, Inputs, batch_size, first_tensor, take
+from alice_dyn.nn.early_exit import (
+    EarlyExitNet,
+    Inputs,
+    batch_size,
+    first_tensor,
+    log_softmax,
+    take,
+)
 
 Data = tuple[Inputs, Tensor] | Iterable[tuple[Inputs, Tensor]]
 LossFn = Callable[[Inputs, Tensor], tuple[Tensor, list[Tensor]]]
@@ -322,7 +329,7 @@ def head_log_probs(model: EarlyExitNet, inputs: Inputs, *, chunk: int = 8192) ->
     for s in range(0, n, chunk):
         part = take(inputs, torch.arange(s, min(n, s + chunk), device=device))
         raws = model.forward_all(part, raw=True)
-        out.append(torch.stack([F.log_softmax(z, -1) for z in raws], 1))
+        out.append(torch.stack([log_softmax(z) for z in raws], 1))
     return torch.cat(out)
 
 
