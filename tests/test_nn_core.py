@@ -271,6 +271,28 @@ def test_training_reduces_loss_on_separable_toy():
     assert ee.exit_metrics(model, xt, yt)[-1]["accuracy"] > 0.95
 
 
+def test_training_from_a_data_loader_with_dict_inputs():
+    from torch.utils.data import DataLoader, Dataset
+
+    model = ee.create_model("ztw_groups_mlp", d=16, depth=2)
+    data = model.example_inputs(600, _gen(3))
+    y = (data["a"][:, 0] > 0).long() + 2 * data["b_mask"].long()  # 4 classes
+
+    class Groups(Dataset):
+        def __len__(self):
+            return 500
+
+        def __getitem__(self, i):
+            return {k: v[i] for k, v in data.items()}, y[i]
+
+    loader = DataLoader(Groups(), batch_size=50, shuffle=False)
+    val = ({k: v[500:] for k, v in data.items()}, y[500:])
+    hist = ee.train_joint(model, loader, val_data=val, epochs=6, lr=1e-2, threads=1)
+    assert hist["epochs"] == 6 and hist["best_val_loss"] < hist["val_loss"][0]
+    res = ee.run_dynamic(model, val[0], ee.ConfidencePolicy(0.9))
+    assert res.seconds > 0 and (res.predictions == val[1]).double().mean() > 0.6
+
+
 def test_training_gaussian_heads_and_uncertainty_exit():
     x, y = toy_regression(1500, seed=1)
     model = ee.create_model("gauss_mlp", in_features=8, d=32, depth=4)

@@ -153,7 +153,7 @@ class BudgetController:
             FLOPs, or the middle of the bounds for a latency budget).
     """
 
-    calibrator: ThresholdCalibrator
+    calibrator: ThresholdCalibrator = field(repr=False)
     budget: float
     metric: str = "flops"
     ema: float = 0.5
@@ -165,7 +165,7 @@ class BudgetController:
     average: float | None = field(default=None, init=False)
     fraction: float = field(default=0.0, init=False)
     level: float = field(default=0.0, init=False)
-    history: list[dict] = field(default_factory=list, init=False)
+    history: list[dict] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.metric not in ("flops", "ms"):

@@ -12,6 +12,7 @@ first exit under the same policy. The two agree to float tolerance (tested for e
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +33,7 @@ class ExitResult:
         flops: ``(n,)`` float64, FLOPs spent on each sample (``exit_flops[exit_index]``).
         full_flops: FLOPs per sample of the plain backbone (stem, blocks, last head).
         task: the model's task (interprets ``outputs``).
+        seconds: wall time of the inference call (CUDA work not synchronised).
     """
 
     outputs: Tensor
@@ -39,6 +41,7 @@ class ExitResult:
     flops: Tensor
     full_flops: float
     task: Task
+    seconds: float = 0.0
 
     @property
     def predictions(self) -> Tensor:
@@ -60,10 +63,13 @@ class ExitResult:
         return torch.bincount(self.exit_index, minlength=num_exits).tolist()
 
 
-def _result(model: EarlyExitNet, inputs: Inputs, outputs: Tensor, idx: Tensor) -> ExitResult:
+def _result(
+    model: EarlyExitNet, inputs: Inputs, outputs: Tensor, idx: Tensor, t0: float
+) -> ExitResult:
     rep = exit_flops_for(model, inputs)
     table = torch.tensor(rep.exit_flops, dtype=torch.float64, device=idx.device)
-    return ExitResult(outputs, idx, table[idx], rep.full_flops, model.task)
+    seconds = time.perf_counter() - t0
+    return ExitResult(outputs, idx, table[idx], rep.full_flops, model.task, seconds)
 
 
 def select_exits(
@@ -97,10 +103,11 @@ def run_dynamic(
     ``compact=False`` evaluates every exit on every sample and selects afterwards
     (:func:`select_exits`); the FLOPs reported are still those of the chosen exits.
     """
+    t0 = time.perf_counter()
     policy.check(model.num_exits)
     if not compact:
         outputs, idx = select_exits(model.forward_all(inputs), policy, model.task)
-        return _result(model, inputs, outputs, idx)
+        return _result(model, inputs, outputs, idx, t0)
 
     h = model.forward_stem(inputs)
     n = batch_size(h)
@@ -136,4 +143,4 @@ def run_dynamic(
             log_probs = [lp.index_select(0, keep) for lp in log_probs]
             state = policy.take_state(state, keep)
         i += 1
-    return _result(model, inputs, outputs, idx)
+    return _result(model, inputs, outputs, idx, t0)

@@ -119,6 +119,7 @@ def build_early_exit_mlp(
     *,
     in_features: int | None = None,
     groups: Mapping[str, int] | None = None,
+    stem: nn.Module | None = None,
     out: int = 2,
     task: str = "classification",
     method: str = "sdn",
@@ -133,7 +134,8 @@ def build_early_exit_mlp(
 
     Args:
         in_features: width of a plain feature tensor (:class:`LinearStem`), or
-        groups: ``{name: n_features}`` for a :class:`GroupStem` (dict inputs with masks).
+        groups: ``{name: n_features}`` for a :class:`GroupStem` (dict inputs with masks), or
+        stem: any module mapping the inputs to ``(batch, d)``.
         out: number of classes (classification) or of regression targets.
         task: ``"classification"`` or ``"regression"`` (Gaussian heads: mean, log-variance).
         method: ``"sdn"`` (independent heads) or ``"ztw"`` (cascading heads; for
@@ -144,12 +146,13 @@ def build_early_exit_mlp(
             has one.
         head_hidden: hidden width of the heads (0: a single Linear after LayerNorm).
     """
-    if (in_features is None) == (groups is None):
-        raise ValueError("give exactly one of in_features and groups")
+    if sum(a is not None for a in (in_features, groups, stem)) != 1:
+        raise ValueError("give exactly one of in_features, groups and stem")
     if method not in ("sdn", "ztw"):
         raise ValueError(f"method {method!r} (sdn|ztw)")
     t = make_task(task, out)
-    stem = LinearStem(in_features, d) if groups is None else GroupStem(groups, d)
+    if stem is None:
+        stem = LinearStem(in_features, d) if groups is None else GroupStem(groups, d)
     blocks = [ResidualMLPBlock(d, expansion=expansion, dropout=dropout) for _ in range(depth)]
     exit_after = sorted(set(range(depth) if exits is None else exits) | {depth - 1})
     n_exits = len(exit_after)

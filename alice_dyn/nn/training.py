@@ -2,8 +2,9 @@
 
 Layer: nn. Data is either a pair ``(inputs, targets)`` of tensors (``inputs`` a tensor or a dict
 of tensors, batch first; shuffled into mini-batches with a seeded generator) or any iterable of
-``(inputs, targets)`` batches (e.g. a ``DataLoader``; then give ``val_data`` for early stopping).
-With a tensor pair and no ``val_data``, a seeded ``val_fraction`` of it is held out.
+``(inputs, targets)`` batches (e.g. a ``DataLoader``; give ``val_data`` too, otherwise early
+stopping watches the training loss). With a tensor pair and no ``val_data``, a seeded
+``val_fraction`` of it is held out.
 
 * :func:`train_joint` — all heads and the backbone together: ``sum_i w_i loss_i`` (+ optional
   self-distillation of the earlier heads from the last one);
