@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from alice_dyn import __version__
@@ -326,9 +327,11 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "the simulation file it came from. JSON keys: docs/evaluation.md.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("what", choices=["tracking", "pid"], help="what to evaluate")
-    p.add_argument("reco", help="reconstruction output (AO2D-like ROOT file)")
+    p.add_argument("what", choices=["tracking", "pid", "pid-net"], help="what to evaluate")
+    p.add_argument("reco", nargs="?", default=None, help="reconstruction output (AO2D-like)")
+    p.add_argument("--data", default=None, help="same as RECO (for pid-net)")
     p.add_argument("--truth", required=True, help="simulation file with the MC truth")
+    p.add_argument("--model", default=None, help="PID network directory (default: shipped)")
     p.add_argument("--json", dest="json_out", default=None, help="write the results as JSON")
     p.add_argument("--plots", default=None, metavar="DIR", help="write PNG plots here")
     p.set_defaults(func=cmd_evaluate)
@@ -337,6 +340,23 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from alice_dyn import qa
 
+    reco = args.reco or args.data
+    if reco is None:
+        raise SystemExit("alice-dyn evaluate: give the reconstruction file (RECO or --data)")
+    args.reco = reco
+    if args.what == "pid-net":
+        from alice_dyn.pid.dataset import dataset_from_reco
+        from alice_dyn.pid.evaluate import evaluate_pid_net, format_pid_net, make_pid_net_plots
+
+        result = evaluate_pid_net(dataset_from_reco(reco, args.truth), args.model)
+        print(format_pid_net(result))
+        if args.json_out:
+            Path(args.json_out).resolve().parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json_out).write_text(json.dumps(result, indent=2))
+        if args.plots:
+            for path in make_pid_net_plots(result, args.plots):
+                print(f"plot: {path}")
+        return 0
     if args.what == "tracking":
         result = qa.evaluate_tracking(args.reco, args.truth)
         print(qa.format_tracking(result))
@@ -352,6 +372,55 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         make = plots.make_tracking_plots if args.what == "tracking" else plots.make_pid_plots
         for path in make(result, Path(args.plots)):
             print(f"plot: {path}")
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train the dynamic PID network and its baselines",
+        description="Simulate (or take) timeframes, reconstruct them with tpc-reco, build the "
+        "PID dataset and train the ZTW and SDN early-exit networks, the per-subset MLPs and "
+        "LightGBM; writes a model directory (safetensors + JSON).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("what", choices=["pid"], help="what to train")
+    p.add_argument("-o", "--output", required=True, help="model directory")
+    p.add_argument("--data", default=None, help="reconstruction file (else simulate)")
+    p.add_argument("--truth", default=None, help="its simulation file (with --data)")
+    p.add_argument("--timeframes", type=int, default=30, help="timeframes to simulate")
+    p.add_argument("--system", choices=["pp", "pbpb"], default="pbpb")
+    p.add_argument("--centrality", default="0-70", help="Pb-Pb centrality range, percent")
+    p.add_argument("--seed", type=int, default=101, help="simulation and training seed")
+    p.add_argument("--epochs", type=int, default=30, help="epochs per training stage")
+    p.add_argument("--work-dir", default=None, help="where simulated/reconstructed files go")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from alice_dyn.pid.data_gen import make_pid_dataset
+    from alice_dyn.pid.dataset import dataset_from_reco
+    from alice_dyn.pid.train import train_all
+
+    command = "alice-dyn " + " ".join(sys.argv[1:]) if sys.argv else "alice-dyn train pid"
+    if args.data:
+        if not args.truth:
+            raise SystemExit("alice-dyn train: --data needs --truth")
+        data = dataset_from_reco(args.data, args.truth)
+    else:
+        lo, hi = (float(v) / 100.0 for v in args.centrality.split("-"))
+        work = args.work_dir or tempfile.mkdtemp(prefix="alice_dyn_pid_")
+        data = make_pid_dataset(work, args.timeframes, system=args.system, seed=args.seed,
+                                centrality_min=lo, centrality_max=hi,
+                                collisions_per_tf=1 if args.system == "pbpb" else 8)  # fmt: skip
+    print(
+        f"PID dataset: {len(data)} tracks, classes {np.bincount(data.labels, minlength=5).tolist()}"
+    )
+    report = train_all(data, args.output, seed=args.seed, epochs=args.epochs, command=command)
+    print(json.dumps({k: report[k] for k in ("n_train", "n_val", "baselines")}, indent=1))
+    print(f"model written to {args.output}")
     return 0
 
 
@@ -395,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_workflows(sub)
     _add_run(sub)
     _add_evaluate(sub)
+    _add_train(sub)
     _add_calibrate(sub)
     return parser
 

@@ -1,0 +1,260 @@
+"""``alice-dyn evaluate pid-net``: the dynamic PID network against its baselines.
+
+Layer: PID. On held-out reconstructed tracks (an AO2D-like file and its simulation) it reports
+(JSON keys, fractions not percent):
+
+* ``accuracy_full``, ``macro_f1_full``: the network without exits (last exit for every track);
+* ``curve``: list of ``{"method": "sdn"|"ztw", "threshold", "flops_fraction", "accuracy",
+  "macro_f1"}`` over confidence thresholds (FLOPs as a fraction of the full network's);
+* ``at_flops``: accuracy read off the ZTW curve at 25/50/75/100% of the FLOPs, and
+  ``accuracy_at_35pct_flops`` with ``delta_pp_at_35pct_flops`` (vs ``accuracy_full``, points);
+* ``budgets``: the thresholds calibrated on the validation split for 25/50/75% — the
+  requested fraction, the fraction reached on these held-out tracks, its relative error and
+  the accuracy;
+* ``per_subset``: detector subset -> ``{"n", "accuracy", "accuracy_dynamic_50",
+  "accuracy_subset_mlp"}``;
+* ``nsigma_accuracy``, ``subset_mlp_accuracy``, ``gbdt_accuracy`` (null without LightGBM);
+* ``per_species_vs_p``: species -> list of ``{"p_lo", "p_hi", "n_true", "efficiency",
+  "purity", "efficiency_nsigma", "purity_nsigma"}`` (network without exits vs n-sigma).
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+
+from alice_dyn.nn import ConfidencePolicy
+from alice_dyn.pid.dataset import SUBSETS, PIDDataset
+from alice_dyn.pid.network import DEFAULT_MODEL_DIR, load_pid_net, predict
+from alice_dyn.pid.train import load_gbdt, load_subset_mlps
+
+SPECIES = ("e", "mu", "pi", "K", "p")
+P_BINS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0)
+LEVELS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
+
+
+def macro_f1(pred: np.ndarray, true: np.ndarray, n_classes: int = 5) -> float:
+    """Mean over classes present in ``true`` of the F1 score."""
+    f1 = []
+    for c in range(n_classes):
+        tp = np.sum((pred == c) & (true == c))
+        fp = np.sum((pred == c) & (true != c))
+        fn = np.sum((pred != c) & (true == c))
+        if tp + fn == 0:
+            continue
+        f1.append(2 * tp / max(2 * tp + fp + fn, 1))
+    return float(np.mean(f1)) if f1 else float("nan")
+
+
+def _eff_pur(pred: np.ndarray, true: np.ndarray, s: int) -> tuple[float | None, float | None]:
+    n_true, n_pred = np.sum(true == s), np.sum(pred == s)
+    hit = np.sum((pred == s) & (true == s))
+    return (float(hit / n_true) if n_true else None, float(hit / n_pred) if n_pred else None)
+
+
+def evaluate_pid_net(data: PIDDataset, model_dir: str | Path | None = None) -> dict:
+    """All numbers of the module docstring for ``data`` (held-out tracks)."""
+    model_dir = Path(model_dir or DEFAULT_MODEL_DIR)
+    y = data.labels
+    result: dict = {"model": str(model_dir), "n_tracks": len(data)}
+    nets = {m: load_pid_net(model_dir / m) for m in ("ztw", "sdn")}
+    ztw, scaler, cfg = nets["ztw"]
+    probs, _, flops_full = predict(ztw, scaler, data)
+    full_flops = float(flops_full.mean())
+    pred_full = probs.argmax(1)
+    result["accuracy_full"] = float(np.mean(pred_full == y))
+    result["macro_f1_full"] = macro_f1(pred_full, y)
+    curve = [
+        {
+            "method": "full",
+            "threshold": None,
+            "flops_fraction": 1.0,
+            "accuracy": result["accuracy_full"],
+            "macro_f1": result["macro_f1_full"],
+        }
+    ]
+    for method, (net, sc, _) in nets.items():
+        for q in LEVELS:
+            p, _, fl = predict(net, sc, data, ConfidencePolicy(q))
+            pr = p.argmax(1)
+            curve.append(
+                {
+                    "method": method,
+                    "threshold": q,
+                    "flops_fraction": float(fl.mean() / full_flops),
+                    "accuracy": float(np.mean(pr == y)),
+                    "macro_f1": macro_f1(pr, y),
+                }
+            )
+    result["curve"] = curve
+    ztw_pts = sorted((c for c in curve if c["method"] == "ztw"), key=lambda c: c["flops_fraction"])
+
+    def best_at(f: float) -> float | None:
+        ok = [c["accuracy"] for c in ztw_pts if c["flops_fraction"] <= f + 1e-9]
+        return max(ok) if ok else None
+
+    result["at_flops"] = {f"{int(f * 100)}": best_at(f) for f in (0.25, 0.5, 0.75)}
+    result["at_flops"]["100"] = result["accuracy_full"]
+    a35 = best_at(0.35)
+    result["accuracy_at_35pct_flops"] = a35
+    result["delta_pp_at_35pct_flops"] = (
+        None if a35 is None else 100 * (a35 - result["accuracy_full"])
+    )
+    budgets = {}
+    for key, pol in cfg.get("thresholds", {}).items():
+        p, _, fl = predict(ztw, scaler, data, ConfidencePolicy(pol["thresholds"]))
+        frac = float(fl.mean() / full_flops)
+        target = pol["calibration"]["target_fraction"]
+        budgets[key] = {
+            "requested_fraction": target,
+            "held_out_fraction": frac,
+            "relative_error": frac / target - 1.0,
+            "accuracy": float(np.mean(p.argmax(1) == y)),
+        }
+    result["budgets"] = budgets
+    # baselines
+    base = model_dir / "baselines"
+    mlps = load_subset_mlps(base)
+    pred_mlp = mlps.predict_proba(data).argmax(1)
+    gbdt = load_gbdt(base)
+    result["nsigma_accuracy"] = float(np.mean(data.nsigma == y))
+    result["subset_mlp_accuracy"] = float(np.mean(pred_mlp == y))
+    result["gbdt_accuracy"] = (
+        None if gbdt is None else float(np.mean(gbdt.predict_proba(data).argmax(1) == y))
+    )
+    pol50 = cfg.get("thresholds", {}).get("50")
+    pred_dyn = (
+        predict(ztw, scaler, data, ConfidencePolicy(pol50["thresholds"]))[0].argmax(1)
+        if pol50
+        else pred_full
+    )
+    names = data.subset_name()
+    result["per_subset"] = {
+        s: {
+            "n": int(np.sum(names == s)),
+            "accuracy": float(np.mean(pred_full[names == s] == y[names == s]))
+            if np.any(names == s)
+            else None,
+            "accuracy_dynamic_50": float(np.mean(pred_dyn[names == s] == y[names == s]))
+            if np.any(names == s)
+            else None,
+            "accuracy_subset_mlp": float(np.mean(pred_mlp[names == s] == y[names == s]))
+            if np.any(names == s)
+            else None,
+        }
+        for s in SUBSETS
+    }
+    per_species = {}
+    for k, name in enumerate(SPECIES):
+        rows = []
+        for lo, hi in itertools.pairwise(P_BINS):
+            sel = (data.p >= lo) & (data.p < hi)
+            e, p = _eff_pur(pred_full[sel], y[sel], k)
+            en, pn = _eff_pur(data.nsigma[sel], y[sel], k)
+            rows.append(
+                {
+                    "p_lo": lo,
+                    "p_hi": hi,
+                    "n_true": int(np.sum(y[sel] == k)),
+                    "efficiency": e,
+                    "purity": p,
+                    "efficiency_nsigma": en,
+                    "purity_nsigma": pn,
+                }
+            )
+        per_species[name] = rows
+    result["per_species_vs_p"] = per_species
+    return result
+
+
+def format_pid_net(r: dict) -> str:
+    lines = [
+        f"PID network on {r['n_tracks']} held-out tracks ({r['model']})",
+        f"  accuracy, network without exits   {100 * r['accuracy_full']:.2f}%  "
+        f"(macro-F1 {r['macro_f1_full']:.3f})",
+        f"  accuracy at <= 35% of the FLOPs   {100 * (r['accuracy_at_35pct_flops'] or 0):.2f}%  "
+        f"({r['delta_pp_at_35pct_flops']:+.2f} pp)",
+        f"  n-sigma / subset MLPs / LightGBM  {100 * r['nsigma_accuracy']:.2f}% / "
+        f"{100 * r['subset_mlp_accuracy']:.2f}% / "
+        + (f"{100 * r['gbdt_accuracy']:.2f}%" if r["gbdt_accuracy"] is not None else "-"),
+        "  ZTW accuracy at 25/50/75/100% FLOPs: "
+        + " / ".join(f"{100 * v:.2f}%" if v is not None else "-" for v in r["at_flops"].values()),
+        "  budgets (requested -> held-out FLOPs fraction, accuracy):",
+    ]
+    for b in r["budgets"].values():
+        lines.append(
+            f"    {b['requested_fraction']:.2f} -> {b['held_out_fraction']:.3f} "
+            f"({100 * b['relative_error']:+.1f}%), {100 * b['accuracy']:.2f}%"
+        )
+    lines.append("  per detector subset: n, network, dynamic(50%), subset MLP")
+    for s, v in r["per_subset"].items():
+        if v["n"]:
+            lines.append(
+                f"    {s:<12} {v['n']:>6}  {100 * v['accuracy']:.2f}%  "
+                f"{100 * v['accuracy_dynamic_50']:.2f}%  {100 * v['accuracy_subset_mlp']:.2f}%"
+            )
+    return "\n".join(lines)
+
+
+def make_pid_net_plots(r: dict, outdir: str | Path) -> list[Path]:
+    """Accuracy vs FLOPs (SDN, ZTW, full, n-sigma) and efficiency/purity vs p (net vs n-sigma)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    plt.style.use(mplhep.style.ALICE)
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    fig, ax = plt.subplots(figsize=(8, 6))
+    for method, color in (("sdn", "tab:blue"), ("ztw", "tab:red")):
+        pts = sorted(
+            (c for c in r["curve"] if c["method"] == method), key=lambda c: c["flops_fraction"]
+        )
+        ax.plot(
+            [c["flops_fraction"] for c in pts],
+            [100 * c["accuracy"] for c in pts],
+            "o-",
+            color=color,
+            label=f"{method.upper()} exits",
+        )
+    ax.axhline(100 * r["accuracy_full"], color="k", ls="--", label="network without exits")
+    ax.axhline(100 * r["nsigma_accuracy"], color="gray", ls=":", label="n-sigma")
+    ax.set_xlabel("average FLOPs / full network")
+    ax.set_ylabel("accuracy (%)")
+    ax.legend(loc="lower right")
+    p = out / "pid_net_accuracy_vs_flops.png"
+    fig.savefig(p, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    paths.append(p)
+    fig, axes = plt.subplots(2, 5, figsize=(20, 7), sharex=True)
+    for k, (name, rows) in enumerate(r["per_species_vs_p"].items()):
+        centres = [0.5 * (b["p_lo"] + b["p_hi"]) for b in rows]
+        for row_i, (key, label) in enumerate((("efficiency", "efficiency"), ("purity", "purity"))):
+            a = axes[row_i, k]
+            a.plot(
+                centres,
+                [b[key] if b[key] is not None else np.nan for b in rows],
+                "o-",
+                label="network",
+            )
+            a.plot(
+                centres,
+                [b[key + "_nsigma"] if b[key + "_nsigma"] is not None else np.nan for b in rows],
+                "s--",
+                label="n-sigma",
+            )
+            a.set_xscale("log")
+            a.set_ylim(0, 1.05)
+            a.set_title(f"{name} {label}", fontsize=12)
+        axes[1, k].set_xlabel("p (GeV/c)")
+    axes[0, 0].legend()
+    p = out / "pid_net_efficiency_purity_vs_p.png"
+    fig.savefig(p, dpi=70, bbox_inches="tight")
+    plt.close(fig)
+    paths.append(p)
+    return paths
