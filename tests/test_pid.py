@@ -1,0 +1,96 @@
+"""PID datasets, the dynamic PID network (shipped default and a tiny one trained here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from alice_dyn.cli import main
+from alice_dyn.nn import ConfidencePolicy
+from alice_dyn.pid.dataset import GROUPS, SUBSETS, PIDDataset, dataset_from_reco
+from alice_dyn.pid.evaluate import evaluate_pid_net
+from alice_dyn.pid.network import DEFAULT_MODEL_DIR, load_pid_net, predict
+from alice_dyn.pid.train import train_all
+
+SAMPLES = Path(__file__).resolve().parent.parent / "data_samples"
+PP = SAMPLES / "pp_sample.root"
+
+
+@pytest.fixture(scope="module")
+def pp_dataset(tmp_path_factory) -> PIDDataset:
+    reco = tmp_path_factory.mktemp("pid") / "reco.root"
+    assert main(["run", "tpc-reco", "-i", str(PP), "-o", str(reco)]) == 0
+    return dataset_from_reco(reco, PP)
+
+
+def test_dataset_groups_masks_and_round_trip(pp_dataset, tmp_path):
+    ds = pp_dataset
+    assert len(ds) > 500
+    for g, cols in GROUPS.items():
+        assert ds.features[g].shape == (len(ds), len(cols))
+        assert np.all(np.isfinite(ds.features[g]))
+        assert np.all(ds.features[g][~ds.masks[g]] == 0.0)  # absent detectors: zeros + mask
+    assert ds.masks["track"].all() and ds.masks["tpc"].all()
+    assert 0.1 < ds.masks["tof"].mean() < 0.9
+    assert set(np.unique(ds.labels)) <= set(range(5)) and np.bincount(ds.labels).argmax() == 2
+    assert set(ds.subset_name()) <= set(SUBSETS)
+    ds.save(tmp_path / "d.npz")
+    back = PIDDataset.load(tmp_path / "d.npz")
+    assert np.array_equal(back.labels, ds.labels)
+    assert all(np.array_equal(back.features[g], ds.features[g]) for g in GROUPS)
+
+
+def test_shipped_model_beats_nsigma_and_handles_missing_detectors(pp_dataset):
+    model, scaler, cfg = load_pid_net(DEFAULT_MODEL_DIR / "ztw")
+    assert set(cfg["thresholds"]) == {"25", "50", "75"}
+    assert (
+        "alice-dyn train pid"
+        in json.loads((DEFAULT_MODEL_DIR / "report.json").read_text())["command"]
+    )
+    probs, exits, flops = predict(model, scaler, pp_dataset)
+    assert np.allclose(probs.sum(1), 1.0, atol=1e-5)
+    acc = np.mean(probs.argmax(1) == pp_dataset.labels)
+    nsigma = np.mean(pp_dataset.nsigma == pp_dataset.labels)
+    assert acc > nsigma + 0.02
+    assert np.all(exits == model.num_exits - 1)
+    # the same tracks with TOF and TRD removed: still valid predictions (one model, any subset)
+    blind = pp_dataset.take(np.arange(len(pp_dataset)))
+    for g in ("tof", "trd"):
+        blind.masks[g] = np.zeros_like(blind.masks[g])
+        blind.features[g] = np.zeros_like(blind.features[g])
+    p2, _, _ = predict(model, scaler, blind)
+    assert np.allclose(p2.sum(1), 1.0, atol=1e-5)
+    has_tof = pp_dataset.masks["tof"]
+    assert np.mean(p2.argmax(1)[has_tof] == pp_dataset.labels[has_tof]) < np.mean(
+        probs.argmax(1)[has_tof] == pp_dataset.labels[has_tof]
+    )  # TOF information helps where it exists
+    # early exits spend fewer FLOPs
+    _, exits50, flops50 = predict(
+        model, scaler, pp_dataset, ConfidencePolicy(cfg["thresholds"]["50"]["thresholds"])
+    )
+    assert flops50.mean() < 0.75 * flops.mean() and exits50.min() < model.num_exits - 1
+
+
+def test_train_evaluate_round_trip_with_a_tiny_model(pp_dataset, tmp_path):
+    torch.set_num_threads(1)
+    report = train_all(pp_dataset, tmp_path / "m", seed=3, epochs=2, d=16, depth=2, command="test")
+    assert report["n_train"] + report["n_val"] == len(pp_dataset)
+    for sub in (
+        "ztw/config.json",
+        "ztw/model.safetensors",
+        "sdn/config.json",
+        "baselines/subset_mlps.json",
+    ):
+        assert (tmp_path / "m" / sub).exists()
+    r = evaluate_pid_net(pp_dataset, tmp_path / "m")
+    for key in ("accuracy_full", "curve", "per_subset", "nsigma_accuracy", "budgets", "at_flops"):
+        assert key in r
+    methods = {c["method"] for c in r["curve"]}
+    assert {"sdn", "ztw", "full"} <= methods
+    assert all(0 < c["flops_fraction"] <= 1.0 + 1e-9 for c in r["curve"])
+    assert set(r["per_subset"]) == set(SUBSETS)
+    assert all({"n", "accuracy", "accuracy_subset_mlp"} <= set(v) for v in r["per_subset"].values())
