@@ -78,7 +78,7 @@ def test_shipped_model_beats_nsigma_and_handles_missing_detectors(pp_dataset):
 def test_train_evaluate_round_trip_with_a_tiny_model(pp_dataset, tmp_path):
     torch.set_num_threads(1)
     report = train_all(pp_dataset, tmp_path / "m", seed=3, epochs=2, d=16, depth=2, command="test")
-    assert report["n_train"] + report["n_val"] == len(pp_dataset)
+    assert report["n_train"] + report["n_val"] + report["n_calibration"] == len(pp_dataset)
     for sub in (
         "ztw/config.json",
         "ztw/model.safetensors",

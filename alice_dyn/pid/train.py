@@ -85,11 +85,15 @@ def train_all(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    train, val = split(data, val_fraction, seed)
+    # three disjoint parts: training, validation (early stopping) and calibration (exit
+    # thresholds): thresholds fitted on the early-stopping set come out biased
+    train, rest = split(data, 2 * val_fraction, seed)
+    val, calib = split(rest, 0.5, seed + 1)
     report: dict = {
         "command": command,
         "n_train": len(train),
         "n_val": len(val),
+        "n_calibration": len(calib),
         "class_counts": np.bincount(train.labels, minlength=5).tolist(),
         "dataset_sha256": dataset_hash(*[data.features[g] for g in GROUPS], data.labels),
     }
@@ -99,7 +103,7 @@ def train_all(
             train, val, method, seed=seed, epochs=epochs, d=d, depth=depth
         )
         xva = scaler.tensors(val)
-        budgets = budget_policies(model, xva)
+        budgets = budget_policies(model, scaler.tensors(calib))
         with torch.no_grad():
             acc = [
                 float((o.argmax(1).numpy() == val.labels).mean()) for o in model.forward_all(xva)
