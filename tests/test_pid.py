@@ -94,3 +94,39 @@ def test_train_evaluate_round_trip_with_a_tiny_model(pp_dataset, tmp_path):
     assert all(0 < c["flops_fraction"] <= 1.0 + 1e-9 for c in r["curve"])
     assert set(r["per_subset"]) == set(SUBSETS)
     assert all({"n", "accuracy", "accuracy_subset_mlp"} <= set(v) for v in r["per_subset"].values())
+
+
+@pytest.mark.parametrize("budget", ["full", "50", "flops"])
+def test_pid_net_stage_budgets(tmp_path, budget):
+    import uproot
+
+    out = tmp_path / "reco.root"
+    kv = f"PIDNetParam.budget={budget};PIDNetParam.flops_fraction=0.3"
+    assert (
+        main(
+            [
+                "run",
+                "tpc-reco",
+                "-i",
+                str(SAMPLES / "pbpb_sample.root"),
+                "-o",
+                str(out),
+                "--configKeyValues",
+                kv,
+            ]
+        )
+        == 0
+    )
+    with uproot.open(out) as f:
+        tables = [f[f"DF_{n}/O2pidnet"].arrays(library="np") for n in (0, 1)]
+    full = max(t["fPidNetFlops"].max() for t in tables)
+    for t in tables:
+        frac = t["fPidNetFlops"].mean() / full
+        probs = np.column_stack([t[f"fPidNet{s}"] for s in ("El", "Mu", "Pi", "Ka", "Pr")])
+        assert np.allclose(probs.sum(1), 1.0, atol=1e-4)
+        if budget == "full":
+            assert frac == pytest.approx(1.0)
+        elif budget == "50":
+            assert 0.35 < frac < 0.65
+        else:  # run-time controller keeps every timeframe under 30% of the FLOPs (+ margin)
+            assert frac < 0.33

@@ -7,8 +7,12 @@ per-track exits. Configuration group ``PIDNetParam``:
 
 * ``model``: model directory (default: the shipped one);
 * ``budget``: ``full`` (no early exit), ``25``/``50``/``75`` (thresholds calibrated for that
-  percentage of the full network's FLOPs) or ``threshold`` (use ``threshold``);
-* ``threshold``: confidence threshold for ``budget=threshold``.
+  percentage of the full network's FLOPs), ``threshold`` (use ``threshold``), or a run-time
+  controller: ``flops`` (keep each timeframe's average FLOPs per track under
+  ``flops_fraction`` of the full network's) or ``latency`` (keep each timeframe's inference
+  under ``max_ms_per_tf``); the controller adapts the thresholds from recent timeframes
+  (:class:`alice_dyn.nn.BudgetController`), calibrated on the first timeframe;
+* ``threshold``, ``flops_fraction``, ``max_ms_per_tf``: the values those modes use.
 
 Output columns: ``fPidNetEl/Mu/Pi/Ka/Pr`` (probabilities), ``fPidNet`` (argmax),
 ``fPidNetExit`` (exit index), ``fPidNetFlops`` (FLOPs spent on the track).
@@ -24,7 +28,7 @@ from alice_dyn.framework.config import register_config_group
 from alice_dyn.framework.context import InitContext, ProcessingContext
 from alice_dyn.framework.spec import DataProcessorSpec
 from alice_dyn.framework.task import Task
-from alice_dyn.nn import ConfidencePolicy
+from alice_dyn.nn import BudgetController, ConfidencePolicy, ThresholdCalibrator
 from alice_dyn.pid.dataset import PIDDataset, features_from_columns
 from alice_dyn.pid.network import DEFAULT_MODEL_DIR, load_pid_net, predict
 from alice_dyn.stages import data_types as dt
@@ -41,10 +45,13 @@ class PIDNetParam:
     model: str = ""
     budget: str = "50"
     threshold: float = 0.9
+    flops_fraction: float = 0.35
+    max_ms_per_tf: float = 5.0
 
     def __post_init__(self) -> None:
-        if self.budget not in ("full", "25", "50", "75", "threshold"):
-            raise ValueError(f"PIDNetParam.budget {self.budget!r}: full, 25, 50, 75 or threshold")
+        modes = ("full", "25", "50", "75", "threshold", "flops", "latency")
+        if self.budget not in modes:
+            raise ValueError(f"PIDNetParam.budget {self.budget!r}: one of {modes}")
 
 
 register_config_group("PIDNetParam", PIDNetParam)
@@ -54,6 +61,11 @@ class PIDNetTask(Task):
     def init(self, ic: InitContext) -> None:
         prm = ic.config["PIDNetParam"]
         self.model, self.scaler, cfg = load_pid_net(f"{prm.model or DEFAULT_MODEL_DIR}/ztw")
+        self.prm = prm
+        self.controller = None
+        self.policy = None
+        if prm.budget in ("flops", "latency"):
+            return  # the controller is made on the first timeframe
         if prm.budget == "full":
             self.policy = None
         elif prm.budget == "threshold":
@@ -75,12 +87,32 @@ class PIDNetTask(Task):
         ds = PIDDataset(
             feats, masks, np.zeros(n, np.int64), cols["fTPCInnerParam"], np.zeros(n, np.int8)
         )
-        probs, exits, flops = predict(self.model, self.scaler, ds, self.policy)
+        if self.prm.budget in ("flops", "latency"):
+            probs, exits, flops = self._controlled(ds)
+        else:
+            probs, exits, flops = predict(self.model, self.scaler, ds, self.policy)
         for k, s in enumerate(SPECIES_SUFFIX):
             out[f"fPidNet{s}"][:] = probs[:, k]
         out["fPidNet"][:] = probs.argmax(1)
         out["fPidNetExit"][:] = exits
         out["fPidNetFlops"][:] = flops
+
+    def _controlled(self, ds: PIDDataset):
+        """Dynamic inference under the run-time controller (made on the first timeframe)."""
+        import torch
+
+        x = self.scaler.tensors(ds)
+        if self.controller is None:
+            cal = ThresholdCalibrator(self.model, x, ConfidencePolicy(0.0))
+            if self.prm.budget == "flops":
+                budget, metric = self.prm.flops_fraction * cal.full_flops, "flops"
+            else:
+                budget, metric = self.prm.max_ms_per_tf, "ms"
+            self.controller = BudgetController(cal, budget, metric=metric)
+        with torch.no_grad():
+            res = self.controller.run(self.model, x)
+        probs = torch.softmax(res.outputs, dim=1).numpy()
+        return probs, res.exit_index.numpy(), res.flops.numpy()
 
 
 def pid_net_spec() -> DataProcessorSpec:
