@@ -15,7 +15,11 @@ Layer: PID. On held-out reconstructed tracks (an AO2D-like file and its simulati
   "accuracy_subset_mlp"}``;
 * ``nsigma_accuracy``, ``subset_mlp_accuracy``, ``gbdt_accuracy`` (null without LightGBM);
 * ``per_species_vs_p``: species -> list of ``{"p_lo", "p_hi", "n_true", "efficiency",
-  "purity", "efficiency_nsigma", "purity_nsigma"}`` (network without exits vs n-sigma).
+  "purity", "efficiency_nsigma", "purity_nsigma"}`` (network without exits, argmax decision,
+  vs n-sigma);
+* ``per_species_at_nsigma_efficiency``: species -> ``{"bins": [...], "n_bins_compared",
+  "n_bins_network_as_pure"}``: the network's purity at the n-sigma efficiency of each bin
+  (bins with at least 10 true tracks).
 """
 
 from __future__ import annotations
@@ -166,7 +170,52 @@ def evaluate_pid_net(data: PIDDataset, model_dir: str | Path | None = None) -> d
             )
         per_species[name] = rows
     result["per_species_vs_p"] = per_species
+    result["per_species_at_nsigma_efficiency"] = _at_equal_efficiency(probs, data)
     return result
+
+
+def _at_equal_efficiency(probs: np.ndarray, data: PIDDataset) -> dict:
+    """Per species and p bin: the network's purity when its selection ``P(s) >= t`` is tuned
+    to the n-sigma efficiency in that bin (a ROC comparison at equal efficiency), against the
+    n-sigma purity; plus how many bins the network is at least as pure."""
+    y = data.labels
+    out: dict = {}
+    for k, name in enumerate(SPECIES):
+        rows, n_better, n_bins = [], 0, 0
+        for lo, hi in itertools.pairwise(P_BINS):
+            sel = (data.p >= lo) & (data.p < hi)
+            true_s = sel & (y == k)
+            en, pn = _eff_pur(data.nsigma[sel], y[sel], k)
+            if not en or pn is None or true_s.sum() < 10:
+                rows.append(
+                    {
+                        "p_lo": lo,
+                        "p_hi": hi,
+                        "n_true": int(true_s.sum()),
+                        "efficiency": en,
+                        "purity_nsigma": pn,
+                        "purity": None,
+                    }
+                )
+                continue
+            # threshold keeping the fraction `en` of the true species
+            t = np.quantile(probs[true_s, k], 1.0 - en)
+            chosen = sel & (probs[:, k] >= t)
+            pur = float(np.mean(y[chosen] == k)) if chosen.any() else None
+            n_bins += 1
+            n_better += int(pur is not None and pur >= pn)
+            rows.append(
+                {
+                    "p_lo": lo,
+                    "p_hi": hi,
+                    "n_true": int(true_s.sum()),
+                    "efficiency": en,
+                    "purity_nsigma": pn,
+                    "purity": pur,
+                }
+            )
+        out[name] = {"bins": rows, "n_bins_compared": n_bins, "n_bins_network_as_pure": n_better}
+    return out
 
 
 def format_pid_net(r: dict) -> str:
@@ -187,6 +236,15 @@ def format_pid_net(r: dict) -> str:
         lines.append(
             f"    {b['requested_fraction']:.2f} -> {b['held_out_fraction']:.3f} "
             f"({100 * b['relative_error']:+.1f}%), {100 * b['accuracy']:.2f}%"
+        )
+    eq = r.get("per_species_at_nsigma_efficiency", {})
+    if eq:
+        lines.append("  p bins where the network is at least as pure as n-sigma at its efficiency:")
+        lines.append(
+            "    "
+            + ", ".join(
+                f"{s} {v['n_bins_network_as_pure']}/{v['n_bins_compared']}" for s, v in eq.items()
+            )
         )
     lines.append("  per detector subset: n, network, dynamic(50%), subset MLP")
     for s, v in r["per_subset"].items():
