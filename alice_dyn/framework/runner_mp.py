@@ -236,7 +236,7 @@ class _Worker:
                     item = None
                     parent_pid = -1
                 if item is None:
-                    if os.getppid() != parent_pid:  # the driver is gone: nobody will unlink
+                    if not _alive(parent_pid):  # the driver is gone: nobody will unlink
                         shm.sweep(self.arena.prefix)  # the segments this worker made
                         return
                     continue
@@ -262,6 +262,20 @@ class _Worker:
             if not stopped and self.rt is not None:
                 self.rt.stop()
             self.results.close()
+
+
+def _alive(pid: int) -> bool:
+    """True while process ``pid`` (the driver) exists. Not ``os.getppid() == pid``: under the
+    forkserver start method a worker's parent is the fork server, not the driver."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _worker_main(

@@ -12,7 +12,10 @@ per-track exits. Configuration group ``PIDNetParam``:
   ``flops_fraction`` of the full network's) or ``latency`` (keep each timeframe's inference
   under ``max_ms_per_tf``); the controller adapts the thresholds from recent timeframes
   (:class:`alice_dyn.nn.BudgetController`), calibrated on the first timeframe;
-* ``threshold``, ``flops_fraction``, ``max_ms_per_tf``: the values those modes use.
+* ``threshold``, ``flops_fraction``, ``max_ms_per_tf``: the values those modes use;
+* ``threads``: PyTorch intra-op threads (default 1: fastest for this small network, and
+  required in forked multi-process workers: PyTorch's OpenMP pool hangs in a child forked after
+  the parent used it, unless the child sets one thread before its first operation).
 
 Output columns: ``fPidNetEl/Mu/Pi/Ka/Pr`` (probabilities), ``fPidNet`` (argmax),
 ``fPidNetExit`` (exit index), ``fPidNetFlops`` (FLOPs spent on the track).
@@ -47,6 +50,7 @@ class PIDNetParam:
     threshold: float = 0.9
     flops_fraction: float = 0.35
     max_ms_per_tf: float = 5.0
+    threads: int = 1
 
     def __post_init__(self) -> None:
         modes = ("full", "25", "50", "75", "threshold", "flops", "latency")
@@ -60,6 +64,9 @@ register_config_group("PIDNetParam", PIDNetParam)
 class PIDNetTask(Task):
     def init(self, ic: InitContext) -> None:
         prm = ic.config["PIDNetParam"]
+        import torch
+
+        torch.set_num_threads(prm.threads)  # before any torch operation (see the docstring)
         self.model, self.scaler, cfg = load_pid_net(f"{prm.model or DEFAULT_MODEL_DIR}/ztw")
         self.prm = prm
         self.controller = None
