@@ -12,8 +12,8 @@ The scale, the expected signal vs beta*gamma and the resolution come from the ca
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from alice_dyn.kernels.dedx import truncated_mean_tracks
 from alice_dyn.reco.helix import helices_from_tracks
 from alice_dyn.tpc import geometry as geo
 
@@ -38,25 +38,6 @@ def cluster_path_norm(tracks, refs, gx, gy, sector, row, bfield_t: float) -> np.
     return 1.0 / length
 
 
-@njit(cache=True)
-def truncated_means(values, start, n, low, high):
-    """Per track the mean of its sorted ``values[start:start+n]`` between the fractions
-    ``low`` and ``high`` (NaN when that range is empty). ``(n_refs,)`` -> ``(n_tracks,)``.
-
-    Serial on purpose: stages run in forked worker processes, where numba's thread pool is
-    not fork-safe; the parallel twin lives in :mod:`alice_dyn.kernels`."""
-    out = np.empty(start.shape[0])
-    for t in range(start.shape[0]):
-        v = np.sort(values[start[t] : start[t] + n[t]])
-        lo = int(n[t] * low)
-        hi = int(n[t] * high)
-        if hi > lo:
-            out[t] = v[lo:hi].mean()
-        else:
-            out[t] = np.nan
-    return out
-
-
 def track_dedx(
     tracks,
     refs,
@@ -76,11 +57,14 @@ def track_dedx(
     mean more primaries per cluster, so the truncation cuts less): the means are divided by
     ``1 + tgl_coefficient * tgl^2``.
     """
-    norm = cluster_path_norm(tracks, refs, gx, gy, sector, row, bfield_t)
+    # a cluster belongs to one track: the per-reference path length is a per-cluster factor
+    norm = np.zeros(len(q_tot))
+    norm[refs] = cluster_path_norm(tracks, refs, gx, gy, sector, row, bfield_t)
     start = tracks.cluster_start.astype(np.int64)
     n = tracks.n_clusters.astype(np.int64)
     lo, hi = TRUNCATION
-    tot = truncated_means(np.asarray(q_tot, np.float64)[refs] * norm, start, n, lo, hi)
-    mx = truncated_means(np.asarray(q_max, np.float64)[refs] * norm, start, n, lo, hi)
+    refs = np.asarray(refs, dtype=np.int64)
+    tot = truncated_mean_tracks(np.asarray(q_tot, np.float64), norm, refs, start, n, lo, hi)
+    mx = truncated_mean_tracks(np.asarray(q_max, np.float64), norm, refs, start, n, lo, hi)
     corr = mip_scale / (1.0 + tgl_coefficient * tracks.tgl.astype(np.float64) ** 2)
     return tot * corr, mx * corr
