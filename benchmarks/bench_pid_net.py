@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/bench_pid_net.py [--timeframes N]``. Makes held-out tracks with the
 project's chain (simulate Pb-Pb -> tpc-reco -> PID dataset, seed 303), loads the shipped
-model and prints:
+model (its primary dynamic network) and prints:
 
 * batch 4096: wall time of the full network (every track to the last exit) vs batched dynamic
   inference with compaction at the threshold that keeps the full network's accuracy, and the
@@ -22,7 +22,7 @@ import torch
 
 from alice_dyn.nn import ConfidencePolicy, run_dynamic
 from alice_dyn.pid.data_gen import make_pid_dataset
-from alice_dyn.pid.network import DEFAULT_MODEL_DIR, load_pid_net
+from alice_dyn.pid.network import DEFAULT_MODEL_DIR, PRIMARY, load_pid_net
 
 LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 
@@ -47,7 +47,7 @@ def main() -> None:
         ds = make_pid_dataset(
             work, args.timeframes, system="pbpb", seed=303, collisions_per_tf=1, centrality_max=0.7
         )
-    model, scaler, _ = load_pid_net(DEFAULT_MODEL_DIR / "ztw")
+    model, scaler, _ = load_pid_net(DEFAULT_MODEL_DIR / PRIMARY)
     n = min(4096, len(ds))
     sub = ds.take(np.arange(n))
     x = scaler.tensors(sub)
@@ -73,7 +73,7 @@ def main() -> None:
                 run_dynamic(model, one, ConfidencePolicy(chosen))
 
         _, t_loop = timed(loop, repeats=2)
-    print(f"{n} held-out Pb-Pb tracks, {args.threads} thread(s), shipped ZTW model")
+    print(f"{n} held-out Pb-Pb tracks, {args.threads} thread(s), shipped {PRIMARY.upper()} model")
     print(f"{'':<34} {'ms':>9} {'accuracy':>9} {'FLOPs frac':>11}")
     print(
         f"{'full network, batch ' + str(n):<34} {t_full * 1e3:>9.2f} "

@@ -13,7 +13,7 @@ from alice_dyn.cli import main
 from alice_dyn.nn import ConfidencePolicy
 from alice_dyn.pid.dataset import GROUPS, SUBSETS, PIDDataset, dataset_from_reco
 from alice_dyn.pid.evaluate import evaluate_pid_net
-from alice_dyn.pid.network import DEFAULT_MODEL_DIR, load_pid_net, predict
+from alice_dyn.pid.network import DEFAULT_MODEL_DIR, PRIMARY, load_pid_net, predict
 from alice_dyn.pid.train import train_all
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data_samples"
@@ -45,7 +45,7 @@ def test_dataset_groups_masks_and_round_trip(pp_dataset, tmp_path):
 
 
 def test_shipped_model_beats_nsigma_and_handles_missing_detectors(pp_dataset):
-    model, scaler, cfg = load_pid_net(DEFAULT_MODEL_DIR / "ztw")
+    model, scaler, cfg = load_pid_net(DEFAULT_MODEL_DIR / PRIMARY)
     assert set(cfg["thresholds"]) == {"25", "50", "75"}
     assert (
         "alice-dyn train pid"

@@ -3,20 +3,23 @@
 Layer: PID. On held-out reconstructed tracks (an AO2D-like file and its simulation) it reports
 (JSON keys, fractions not percent):
 
-* ``accuracy_full``, ``macro_f1_full``: the network without exits (last exit for every track);
+* ``accuracy_full``, ``macro_f1_full``: the network without exits (ZTW's backbone, trained
+  alone before any exit head exists); ``accuracy_primary_full``: the dynamic network the
+  ``pid-net`` stage runs (``primary_method``, SDN: joint training) at full depth;
 * ``curve``: list of ``{"method": "sdn"|"ztw", "threshold", "flops_fraction", "accuracy",
   "macro_f1"}`` over confidence thresholds (FLOPs as a fraction of the full network's);
-* ``at_flops``: accuracy read off the ZTW curve at 25/50/75/100% of the FLOPs, and
-  ``accuracy_at_35pct_flops`` with ``delta_pp_at_35pct_flops`` (vs ``accuracy_full``, points);
+* ``at_flops``: accuracy read off the primary network's curve at 25/50/75/100% of the FLOPs,
+  and ``accuracy_at_35pct_flops`` with ``delta_pp_at_35pct_flops`` (vs ``accuracy_full``,
+  percentage points);
 * ``budgets``: the thresholds calibrated on the validation split for 25/50/75% — the
   requested fraction, the fraction reached on these held-out tracks, its relative error and
   the accuracy;
 * ``per_subset``: detector subset -> ``{"n", "accuracy", "accuracy_dynamic_50",
-  "accuracy_subset_mlp"}``;
+  "accuracy_subset_mlp"}`` (the primary network at full depth and at the 50% budget);
 * ``nsigma_accuracy``, ``subset_mlp_accuracy``, ``gbdt_accuracy`` (null without LightGBM);
 * ``per_species_vs_p``: species -> list of ``{"p_lo", "p_hi", "n_true", "efficiency",
-  "purity", "efficiency_nsigma", "purity_nsigma"}`` (network without exits, argmax decision,
-  vs n-sigma);
+  "purity", "efficiency_nsigma", "purity_nsigma"}`` (primary network, argmax decision, vs
+  n-sigma);
 * ``per_species_at_nsigma_efficiency``: species -> ``{"bins": [...], "n_bins_compared",
   "n_bins_network_as_pure"}``: the network's purity at the n-sigma efficiency of each bin
   (bins with at least 10 true tracks).
@@ -31,7 +34,7 @@ import numpy as np
 
 from alice_dyn.nn import ConfidencePolicy
 from alice_dyn.pid.dataset import SUBSETS, PIDDataset
-from alice_dyn.pid.network import DEFAULT_MODEL_DIR, load_pid_net, predict
+from alice_dyn.pid.network import DEFAULT_MODEL_DIR, PRIMARY, load_pid_net, predict
 from alice_dyn.pid.train import load_gbdt, load_subset_mlps
 
 SPECIES = ("e", "mu", "pi", "K", "p")
@@ -64,12 +67,19 @@ def evaluate_pid_net(data: PIDDataset, model_dir: str | Path | None = None) -> d
     y = data.labels
     result: dict = {"model": str(model_dir), "n_tracks": len(data)}
     nets = {m: load_pid_net(model_dir / m) for m in ("ztw", "sdn")}
-    ztw, scaler, cfg = nets["ztw"]
-    probs, _, flops_full = predict(ztw, scaler, data)
+    # the network without exits: ZTW's backbone, trained alone before any exit head exists
+    ztw, ztw_scaler, _ = nets["ztw"]
+    probs0, _, flops_full = predict(ztw, ztw_scaler, data)
     full_flops = float(flops_full.mean())
+    pred0 = probs0.argmax(1)
+    result["accuracy_full"] = float(np.mean(pred0 == y))
+    result["macro_f1_full"] = macro_f1(pred0, y)
+    # the dynamic network the stage runs (PRIMARY), at full depth
+    prim, scaler, cfg = nets[PRIMARY]
+    result["primary_method"] = PRIMARY
+    probs, _, _ = predict(prim, scaler, data)
     pred_full = probs.argmax(1)
-    result["accuracy_full"] = float(np.mean(pred_full == y))
-    result["macro_f1_full"] = macro_f1(pred_full, y)
+    result["accuracy_primary_full"] = float(np.mean(pred_full == y))
     curve = [
         {
             "method": "full",
@@ -93,14 +103,16 @@ def evaluate_pid_net(data: PIDDataset, model_dir: str | Path | None = None) -> d
                 }
             )
     result["curve"] = curve
-    ztw_pts = sorted((c for c in curve if c["method"] == "ztw"), key=lambda c: c["flops_fraction"])
+    prim_pts = sorted(
+        (c for c in curve if c["method"] == PRIMARY), key=lambda c: c["flops_fraction"]
+    )
 
     def best_at(f: float) -> float | None:
-        ok = [c["accuracy"] for c in ztw_pts if c["flops_fraction"] <= f + 1e-9]
+        ok = [c["accuracy"] for c in prim_pts if c["flops_fraction"] <= f + 1e-9]
         return max(ok) if ok else None
 
     result["at_flops"] = {f"{int(f * 100)}": best_at(f) for f in (0.25, 0.5, 0.75)}
-    result["at_flops"]["100"] = result["accuracy_full"]
+    result["at_flops"]["100"] = result["accuracy_primary_full"]
     a35 = best_at(0.35)
     result["accuracy_at_35pct_flops"] = a35
     result["delta_pp_at_35pct_flops"] = (
@@ -108,7 +120,7 @@ def evaluate_pid_net(data: PIDDataset, model_dir: str | Path | None = None) -> d
     )
     budgets = {}
     for key, pol in cfg.get("thresholds", {}).items():
-        p, _, fl = predict(ztw, scaler, data, ConfidencePolicy(pol["thresholds"]))
+        p, _, fl = predict(prim, scaler, data, ConfidencePolicy(pol["thresholds"]))
         frac = float(fl.mean() / full_flops)
         target = pol["calibration"]["target_fraction"]
         budgets[key] = {
@@ -130,7 +142,7 @@ def evaluate_pid_net(data: PIDDataset, model_dir: str | Path | None = None) -> d
     )
     pol50 = cfg.get("thresholds", {}).get("50")
     pred_dyn = (
-        predict(ztw, scaler, data, ConfidencePolicy(pol50["thresholds"]))[0].argmax(1)
+        predict(prim, scaler, data, ConfidencePolicy(pol50["thresholds"]))[0].argmax(1)
         if pol50
         else pred_full
     )
@@ -223,12 +235,14 @@ def format_pid_net(r: dict) -> str:
         f"PID network on {r['n_tracks']} held-out tracks ({r['model']})",
         f"  accuracy, network without exits   {100 * r['accuracy_full']:.2f}%  "
         f"(macro-F1 {r['macro_f1_full']:.3f})",
+        f"  dynamic network ({r['primary_method'].upper()}), full depth "
+        f"{100 * r['accuracy_primary_full']:.2f}%",
         f"  accuracy at <= 35% of the FLOPs   {100 * (r['accuracy_at_35pct_flops'] or 0):.2f}%  "
         f"({r['delta_pp_at_35pct_flops']:+.2f} pp)",
         f"  n-sigma / subset MLPs / LightGBM  {100 * r['nsigma_accuracy']:.2f}% / "
         f"{100 * r['subset_mlp_accuracy']:.2f}% / "
         + (f"{100 * r['gbdt_accuracy']:.2f}%" if r["gbdt_accuracy"] is not None else "-"),
-        "  ZTW accuracy at 25/50/75/100% FLOPs: "
+        f"  {r['primary_method'].upper()} accuracy at 25/50/75/100% FLOPs: "
         + " / ".join(f"{100 * v:.2f}%" if v is not None else "-" for v in r["at_flops"].values()),
         "  budgets (requested -> held-out FLOPs fraction, accuracy):",
     ]

@@ -33,7 +33,7 @@ from alice_dyn.framework.spec import DataProcessorSpec
 from alice_dyn.framework.task import Task
 from alice_dyn.nn import BudgetController, ConfidencePolicy, ThresholdCalibrator
 from alice_dyn.pid.dataset import PIDDataset, features_from_columns
-from alice_dyn.pid.network import DEFAULT_MODEL_DIR, load_pid_net, predict
+from alice_dyn.pid.network import DEFAULT_MODEL_DIR, PRIMARY, load_pid_net, predict
 from alice_dyn.stages import data_types as dt
 
 NAME = "pid-net"
@@ -67,7 +67,7 @@ class PIDNetTask(Task):
         import torch
 
         torch.set_num_threads(prm.threads)  # before any torch operation (see the docstring)
-        self.model, self.scaler, cfg = load_pid_net(f"{prm.model or DEFAULT_MODEL_DIR}/ztw")
+        self.model, self.scaler, cfg = load_pid_net(f"{prm.model or DEFAULT_MODEL_DIR}/{PRIMARY}")
         self.prm = prm
         self.controller = None
         self.policy = None
