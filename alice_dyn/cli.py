@@ -338,39 +338,34 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from alice_dyn import qa
-
     reco = args.reco or args.data
     if reco is None:
         raise SystemExit("alice-dyn evaluate: give the reconstruction file (RECO or --data)")
-    args.reco = reco
     if args.what == "pid-net":
         from alice_dyn.pid.dataset import dataset_from_reco
         from alice_dyn.pid.evaluate import evaluate_pid_net, format_pid_net, make_pid_net_plots
 
         result = evaluate_pid_net(dataset_from_reco(reco, args.truth), args.model)
-        print(format_pid_net(result))
-        if args.json_out:
-            Path(args.json_out).resolve().parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json_out).write_text(json.dumps(result, indent=2))
-        if args.plots:
-            for path in make_pid_net_plots(result, args.plots):
-                print(f"plot: {path}")
-        return 0
-    if args.what == "tracking":
-        result = qa.evaluate_tracking(args.reco, args.truth)
-        print(qa.format_tracking(result))
+        text, make_plots = format_pid_net(result), make_pid_net_plots
     else:
-        result = qa.evaluate_pid(args.reco, args.truth)
-        print(qa.format_pid(result))
+        from alice_dyn import qa
+
+        tracking = args.what == "tracking"
+        result = (qa.evaluate_tracking if tracking else qa.evaluate_pid)(reco, args.truth)
+        text = (qa.format_tracking if tracking else qa.format_pid)(result)
+
+        def make_plots(res: dict, outdir):
+            from alice_dyn.qa import plots
+
+            fn = plots.make_tracking_plots if tracking else plots.make_pid_plots
+            return fn(res, Path(outdir))
+
+    print(text)
     if args.json_out:
         Path(args.json_out).resolve().parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_out).write_text(json.dumps(result, indent=2))
     if args.plots:
-        from alice_dyn.qa import plots
-
-        make = plots.make_tracking_plots if args.what == "tracking" else plots.make_pid_plots
-        for path in make(result, Path(args.plots)):
+        for path in make_plots(result, args.plots):
             print(f"plot: {path}")
     return 0
 
