@@ -117,6 +117,30 @@ def test_compaction_equals_reference_for_every_policy(name, seed):
         hook.remove()
 
 
+def test_keep_embedding_is_the_embedding_at_each_exit():
+    model = _random_model("sdn_mlp", 3)
+    x = model.example_inputs(200, _gen(3))
+    policy = ee.calibrate_thresholds(model, x, 0.5, "confidence")
+    res = ee.run_dynamic(model, x, policy, keep_embedding=True)
+    inter = torch.stack(list(model.forward_intermediates(x)))  # (blocks, n, d)
+    blocks = torch.tensor(model.exit_after)[res.exit_index]
+    expected = inter[blocks, torch.arange(200)]
+    torch.testing.assert_close(res.embedding, expected, rtol=1e-5, atol=1e-5)
+    assert len(set(res.exit_index.tolist())) > 1  # several exits were exercised
+    assert ee.run_dynamic(model, x, policy).embedding is None
+    with pytest.raises(ValueError, match="compact"):
+        ee.run_dynamic(model, x, policy, compact=False, keep_embedding=True)
+
+
+def test_module_flops_matches_flop_counter_on_matmuls():
+    block = ee.ResidualMLPBlock(16)
+    h = torch.randn(7, 16)
+    ours = ee.module_flops(block, lambda: block(h), 7)
+    # Linear 16->32 and 32->16: 2*16*32*2 matmul + biases 48 + LayerNorm 7*16 + GELU 32 + add 16
+    assert ours == pytest.approx(2 * 16 * 32 * 2 + 48 + 7 * 16 + 32 + 16)
+    assert ee.flop_counter_total(lambda: block(h)) / 7 == 2 * 16 * 32 * 2
+
+
 def test_dynamic_mode_and_edge_cases():
     model = _random_model("ztw_mlp")
     x = model.example_inputs(50, _gen())

@@ -28,7 +28,13 @@ from alice_dyn.nn.early_exit import (
     GaussianTask,
     GeometricEnsemble,
 )
-from alice_dyn.nn.flops import FlopsReport, count_flops, flop_counter_total, measure_wall_time
+from alice_dyn.nn.flops import (
+    FlopsReport,
+    count_flops,
+    flop_counter_total,
+    measure_wall_time,
+    module_flops,
+)
 from alice_dyn.nn.inference import ExitResult, run_dynamic, select_exits
 from alice_dyn.nn.mlp import GroupStem, LinearStem, ResidualMLPBlock, build_early_exit_mlp
 from alice_dyn.nn.model_io import dataset_hash, load_model, provenance, save_model
@@ -82,6 +88,7 @@ __all__ = [
     "load_model",
     "make_policy",
     "measure_wall_time",
+    "module_flops",
     "policy_from_json",
     "provenance",
     "register_model",

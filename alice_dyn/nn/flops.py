@@ -226,6 +226,38 @@ def flop_counter_total(fn: Callable[[], Any]) -> int:
     return int(c.get_total_flops())
 
 
+def module_flops(root: nn.Module, fn: Callable[[], Any], batch: int) -> float:
+    """Analytic FLOPs per sample of the layers of ``root`` that ``fn()`` calls (the formulas of
+    the module docstring), for any module, not only an :class:`EarlyExitNet`; ``batch`` is the
+    number of samples ``fn`` processes."""
+    total = [0.0]
+    skip: set[nn.Module] = set()
+    for m in root.modules():
+        if isinstance(m, nn.MultiheadAttention):
+            skip.update(c for c in m.modules() if c is not m)
+
+    def hook(m: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        if m in skip:
+            return
+        own = getattr(m, "flops", None)
+        if callable(own):
+            r = own(args, output)
+            total[0] += r[0] if isinstance(r, tuple) else int(r)
+            return
+        res = _leaf_flops(m, args, kwargs, output)
+        if res is not None:
+            total[0] += res[0]
+
+    handles = [m.register_forward_hook(hook, with_kwargs=True) for m in root.modules()]
+    try:
+        with torch.no_grad():
+            fn()
+    finally:
+        for h in handles:
+            h.remove()
+    return total[0] / max(int(batch), 1)
+
+
 def _shape_key(x: Any) -> Any:
     if isinstance(x, Tensor):
         return (tuple(x.shape[1:]), str(x.dtype))

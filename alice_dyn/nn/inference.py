@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -34,6 +35,8 @@ class ExitResult:
         full_flops: FLOPs per sample of the plain backbone (stem, blocks, last head).
         task: the model's task (interprets ``outputs``).
         seconds: wall time of the inference call (CUDA work not synchronised).
+        embedding: with ``keep_embedding``, ``(n, d)`` the embedding each sample had at its
+            exit (what its exit head read), for reuse by later computations; else ``None``.
     """
 
     outputs: Tensor
@@ -42,6 +45,7 @@ class ExitResult:
     full_flops: float
     task: Task
     seconds: float = 0.0
+    embedding: Tensor | None = None
 
     @property
     def predictions(self) -> Tensor:
@@ -64,12 +68,28 @@ class ExitResult:
 
 
 def _result(
-    model: EarlyExitNet, inputs: Inputs, outputs: Tensor, idx: Tensor, t0: float
+    model: EarlyExitNet,
+    inputs: Inputs,
+    outputs: Tensor,
+    idx: Tensor,
+    t0: float,
+    embedding: Tensor | None = None,
 ) -> ExitResult:
     rep = exit_flops_for(model, inputs)
     table = torch.tensor(rep.exit_flops, dtype=torch.float64, device=idx.device)
     seconds = time.perf_counter() - t0
-    return ExitResult(outputs, idx, table[idx], rep.full_flops, model.task, seconds)
+    return ExitResult(outputs, idx, table[idx], rep.full_flops, model.task, seconds, embedding)
+
+
+def embedding_of(model: EarlyExitNet, h: Any) -> Tensor:
+    """The ``(batch, d)`` embedding in the block output ``h``: ``h`` itself when it is a tensor,
+    else what the model's ``embedding(h)`` method returns."""
+    if isinstance(h, Tensor):
+        return h
+    fn = getattr(model, "embedding", None)
+    if fn is None:
+        raise TypeError("the blocks' output is not a tensor: the model needs an embedding(h)")
+    return fn(h)
 
 
 def select_exits(
@@ -96,15 +116,23 @@ def select_exits(
 
 @torch.no_grad()
 def run_dynamic(
-    model: EarlyExitNet, inputs: Inputs, policy: ExitPolicy, *, compact: bool = True
+    model: EarlyExitNet,
+    inputs: Inputs,
+    policy: ExitPolicy,
+    *,
+    compact: bool = True,
+    keep_embedding: bool = False,
 ) -> ExitResult:
     """Per-sample early exits on a batch (put the model in ``eval()`` mode first).
 
     ``compact=False`` evaluates every exit on every sample and selects afterwards
     (:func:`select_exits`); the FLOPs reported are still those of the chosen exits.
+    ``keep_embedding`` also returns each sample's embedding at its exit (compacted mode only).
     """
     t0 = time.perf_counter()
     policy.check(model.num_exits)
+    if keep_embedding and not compact:
+        raise ValueError("keep_embedding needs compact=True")
     if not compact:
         outputs, idx = select_exits(model.forward_all(inputs), policy, model.task)
         return _result(model, inputs, outputs, idx, t0)
@@ -115,6 +143,7 @@ def run_dynamic(
     active = torch.arange(n, device=device)
     idx = torch.empty(n, dtype=torch.long, device=device)
     outputs: Tensor | None = None
+    emb: Tensor | None = None
     state = policy.start(n, device)
     last = model.num_exits - 1
     prev, log_probs, i = None, [], 0
@@ -125,15 +154,22 @@ def run_dynamic(
         prev, out, log_probs = model.exit_step(i, h, prev, log_probs)
         if outputs is None:
             outputs = out.new_empty((n, *out.shape[1:]))
+        e = embedding_of(model, h) if keep_embedding else None
+        if e is not None and emb is None:
+            emb = e.new_empty((n, *e.shape[1:]))
         if i == last:
             outputs[active] = out
             idx[active] = i
+            if e is not None:
+                emb[active] = e
             break
         done, state = policy.decide(i, out, model.task, state)
         if bool(done.any()):
             leaving = done.nonzero().squeeze(1)
             outputs[active[leaving]] = out.index_select(0, leaving)
             idx[active[leaving]] = i
+            if e is not None:
+                emb[active[leaving]] = e.index_select(0, leaving)
             keep = (~done).nonzero().squeeze(1)
             if keep.numel() == 0:
                 break
@@ -143,4 +179,4 @@ def run_dynamic(
             log_probs = [lp.index_select(0, keep) for lp in log_probs]
             state = policy.take_state(state, keep)
         i += 1
-    return _result(model, inputs, outputs, idx, t0)
+    return _result(model, inputs, outputs, idx, t0, emb)
