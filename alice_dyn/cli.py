@@ -386,6 +386,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeframes", type=int, default=30, help="timeframes to simulate")
     p.add_argument("--system", choices=["pp", "pbpb"], default="pbpb")
     p.add_argument("--centrality", default="0-70", help="Pb-Pb centrality range, percent")
+    p.add_argument("--collisions-per-tf", type=int, default=2, help="collisions per timeframe")
     p.add_argument("--seed", type=int, default=101, help="simulation and training seed")
     p.add_argument("--epochs", type=int, default=30, help="epochs per training stage")
     p.add_argument("--work-dir", default=None, help="where simulated/reconstructed files go")
@@ -409,7 +410,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         work = args.work_dir or tempfile.mkdtemp(prefix="alice_dyn_pid_")
         data = make_pid_dataset(work, args.timeframes, system=args.system, seed=args.seed,
                                 centrality_min=lo, centrality_max=hi,
-                                collisions_per_tf=1 if args.system == "pbpb" else 8)  # fmt: skip
+                                collisions_per_tf=args.collisions_per_tf)  # fmt: skip
     print(
         f"PID dataset: {len(data)} tracks, classes {np.bincount(data.labels, minlength=5).tolist()}"
     )
