@@ -14,10 +14,38 @@ from typing import Any
 import numpy as np
 
 from alice_dyn.framework.message import Message, make_message
+from alice_dyn.framework.online import TimeframeTiming, current_clock
 from alice_dyn.framework.spec import DataProcessorSpec, DataType, OutputSpec, SpecError
 
 #: allocates a framework-owned array: ``(shape, dtype) -> ndarray``
 ArrayFactory = Callable[[tuple[int, ...], np.dtype], np.ndarray]
+
+#: what ``pc.report`` accepts: a number or a list of numbers
+ReportValue = float | int | list[float]
+
+
+def report_value(key: str, value: Any) -> ReportValue:
+    """``value`` as a plain JSON-able ``int``, ``float`` or ``list[float]`` (``TypeError``
+    otherwise)."""
+    if not isinstance(key, str) or not key:
+        raise TypeError(f"pc.report: the key must be a non-empty string, not {key!r}")
+    if isinstance(value, bool | np.bool_):
+        return int(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value)
+    if isinstance(value, list | tuple | np.ndarray):
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            arr = None
+        if arr is not None and arr.ndim == 1:
+            return [float(v) for v in arr]
+    raise TypeError(
+        f"pc.report({key!r}, ...): expected a float, an int or a list of floats, "
+        f"not {type(value).__name__}"
+    )
 
 
 def heap_arrays(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -167,6 +195,9 @@ class ProcessingContext:
 
     ``timeslice`` is the running index of the timeframe in this run; ``tf_id`` its own id,
     inherited from the inputs — a source sets it from its data (``pc.tf_id = ...``).
+    ``timing`` (:class:`~alice_dyn.framework.online.TimeframeTiming`): arrival, latency budget,
+    deadline and backlog of this timeframe, the same for every processor of the timeslice.
+    ``report(key, value)`` attaches a per-timeframe value to the run summary.
     """
 
     def __init__(
@@ -178,6 +209,7 @@ class ProcessingContext:
         config: dict[str, Any],
         timeslice: int,
         tf_id: int,
+        timing: TimeframeTiming | None = None,
     ) -> None:
         self.name = spec.name
         self.inputs = inputs
@@ -186,7 +218,15 @@ class ProcessingContext:
         self.config = config
         self.timeslice = timeslice
         self.tf_id = tf_id
+        self.timing = timing if timing is not None else TimeframeTiming(current_clock().now())
+        self.reports: dict[str, ReportValue] = {}
         self._spec = spec
+
+    def report(self, key: str, value: ReportValue) -> None:
+        """Attach ``value`` (a float, an int or a list of floats) to this timeframe under
+        ``key``; the run summary collects it (``summary.tf_reports[tf_id][processor][key]``).
+        Reporting a key twice keeps the last value."""
+        self.reports[key] = report_value(key, value)
 
     def option(self, name: str) -> Any:
         return self._spec.option(name)

@@ -5,6 +5,12 @@ when all its blocking inputs for that timeslice are there ("consume when all"); 
 handed over as the objects themselves (zero copy). Sources run until they call
 ``end_of_stream``; then every processor's ``end_of_stream`` runs in order. The first error
 stops the run; the summary accounts for every timeframe that entered.
+
+Online mode (``online=OnlineOptions(...)``, :mod:`alice_dyn.framework.online`): before the
+sources are called for timeslice ``i`` the runner sleeps until its scheduled arrival, or goes on
+at once when it is behind (the timeframe waited in the queue; nothing is dropped). Every
+processor of the timeslice sees the same ``pc.timing``; the summary records each timeframe's
+arrival, finish (``done_s``), backlog and ``pc.report`` values, offline too.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from tqdm import tqdm
 
 from alice_dyn.framework.config import ConfigStore
 from alice_dyn.framework.message import Message
+from alice_dyn.framework.online import OnlineOptions, Pacer, TimeframeTiming, current_clock
 from alice_dyn.framework.runtime import (
     FAILED,
     INCOMPLETE,
@@ -35,10 +42,16 @@ def run_inline(
     max_timeframes: int | None = None,
     progress: bool | None = None,
     keep_sink: bool = False,
+    online: OnlineOptions | None = None,
 ) -> RunSummary:
     """Run ``topology`` in this process; returns the :class:`RunSummary` (never raises for a
-    processor's error: it is in ``summary.error``)."""
-    summary = RunSummary("inline")
+    processor's error: it is in ``summary.error``).
+
+    ``online``: replay the timeframes on its schedule with its latency budget (see the module
+    docstring); ``None``: as fast as possible."""
+    summary = RunSummary("inline" if online is None else "inline-online")
+    pacer = Pacer(online) if online is not None else None
+    clock = current_clock(online.clock if online is not None else None)
     t_start = time.perf_counter()
     runtimes = {p.name: ProcessorRuntime(p, config_for(p, config)) for p in topology.processors}
     summary.metrics = {n: rt.metrics for n, rt in runtimes.items()}
@@ -59,6 +72,10 @@ def run_inline(
         while active_sources and (max_timeframes is None or timeslice < max_timeframes):
             produced = False
             tf_id = timeslice
+            if pacer is not None:
+                timing = pacer.wait(timeslice)
+            else:
+                timing = TimeframeTiming(clock.now())
             for proc in topology.processors:
                 name = proc.name
                 rt = runtimes[name]
@@ -66,7 +83,7 @@ def run_inline(
                     if name not in active_sources:
                         continue
                     try:
-                        res = rt.process(timeslice, {})
+                        res = rt.process(timeslice, {}, timing)
                     except ProcessorError as err:
                         summary.mark(timeslice, err.tf_id or timeslice, FAILED, name, err.cause)
                         raise
@@ -77,6 +94,7 @@ def run_inline(
                     produced = True
                     tf_id = res.tf_id
                     summary.mark(timeslice, tf_id, PROCESSED)
+                    summary.record_result(timeslice, name, res, timing)
                 else:
                     box = mailbox[name].pop(timeslice, {})
                     if not box:
@@ -93,10 +111,11 @@ def run_inline(
                         )
                         continue
                     try:
-                        res = rt.process(timeslice, inputs)
+                        res = rt.process(timeslice, inputs, timing)
                     except ProcessorError as err:
                         summary.mark(timeslice, err.tf_id, FAILED, name, err.cause)
                         raise
+                    summary.record_result(timeslice, name, res, timing)
                 for msg in res.outputs:
                     for route in topology.routes_from.get((name, msg.header.data_type), ()):
                         if route.consumer == DUMMY_SINK:
@@ -119,7 +138,16 @@ def run_inline(
             rt.stop()
         bar.close()
         summary.wall_seconds = time.perf_counter() - t_start
+    if pacer is not None:
+        _cap_backlog(summary)
     return summary
+
+
+def _cap_backlog(summary: RunSummary) -> None:
+    """Recorded backlogs count only timeframes that exist (the schedule goes on past the end)."""
+    records = sorted(summary.timeframes.values(), key=lambda r: r.timeslice)
+    for k, rec in enumerate(records):
+        rec.backlog = min(rec.backlog, len(records) - 1 - k)
 
 
 __all__ = ["PROCESSED", "run_inline"]

@@ -26,6 +26,7 @@ from alice_dyn.framework.context import (
 )
 from alice_dyn.framework.message import Message
 from alice_dyn.framework.metrics import ProcessorMetrics
+from alice_dyn.framework.online import TimeframeTiming, current_clock
 from alice_dyn.framework.spec import DataProcessorSpec
 from alice_dyn.framework.task import Task, make_task
 
@@ -73,10 +74,15 @@ def config_for(spec: DataProcessorSpec, store: ConfigStore | None) -> dict[str, 
 
 @dataclass
 class ProcessResult:
+    """What one ``run`` call made; ``done_s``: monotonic time (s) it returned; ``reports``: what
+    the task attached with ``pc.report``."""
+
     outputs: list[Message]
     eos: bool
     tf_id: int
     seconds: float
+    done_s: float = 0.0
+    reports: dict[str, Any] = field(default_factory=dict)
 
 
 class ProcessorRuntime:
@@ -111,8 +117,16 @@ class ProcessorRuntime:
         except Exception as exc:
             raise self._fail("init", exc) from exc
 
-    def process(self, timeslice: int, inputs: dict[str, Message]) -> ProcessResult:
-        """Run the task on one timeframe's inputs; returns its outputs (sent by the runner)."""
+    def process(
+        self,
+        timeslice: int,
+        inputs: dict[str, Message],
+        timing: TimeframeTiming | None = None,
+    ) -> ProcessResult:
+        """Run the task on one timeframe's inputs; returns its outputs (sent by the runner).
+
+        ``timing`` is ``pc.timing`` (the runner's, shared by the processors of a timeslice);
+        ``None``: arrival now, no budget."""
         # the id of this timeframe's data; cached Condition inputs of earlier timeframes and
         # sources (no input) do not count
         tf_id = min(
@@ -129,6 +143,7 @@ class ProcessorRuntime:
             self.config,
             timeslice,
             tf_id,
+            timing,
         )
         t0 = time.perf_counter()
         try:
@@ -145,7 +160,10 @@ class ProcessorRuntime:
                 len(outputs),
                 sum(m.header.payload_size for m in outputs),
             )
-        return ProcessResult(outputs, services.control.eos_requested, pc.tf_id, dt)
+        done = current_clock(pc.timing.clock).now()
+        return ProcessResult(
+            outputs, services.control.eos_requested, pc.tf_id, dt, done, pc.reports
+        )
 
     def end_of_stream(self) -> None:
         try:
@@ -163,13 +181,29 @@ class ProcessorRuntime:
 
 @dataclass
 class TimeframeRecord:
-    """What happened to one timeframe."""
+    """What happened to one timeframe.
+
+    ``arrival_s``: its arrival (monotonic s, :attr:`TimeframeTiming.arrival_s`); ``done_s``: when
+    the last processor finished it (monotonic s); ``backlog``: timeframes waiting when it entered;
+    ``reports``: ``{processor: {key: value}}`` from ``pc.report``.
+    """
 
     timeslice: int
     tf_id: int
     status: str = PROCESSED
     processor: str | None = None
     error: str | None = None
+    arrival_s: float | None = None
+    done_s: float | None = None
+    backlog: int = 0
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def latency_ms(self) -> float | None:
+        """``done_s - arrival_s`` in ms (``None`` if either is unknown)."""
+        if self.arrival_s is None or self.done_s is None:
+            return None
+        return (self.done_s - self.arrival_s) * 1e3
 
 
 @dataclass
@@ -196,12 +230,33 @@ class RunSummary:
         if status != PROCESSED and rec.status == PROCESSED:  # first problem wins
             rec.status, rec.processor, rec.error = status, processor, error
 
+    def record_result(
+        self, timeslice: int, processor: str, result: ProcessResult, timing: TimeframeTiming
+    ) -> None:
+        """Note a processor's ``run`` of an entered timeslice: its finish time and reports."""
+        rec = self.timeframes.get(timeslice)
+        if rec is None:
+            return
+        if rec.arrival_s is None:
+            rec.arrival_s, rec.backlog = timing.arrival_s, timing.backlog
+        if rec.done_s is None or result.done_s > rec.done_s:
+            rec.done_s = result.done_s
+        if result.reports:
+            rec.reports.setdefault(processor, {}).update(result.reports)
+
+    @property
+    def tf_reports(self) -> dict[int, dict[str, dict[str, Any]]]:
+        """``{tf_id: {processor: {key: value}}}`` of the timeframes with ``pc.report`` values."""
+        return {r.tf_id: r.reports for r in self.timeframes.values() if r.reports}
+
     def raise_if_failed(self) -> None:
         if self.error is not None:
             raise self.error
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        """The run as JSON-able data (``timeframe_reports`` only when a task used
+        ``pc.report``)."""
+        out: dict[str, Any] = {
             "runner": self.runner,
             "timeframes_in": len(self.timeframes),
             "timeframes_processed": self.count(PROCESSED),
@@ -222,6 +277,14 @@ class RunSummary:
             "wall_seconds": self.wall_seconds,
             "sink_messages": self.sink_count,
         }
+        reports = [
+            {"timeslice": r.timeslice, "tf_id": r.tf_id, "reports": r.reports}
+            for r in self.timeframes.values()
+            if r.reports
+        ]
+        if reports:
+            out["timeframe_reports"] = reports
+        return out
 
     def format(self) -> str:
         s = (

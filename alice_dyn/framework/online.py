@@ -1,0 +1,305 @@
+"""Online (replay) mode: timeframes arrive on a schedule, each with an end-to-end latency budget.
+
+Layer: framework (physics-free). A :class:`ReplaySchedule` turns a base rate (Hz) and bursts
+(``"4x:10s@5s"``: rate x4 for 10 s, starting 5 s after the first timeframe) into arrival times;
+the inline runner (``run_inline(..., online=OnlineOptions(...))``) holds each timeframe back
+until its arrival and, when it is behind, lets it in at once (it waited in the queue: nothing is
+dropped). Every task sees ``pc.timing``, a :class:`TimeframeTiming` with the arrival time, the
+budget, the deadline and the backlog, the same for every processor of a timeframe.
+
+Times are ``time.monotonic()`` seconds (system-wide on Linux, so comparable across processes);
+the clock is the module-level :data:`clock` unless one is given (tests inject a
+:class:`FakeClock`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+class Clock:
+    """The real clock: ``time.monotonic`` seconds and ``time.sleep``."""
+
+    def now(self) -> float:
+        """Current time, s."""
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (s)."""
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+class FakeClock(Clock):
+    """A manual clock for tests: ``sleep`` and :meth:`advance` move time forward, nothing waits."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.t = float(start)
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if seconds > 0:
+            self.t += seconds
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` (s) pass, as if work was done."""
+        self.t += seconds
+
+
+#: the clock used by runners and :class:`TimeframeTiming` when none is given (replace it in
+#: tests, e.g. ``monkeypatch.setattr(online, "clock", FakeClock())``)
+clock: Clock = Clock()
+
+
+def current_clock(given: Clock | None = None) -> Clock:
+    """``given``, or the module-level :data:`clock`."""
+    return given if given is not None else clock
+
+
+@dataclass
+class TimeframeTiming:
+    """When a timeframe entered the workflow and how much time it has (``pc.timing``).
+
+    ``arrival_s``: monotonic time (s) of its arrival: the scheduled arrival in online mode
+    (even when it had to wait in the queue), otherwise when the source was called for it.
+    ``budget_ms``: end-to-end latency budget (ms), ``None`` without one. ``backlog``: timeframes
+    that had already arrived but not yet entered when this one entered (0 offline).
+    """
+
+    arrival_s: float
+    budget_ms: float | None = None
+    backlog: int = 0
+    clock: Clock | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def deadline_s(self) -> float | None:
+        """``arrival_s + budget`` (s), ``None`` without a budget."""
+        if self.budget_ms is None:
+            return None
+        return self.arrival_s + self.budget_ms / 1e3
+
+    def elapsed_ms(self) -> float:
+        """Milliseconds since the arrival."""
+        return (current_clock(self.clock).now() - self.arrival_s) * 1e3
+
+    def time_left_ms(self) -> float:
+        """Milliseconds until the deadline (negative when late; ``inf`` without a budget)."""
+        deadline = self.deadline_s
+        if deadline is None:
+            return math.inf
+        return (deadline - current_clock(self.clock).now()) * 1e3
+
+    def __getstate__(self) -> dict[str, Any]:  # a clock object stays in its process
+        state = dict(self.__dict__)
+        state["clock"] = None
+        return state
+
+
+class NoTruthError(LookupError):
+    """Raised by a workflow's ``online_accuracy`` when its inputs carry no truth to compare to
+    (the report then has ``accuracy: null``)."""
+
+
+# --------------------------------------------------------------------------------------------
+# replay schedule
+
+
+@dataclass(frozen=True)
+class Burst:
+    """Rate x ``factor`` for ``duration_s`` seconds from ``start_s`` (s after the first arrival)."""
+
+    factor: float
+    duration_s: float
+    start_s: float = 5.0
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.duration_s
+
+    def as_dict(self) -> dict[str, float]:
+        return {"factor": self.factor, "duration_s": self.duration_s, "start_s": self.start_s}
+
+
+#: start of a burst given without ``@``: s after the first timeframe
+DEFAULT_BURST_START_S = 5.0
+
+_BURST_RE = re.compile(
+    r"^\s*(?P<factor>[0-9.eE+-]+)\s*[xX]\s*:\s*(?P<dur>[0-9.eE+-]+)\s*s?\s*"
+    r"(?:@\s*(?P<start>[0-9.eE+-]+)\s*s?)?\s*$"
+)
+
+
+def _positive(value: float, what: str) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{what} must be a positive number, not {value!r}")
+    return float(value)
+
+
+def parse_burst(text: str) -> Burst:
+    """``"4x:10s"`` (start 5 s), ``"4x:10s@5s"``, ``"3x:2.5s@12s"`` -> :class:`Burst`.
+
+    Raises ``ValueError`` naming ``--burst`` and the text when it does not parse or a number is
+    out of range (factor and duration > 0, start >= 0)."""
+    m = _BURST_RE.match(text)
+    if m is None:
+        raise ValueError(
+            f"--burst {text!r}: expected FACTORx:DURATIONs[@STARTs], e.g. 4x:10s or 4x:10s@5s"
+        )
+    try:
+        factor = float(m["factor"])
+        duration = float(m["dur"])
+        start = float(m["start"]) if m["start"] is not None else DEFAULT_BURST_START_S
+    except ValueError:
+        raise ValueError(f"--burst {text!r}: not a number in it") from None
+    _positive(factor, f"--burst {text!r}: the factor")
+    _positive(duration, f"--burst {text!r}: the duration")
+    if not (math.isfinite(start) and start >= 0):
+        raise ValueError(f"--burst {text!r}: the start must be >= 0 s, not {start!r}")
+    return Burst(factor, duration, start)
+
+
+class ReplaySchedule:
+    """Arrival times of a piecewise constant rate: ``rate_hz``, times ``factor`` in each burst.
+
+    Arrival ``i`` (0, 1, ...) is at the time ``t`` where the integral of the rate from 0 equals
+    ``i``: the first at 0 s. Raises ``ValueError`` naming ``--rate``/``--burst`` for a rate,
+    factor or duration that is not positive, or overlapping bursts.
+    """
+
+    def __init__(self, rate_hz: float, bursts: list[Burst] | tuple[Burst, ...] = ()) -> None:
+        self.rate_hz = _positive(rate_hz, "--rate")
+        ordered = sorted(bursts, key=lambda b: b.start_s)
+        for b in ordered:
+            _positive(b.factor, f"--burst {b}: the factor")
+            _positive(b.duration_s, f"--burst {b}: the duration")
+            if not (math.isfinite(b.start_s) and b.start_s >= 0):
+                raise ValueError(f"--burst {b}: the start must be >= 0 s")
+        for a, b in itertools.pairwise(ordered):
+            if b.start_s < a.end_s:
+                raise ValueError(
+                    f"--burst: bursts overlap ({a.factor:g}x from {a.start_s:g} s to "
+                    f"{a.end_s:g} s and {b.factor:g}x from {b.start_s:g} s)"
+                )
+        self.bursts = ordered
+        # segments of constant rate: start times and rates, then the count at each start
+        starts, rates = [0.0], [self.rate_hz]
+        for b in ordered:
+            if b.start_s == starts[-1]:
+                rates[-1] = self.rate_hz * b.factor
+            else:
+                starts.append(b.start_s)
+                rates.append(self.rate_hz * b.factor)
+            starts.append(b.end_s)
+            rates.append(self.rate_hz)
+        self._t = np.asarray(starts)
+        self._r = np.asarray(rates)
+        self._n = np.concatenate([[0.0], np.cumsum(np.diff(self._t) * self._r[:-1])])
+
+    def rate_at(self, t: np.ndarray | float) -> np.ndarray:
+        """Rate (Hz) at ``t`` (s from the first arrival)."""
+        k = np.searchsorted(self._t, np.asarray(t, dtype=float), side="right") - 1
+        return self._r[np.clip(k, 0, None)]
+
+    def cumulative(self, t: np.ndarray | float) -> np.ndarray:
+        """Integral of the rate from 0 to ``t`` (s): arrival ``i`` is where it equals ``i``."""
+        t = np.maximum(np.asarray(t, dtype=float), 0.0)
+        k = np.searchsorted(self._t, t, side="right") - 1
+        return self._n[k] + (t - self._t[k]) * self._r[k]
+
+    def arrival_times(self, n: int) -> np.ndarray:
+        """The first ``n`` arrival times, s from the first arrival (the first is 0)."""
+        i = np.arange(int(n), dtype=float)
+        k = np.searchsorted(self._n, i, side="right") - 1
+        return self._t[k] + (i - self._n[k]) / self._r[k]
+
+    def arrived_by(self, t: float) -> int:
+        """How many arrivals are at or before ``t`` (s from the first)."""
+        if t < 0:
+            return 0
+        return math.floor(float(self.cumulative(t)) + 1e-9) + 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rate_hz": self.rate_hz, "bursts": [b.as_dict() for b in self.bursts]}
+
+
+@dataclass
+class OnlineOptions:
+    """What ``run_inline(..., online=...)`` needs: the schedule, the budget (ms, or ``None``),
+    how many timeframes the replay has (``None``: unknown; it caps the backlog near the end)
+    and the clock (``None``: the module-level :data:`clock`)."""
+
+    schedule: ReplaySchedule
+    budget_ms: float | None = None
+    n_timeframes: int | None = None
+    clock: Clock | None = None
+
+    def __post_init__(self) -> None:
+        if self.budget_ms is not None:
+            _positive(self.budget_ms, "--budget-ms")
+
+
+class Pacer:
+    """Holds timeslices back until their arrival (used by the runners)."""
+
+    def __init__(self, options: OnlineOptions) -> None:
+        self.options = options
+        self.schedule = options.schedule
+        self.clock = current_clock(options.clock)
+        self.start: float | None = None
+        self._arrivals = np.zeros(0)
+
+    def arrival_offset(self, i: int) -> float:
+        """Arrival of timeslice ``i``, s after the first."""
+        if i >= len(self._arrivals):
+            self._arrivals = self.schedule.arrival_times(max(2 * len(self._arrivals), i + 1, 64))
+        return float(self._arrivals[i])
+
+    def due(self, i: int) -> float:
+        """Monotonic time (s) at which timeslice ``i`` arrives (the first call starts the
+        replay)."""
+        if self.start is None:
+            self.start = self.clock.now()
+        return self.start + self.arrival_offset(i)
+
+    def backlog(self, i: int, now: float) -> int:
+        """Timeslices after ``i`` that have arrived by ``now`` (s)."""
+        due = self.schedule.arrived_by(now - self.start) if self.start is not None else 0
+        n = self.options.n_timeframes
+        if n is not None:
+            due = min(due, n)
+        return max(0, due - (i + 1))
+
+    def wait(self, i: int) -> TimeframeTiming:
+        """Sleep until timeslice ``i`` arrives (at once when behind); its timing."""
+        due = self.due(i)
+        now = self.clock.now()
+        while now < due:
+            self.clock.sleep(due - now)
+            now = self.clock.now()
+        return TimeframeTiming(due, self.options.budget_ms, self.backlog(i, now), self.clock)
+
+
+__all__ = [
+    "Burst",
+    "Clock",
+    "FakeClock",
+    "NoTruthError",
+    "OnlineOptions",
+    "Pacer",
+    "ReplaySchedule",
+    "TimeframeTiming",
+    "clock",
+    "current_clock",
+    "parse_burst",
+]
