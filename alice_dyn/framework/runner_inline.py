@@ -94,7 +94,7 @@ def run_inline(
                     produced = True
                     tf_id = res.tf_id
                     summary.mark(timeslice, tf_id, PROCESSED)
-                    summary.record_result(timeslice, name, res, timing)
+                    summary.record_run(timeslice, name, timing, res.done_s, res.reports)
                 else:
                     box = mailbox[name].pop(timeslice, {})
                     if not box:
@@ -115,7 +115,7 @@ def run_inline(
                     except ProcessorError as err:
                         summary.mark(timeslice, err.tf_id, FAILED, name, err.cause)
                         raise
-                    summary.record_result(timeslice, name, res, timing)
+                    summary.record_run(timeslice, name, timing, res.done_s, res.reports)
                 for msg in res.outputs:
                     for route in topology.routes_from.get((name, msg.header.data_type), ()):
                         if route.consumer == DUMMY_SINK:
@@ -139,15 +139,8 @@ def run_inline(
         bar.close()
         summary.wall_seconds = time.perf_counter() - t_start
     if pacer is not None:
-        _cap_backlog(summary)
+        summary.cap_backlog()
     return summary
-
-
-def _cap_backlog(summary: RunSummary) -> None:
-    """Recorded backlogs count only timeframes that exist (the schedule goes on past the end)."""
-    records = sorted(summary.timeframes.values(), key=lambda r: r.timeslice)
-    for k, rec in enumerate(records):
-        rec.backlog = min(rec.backlog, len(records) - 1 - k)
 
 
 __all__ = ["PROCESSED", "run_inline"]

@@ -38,6 +38,12 @@ outputs, same fate of every timeframe), with processors running concurrently:
   The driver only waits on pipes and process sentinels (never blocks on a worker) and honours
   ``timeout_s``. Timeframes in flight when the run stops are marked failed ("aborted").
   Workers are always stopped (``Task.stop``), then terminated if they do not exit.
+* **Timing and online mode.** Each timeslice gets one
+  :class:`~alice_dyn.framework.online.TimeframeTiming` when the sources are asked for it, sent
+  with every ``run`` request (``pc.timing`` is the same in every process); workers send back
+  when they finished (monotonic s, system-wide) and their ``pc.report`` values. With
+  ``online=OnlineOptions(...)`` the sources are asked for timeslice ``i`` only once it has
+  arrived on the replay schedule (at once when behind, e.g. held back by backpressure).
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ from tqdm import tqdm
 from alice_dyn.framework import shm
 from alice_dyn.framework.config import ConfigStore
 from alice_dyn.framework.metrics import ProcessorMetrics
+from alice_dyn.framework.online import OnlineOptions, Pacer, TimeframeTiming, current_clock
 from alice_dyn.framework.runtime import (
     FAILED,
     INCOMPLETE,
@@ -180,7 +187,9 @@ class _Worker:
         prev, self._seen = self._seen, now
         return (m.seconds[prev[0] :], *(a - b for a, b in zip(now[1:], prev[1:], strict=True)))
 
-    def run(self, ts: int, wire_inputs: dict[str, shm.WireMessage]) -> None:
+    def run(
+        self, ts: int, wire_inputs: dict[str, shm.WireMessage], timing: TimeframeTiming | None
+    ) -> None:
         mapped: dict = {}
         try:
             inputs = {b: shm.decode_message(w, self.cache, mapped) for b, w in wire_inputs.items()}
@@ -192,14 +201,25 @@ class _Worker:
         self.arena.begin()
         tf_id = ts
         try:
-            res = self.rt.process(ts, inputs)
-            tf_id, eos = res.tf_id, res.eos
+            res = self.rt.process(ts, inputs, timing)
+            tf_id, eos, done_s, reports = res.tf_id, res.eos, res.done_s, res.reports
             outs = [shm.encode_message(m, self.arena, mapped) for m in res.outputs]
             del res, inputs  # what is left referencing the input segments, the task holds
             held = self.cache.still_used(mapped)
             del mapped
             blob = pickle.dumps(
-                ("result", ts, outs, self.arena.names(), eos, tf_id, self._metrics_delta(), held),
+                (
+                    "result",
+                    ts,
+                    outs,
+                    self.arena.names(),
+                    eos,
+                    tf_id,
+                    self._metrics_delta(),
+                    held,
+                    done_s,
+                    reports,
+                ),
                 _PICKLE,
             )
         except ProcessorError as err:
@@ -245,7 +265,7 @@ class _Worker:
                     for name, reusable in item[3]:  # segments handed back, to reuse now
                         self.arena.release(name, reusable)
                     if not abort.is_set():
-                        self.run(item[1], item[2])
+                        self.run(item[1], item[2], item[4])
                 elif op == "release":
                     for name, reusable in item[1]:
                         self.arena.release(name, reusable)
@@ -339,6 +359,7 @@ class _Driver:
         queue_depth: int,
         start_method: str,
         timeout_s: float | None,
+        online: OnlineOptions | None = None,
     ) -> None:
         self.topology = topology
         self.config = config
@@ -349,7 +370,12 @@ class _Driver:
         self.window = queue_depth * max(self.lanes_of.values())
         self.start_method = start_method
         self.timeout_s = timeout_s
-        self.summary = RunSummary("multiprocess")
+        self.summary = RunSummary("multiprocess" if online is None else "multiprocess-online")
+        self.pacer = Pacer(online) if online is not None else None
+        self.clock = current_clock(online.clock if online is not None else None)
+        self.timing: dict[int, TimeframeTiming] = {}  # per timeslice asked from the sources
+        self.finished: dict[int, list[tuple[str, float, dict]]] = {}  # (name, done_s, reports)
+        self.next_due: float | None = None  # arrival the sources wait for (online), s
 
         self.names = [p.name for p in topology.processors]
         self.index = {n: i for i, n in enumerate(self.names)}
@@ -651,9 +677,11 @@ class _Driver:
         self.rr[name] = (lane.index + 1) % len(lanes)
         lane.inflight[ts] = list(inputs.values())
         releases = self.to_release.pop(lane, [])  # handed back with the run: reused at once
-        self._send(lane, ("run", ts, inputs, releases))
+        self._send(lane, ("run", ts, inputs, releases, self.timing.get(ts)))
 
-    def _on_result(self, lane, ts, outs, new, eos, tf_id, delta, still_used) -> None:
+    def _on_result(
+        self, lane, ts, outs, new, eos, tf_id, delta, still_used, done_s, reports
+    ) -> None:
         held = lane.inflight.pop(ts, [])
         seconds, n_in, b_in, n_out, b_out = delta
         lane.shadow.merge(
@@ -679,6 +707,7 @@ class _Driver:
             self.segs.setdefault(s, 0)
         self.kept.update(still_used)
         name = lane.name
+        self.finished.setdefault(ts, []).append((name, done_s, reports))
         if name in self.source_set:
             self.src_busy[name] = False
             self.src_next[name] = ts + 1
@@ -789,7 +818,26 @@ class _Driver:
             self.pending[self.opened] = set(self.non_sources) | self.src_active
             self.opened += 1
 
+    def _timing_for(self, ts: int) -> TimeframeTiming | None:
+        """The timing of timeslice ``ts``; ``None`` while it has not arrived (online)."""
+        timing = self.timing.get(ts)
+        if timing is not None:
+            return timing
+        now = self.clock.now()
+        if self.pacer is None:
+            timing = TimeframeTiming(now)
+        else:
+            due = self.pacer.due(ts)
+            if now < due:
+                self.next_due = due
+                return None
+            budget = self.pacer.options.budget_ms
+            timing = TimeframeTiming(due, budget, self.pacer.backlog(ts, now))
+        self.timing[ts] = timing
+        return timing
+
     def _request_sources(self) -> None:
+        self.next_due = None
         for name in self.sources:
             if name not in self.src_active or self.src_busy[name]:
                 continue
@@ -799,6 +847,8 @@ class _Driver:
                 continue
             if ts >= self.base + self.window:
                 continue  # backpressure: the oldest timeslice in flight must finish first
+            if self._timing_for(ts) is None:
+                continue  # online: not arrived yet
             self._open(ts)
             self.src_busy[name] = True
             self._dispatch(name, ts, {})
@@ -808,6 +858,9 @@ class _Driver:
         first = next((s for s in self.sources if s in prod), None)
         if first is not None:
             self.summary.mark(ts, prod[first], PROCESSED)
+        timing = self.timing.pop(ts, None)
+        for name, done_s, reports in self.finished.pop(ts, []):
+            self.summary.record_run(ts, name, timing, done_s, reports)
         return first is not None
 
     def _flush_sink(self, ts: int) -> None:
@@ -898,6 +951,8 @@ class _Driver:
         timeout = _POLL_S
         if self.deadline is not None:
             timeout = min(timeout, self.deadline - time.monotonic())
+        if self.next_due is not None:  # online: wake up when the next timeframe arrives
+            timeout = min(timeout, self.next_due - self.clock.now())
         self._poll(timeout)
 
     # ---- phases ---------------------------------------------------------------------------
@@ -1002,6 +1057,8 @@ class _Driver:
             if self.bar is not None:
                 self.bar.close()
             self.summary.wall_seconds = time.perf_counter() - t0
+        if self.pacer is not None:
+            self.summary.cap_backlog()
         return self.summary
 
 
@@ -1016,6 +1073,7 @@ def run_multiprocess(
     queue_depth: int = 4,
     start_method: str = "fork",
     timeout_s: float | None = None,
+    online: OnlineOptions | None = None,
 ) -> RunSummary:
     """Run ``topology`` with one process per processor instance; returns the
     :class:`~alice_dyn.framework.runtime.RunSummary` (a processor's error, a dead worker or the
@@ -1025,7 +1083,9 @@ def run_multiprocess(
     timeslices in flight per lane of the most parallel processor (backpressure);
     ``start_method``: ``"fork"`` (default) or ``"spawn"``/``"forkserver"`` (then the processors'
     algorithms must be importable, or the specs must carry a ``factory``); ``timeout_s``: the
-    run stops with a ``"timeout"`` error after that many seconds. Raises :class:`SpecError` for
+    run stops with a ``"timeout"`` error after that many seconds; ``online``: replay the
+    timeframes on a schedule with a latency budget (:mod:`alice_dyn.framework.online`; use the
+    real clock: the driver waits on pipes). Raises :class:`SpecError` for
     bad ``pipeline`` entries and ``ValueError`` for bad arguments.
     """
     lanes = dict(pipeline or {})
@@ -1044,7 +1104,7 @@ def run_multiprocess(
         raise ValueError(f"timeout_s must be > 0, not {timeout_s!r}")
     driver = _Driver(
         topology, config, lanes, max_timeframes, progress, keep_sink, queue_depth,
-        start_method, timeout_s,
+        start_method, timeout_s, online,
     )  # fmt: skip
     return driver.run()
 

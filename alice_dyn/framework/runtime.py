@@ -193,9 +193,10 @@ class TimeframeRecord:
     status: str = PROCESSED
     processor: str | None = None
     error: str | None = None
-    arrival_s: float | None = None
-    done_s: float | None = None
-    backlog: int = 0
+    # times are not part of a timeframe's fate: records of two runs compare equal without them
+    arrival_s: float | None = field(default=None, compare=False)
+    done_s: float | None = field(default=None, compare=False)
+    backlog: int = field(default=0, compare=False)
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -230,19 +231,32 @@ class RunSummary:
         if status != PROCESSED and rec.status == PROCESSED:  # first problem wins
             rec.status, rec.processor, rec.error = status, processor, error
 
-    def record_result(
-        self, timeslice: int, processor: str, result: ProcessResult, timing: TimeframeTiming
+    def record_run(
+        self,
+        timeslice: int,
+        processor: str,
+        timing: TimeframeTiming | None,
+        done_s: float,
+        reports: dict[str, Any],
     ) -> None:
-        """Note a processor's ``run`` of an entered timeslice: its finish time and reports."""
+        """Note a processor's ``run`` of an entered timeslice: its timing, when it finished
+        (monotonic s) and its ``pc.report`` values."""
         rec = self.timeframes.get(timeslice)
         if rec is None:
             return
-        if rec.arrival_s is None:
+        if rec.arrival_s is None and timing is not None:
             rec.arrival_s, rec.backlog = timing.arrival_s, timing.backlog
-        if rec.done_s is None or result.done_s > rec.done_s:
-            rec.done_s = result.done_s
-        if result.reports:
-            rec.reports.setdefault(processor, {}).update(result.reports)
+        if rec.done_s is None or done_s > rec.done_s:
+            rec.done_s = done_s
+        if reports:
+            rec.reports.setdefault(processor, {}).update(reports)
+
+    def cap_backlog(self) -> None:
+        """Recorded backlogs count only timeframes that exist (a replay schedule goes on past
+        the last one)."""
+        records = sorted(self.timeframes.values(), key=lambda r: r.timeslice)
+        for k, rec in enumerate(records):
+            rec.backlog = min(rec.backlog, len(records) - 1 - k)
 
     @property
     def tf_reports(self) -> dict[int, dict[str, dict[str, Any]]]:
