@@ -294,14 +294,107 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--print-config", action="store_true", help="print the configuration")
     p.add_argument("--queue-depth", type=int, default=4, help="timeframes in flight per lane")
     p.add_argument("--timeout", type=float, default=None, metavar="S", help="abort after S s")
+    o = p.add_argument_group(
+        "online replay",
+        "replay the input at a rate with a latency budget, twice (static, then adaptive "
+        "configuration of the workflow: its online_modes()), and report latency and accuracy "
+        "(JSON keys: docs/online_report.md); the static run writes OUTPUT with '.static' "
+        "before the suffix",
+    )
+    o.add_argument("--online", action="store_true", help="online replay, adaptive vs static")
+    o.add_argument("--rate", type=float, default=None, metavar="HZ",
+                   help="base arrival rate of timeframes, Hz")  # fmt: skip
+    o.add_argument("--burst", action="append", default=[], metavar="Fx:Ds[@Ss]",
+                   help="rate x F for D s from S s after the first timeframe (default S = 5 s); "
+                   "repeatable, e.g. 4x:10s@5s")  # fmt: skip
+    o.add_argument("--budget-ms", type=float, default=None, metavar="MS",
+                   help="end-to-end latency budget per timeframe, ms")  # fmt: skip
+    o.add_argument("--report-json", default=None, metavar="FILE", help="write the report here")
+    o.add_argument("--report-plots", default=None, metavar="DIR", help="write PNG plots here")
     p.set_defaults(func=cmd_run)
+
+
+def _count_timeframes(inputs: Sequence[str]) -> int | None:
+    """Timeframes in the input files when they are alice_dyn/O2 ROOT files (else ``None``)."""
+    try:
+        from alice_dyn.io import open_timeframes
+
+        total = 0
+        for path in inputs:
+            with open_timeframes(path) as reader:
+                total += len(reader)
+        return total
+    except Exception:  # not ROOT timeframe files: the replay length stays unknown
+        return None
+
+
+def cmd_run_online(args: argparse.Namespace, module) -> int:
+    """``alice-dyn run --online``: static then adaptive replay, report, plots."""
+    from alice_dyn.framework.executable import parse_pipeline, report
+    from alice_dyn.framework.online import ReplaySchedule, parse_burst
+    from alice_dyn.framework.online_report import (
+        format_online_report,
+        json_safe,
+        make_online_plots,
+        run_online_comparison,
+        static_output,
+    )
+    from alice_dyn.framework.spec import SpecError
+
+    if args.rate is None:
+        raise SpecError("--online needs --rate HZ")
+    try:
+        schedule = ReplaySchedule(args.rate, [parse_burst(b) for b in args.burst])
+        if args.budget_ms is not None and not (0 < args.budget_ms < float("inf")):
+            raise ValueError(f"--budget-ms must be a positive number, not {args.budget_ms!r}")
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    doc, summaries = run_online_comparison(
+        module, args.workflow, list(args.inputs), args.output, schedule, args.budget_ms,
+        config_key_values=args.config_key_values, config_files=args.config_file,
+        runner=args.runner, pipeline=parse_pipeline(args.pipeline),
+        forwarding_policy=args.forwarding_policy, max_timeframes=args.max_tf,
+        n_timeframes=_count_timeframes(args.inputs), queue_depth=args.queue_depth,
+        timeout_s=args.timeout, progress=None,
+    )  # fmt: skip
+    rc = 0
+    for mode, summary in summaries.items():
+        print(f"\n== {mode} run")
+        metrics = args.metrics_json
+        if metrics and mode == "static":
+            metrics = static_output(metrics)
+        extra = {"workflow": args.workflow, "inputs": args.inputs, "online_mode": mode}
+        rc = max(rc, report(summary, metrics, extra))
+    print()
+    print(format_online_report(doc))
+    if args.report_json:
+        Path(args.report_json).resolve().parent.mkdir(parents=True, exist_ok=True)
+        Path(args.report_json).write_text(json.dumps(json_safe(doc), indent=1))
+        print(f"report: {args.report_json}")
+    if args.report_plots:
+        for path in make_online_plots(doc, args.report_plots):
+            print(f"plot: {path}")
+    return rc
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from alice_dyn.framework.executable import parse_pipeline, report, run_specs
+    from alice_dyn.framework.spec import SpecError
     from alice_dyn.framework.workflows import load_workflow
 
+    online_only = {
+        "--rate": args.rate is not None,
+        "--burst": bool(args.burst),
+        "--budget-ms": args.budget_ms is not None,
+        "--report-json": args.report_json is not None,
+        "--report-plots": args.report_plots is not None,
+    }
+    if not args.online and any(online_only.values()):
+        given = [k for k, v in online_only.items() if v]
+        raise SpecError(f"{', '.join(given)} only with --online")
     module = load_workflow(args.workflow)
+    if args.online:
+        return cmd_run_online(args, module)
     Path(args.output).resolve().parent.mkdir(parents=True, exist_ok=True)
     specs = module.define_workflow(list(args.inputs), args.output)
     summary = run_specs(

@@ -1,0 +1,529 @@
+"""Adaptive-vs-static online report: one workflow replayed twice under the same schedule.
+
+Layer: framework (physics-free). ``alice-dyn run WORKFLOW --online ...`` calls
+:func:`run_online_comparison`: the workflow runs first in its ``static`` configuration, then in
+its ``adaptive`` one, each replayed on the same :class:`~alice_dyn.framework.online.ReplaySchedule`
+with the same latency budget. A workflow module may declare
+
+* ``online_modes() -> {"adaptive": "Group.key=v;...", "static": "..."}``: configKeyValues
+  applied over the user's (absent: both runs use the user's configuration);
+* ``online_accuracy(output, inputs) -> {tf_id: {metric: (n_correct, n_total)}}``: per-timeframe
+  counts, ``"accuracy"`` the headline (absent, or raising
+  :class:`~alice_dyn.framework.online.NoTruthError`: accuracy ``null``).
+
+The report (JSON keys in ``docs/online_report.md``) has latency percentiles, accounting,
+accuracy and per-timeframe rows for both runs; :func:`make_online_plots` draws it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from alice_dyn.framework.config import ConfigStore
+from alice_dyn.framework.online import (
+    Burst,
+    Clock,
+    NoTruthError,
+    OnlineOptions,
+    ReplaySchedule,
+)
+from alice_dyn.framework.runtime import PROCESSED, RunSummary
+from alice_dyn.framework.spec import SpecError
+from alice_dyn.framework.topology import build_topology
+
+#: the order of the two runs
+MODES = ("static", "adaptive")
+#: how percentiles are computed (``numpy.percentile(..., method=PERCENTILE_METHOD)``)
+PERCENTILE_METHOD = "linear"
+#: keys of a mode's object that an ``online_accuracy`` metric may not take (it gets ``metric_``)
+_RESERVED = {
+    "mode", "output", "config_key_values", "p50_latency_ms", "p99_latency_ms", "max_latency_ms",
+    "mean_latency_ms", "timeframes_in", "timeframes_out", "timeframes_failed",
+    "timeframes_incomplete", "fraction_over_budget", "p99_within_budget", "max_backlog",
+    "accuracy", "accuracy_error", "metrics", "wall_s", "error", "per_timeframe",
+}  # fmt: skip
+
+
+def static_output(output: str) -> str:
+    """``reco.root`` -> ``reco.static.root`` (``.static`` before the suffix)."""
+    p = Path(output)
+    return str(p.with_name(f"{p.stem}.static{p.suffix}"))
+
+
+def online_modes_of(module: ModuleType) -> dict[str, str]:
+    """The workflow's ``online_modes()`` (``{}`` when it has none), checked."""
+    fn = getattr(module, "online_modes", None)
+    if fn is None:
+        return {}
+    modes = fn()
+    if not isinstance(modes, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in modes.items()
+    ):
+        raise SpecError("online_modes() must return a dict {mode: 'Group.key=value;...'}")
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        raise SpecError(f"online_modes(): unknown mode(s) {sorted(unknown)}; use {list(MODES)}")
+    return modes
+
+
+def run_workflow_online(
+    module: ModuleType,
+    inputs: Sequence[str],
+    output: str,
+    online: OnlineOptions,
+    *,
+    config_key_values: Sequence[str] = (),
+    config_files: Sequence[str] = (),
+    runner: str = "inline",
+    pipeline: dict[str, int] | None = None,
+    forwarding_policy: str = "dangling",
+    max_timeframes: int | None = None,
+    queue_depth: int = 4,
+    timeout_s: float | None = None,
+    progress: bool | None = False,
+) -> RunSummary:
+    """Define the workflow for ``output``, configure it (INI files, then ``config_key_values``)
+    and run it in online mode with ``runner``."""
+    specs = module.define_workflow(list(inputs), output)
+    topology = build_topology(specs, forwarding_policy)
+    groups = list(dict.fromkeys(g for s in specs for g in s.config_groups))
+    store = ConfigStore(groups)
+    for path in config_files:
+        store.apply_ini(path)
+    for text in config_key_values:
+        store.apply_key_values(text)
+    lanes = pipeline or {}
+    unknown = set(lanes) - set(topology.by_name)
+    if unknown:
+        raise SpecError(f"--pipeline names unknown processor(s) {sorted(unknown)}")
+    if runner == "inline":
+        if any(n > 1 for n in lanes.values()):
+            raise SpecError("--pipeline lanes need the multiprocess runner (--runner multiprocess)")
+        from alice_dyn.framework.runner_inline import run_inline
+
+        return run_inline(topology, store, max_timeframes=max_timeframes, progress=progress,
+                          online=online)  # fmt: skip
+    if runner == "multiprocess":
+        from alice_dyn.framework.runner_mp import run_multiprocess
+
+        return run_multiprocess(
+            topology, store, pipeline=lanes, max_timeframes=max_timeframes, progress=progress,
+            queue_depth=queue_depth, timeout_s=timeout_s, online=online,
+        )  # fmt: skip
+    raise SpecError(f"unknown runner {runner!r}")
+
+
+def accuracy_of(
+    module: ModuleType, output: str, inputs: Sequence[str]
+) -> tuple[dict[int, dict[str, tuple[int, int]]] | None, str | None]:
+    """``(counts, why_none)``: the workflow's ``online_accuracy`` counts, or ``None`` and why."""
+    fn = getattr(module, "online_accuracy", None)
+    if fn is None:
+        return None, "the workflow defines no online_accuracy(output, inputs)"
+    try:
+        counts = fn(output, list(inputs))
+    except NoTruthError as exc:
+        return None, f"no truth: {exc}"
+    except Exception as exc:  # the latency report stays valid; say why accuracy is missing
+        print(f"warning: online_accuracy({output}) failed: {type(exc).__name__}: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return None, f"online_accuracy failed: {type(exc).__name__}: {exc}"
+    out: dict[int, dict[str, tuple[int, int]]] = {}
+    for tf, metrics in counts.items():
+        out[int(tf)] = {str(k): (int(v[0]), int(v[1])) for k, v in metrics.items()}
+    return out, None
+
+
+def _ratio(n_correct: int, n_total: int) -> float | None:
+    return n_correct / n_total if n_total > 0 else None
+
+
+def _pooled(counts: dict[int, dict[str, tuple[int, int]]] | None, tf_ids: set[int]) -> dict:
+    """Metric -> pooled n_correct / n_total over the timeframes ``tf_ids``."""
+    if counts is None:
+        return {}
+    sums: dict[str, list[int]] = {}
+    for tf, metrics in counts.items():
+        if tf not in tf_ids:
+            continue
+        for k, (c, t) in metrics.items():
+            s = sums.setdefault(k, [0, 0])
+            s[0] += c
+            s[1] += t
+    return {k: _ratio(c, t) for k, (c, t) in sums.items()}
+
+
+def mode_report(
+    mode: str,
+    summary: RunSummary,
+    budget_ms: float | None,
+    output: str,
+    config_key_values: Sequence[str],
+    counts: dict[int, dict[str, tuple[int, int]]] | None,
+    accuracy_error: str | None,
+    first_arrival_s: float | None = None,
+) -> dict[str, Any]:
+    """The report object of one run (keys in ``docs/online_report.md``); arrival times are
+    relative to ``first_arrival_s`` (default: this run's first arrival), s."""
+    recs = sorted(summary.timeframes.values(), key=lambda r: r.timeslice)
+    arrivals = [r.arrival_s for r in recs if r.arrival_s is not None]
+    t0 = first_arrival_s if first_arrival_s is not None else min(arrivals, default=0.0)
+    lat = np.asarray([r.latency_ms for r in recs if r.latency_ms is not None], dtype=float)
+
+    def pct(q: float) -> float | None:
+        return float(np.percentile(lat, q, method=PERCENTILE_METHOD)) if lat.size else None
+
+    p99 = pct(99)
+    rows = []
+    for r in recs:
+        metrics = {}
+        if counts is not None and r.tf_id in counts:
+            metrics = {k: _ratio(c, t) for k, (c, t) in counts[r.tf_id].items()}
+        rows.append(
+            {
+                "tf_id": r.tf_id,
+                "timeslice": r.timeslice,
+                "status": r.status,
+                "arrival_s": None if r.arrival_s is None else r.arrival_s - t0,
+                "latency_ms": r.latency_ms,
+                "backlog": r.backlog,
+                "accuracy": metrics.get("accuracy"),
+                "metrics": metrics,
+                "reports": r.reports,
+            }
+        )
+    pooled = _pooled(counts, {r.tf_id for r in recs})
+    out: dict[str, Any] = {
+        "mode": mode,
+        "output": output,
+        "config_key_values": list(config_key_values),
+        "p50_latency_ms": pct(50),
+        "p99_latency_ms": p99,
+        "max_latency_ms": float(lat.max()) if lat.size else None,
+        "mean_latency_ms": float(lat.mean()) if lat.size else None,
+        "timeframes_in": len(recs),
+        "timeframes_out": sum(1 for r in recs if r.status == PROCESSED and r.done_s is not None),
+        "timeframes_failed": summary.count("failed"),
+        "timeframes_incomplete": summary.count("incomplete"),
+        "fraction_over_budget": (
+            float(np.mean(lat > budget_ms)) if budget_ms is not None and lat.size else None
+        ),
+        "p99_within_budget": (p99 <= budget_ms) if budget_ms is not None and p99 is not None
+        else None,
+        "max_backlog": max((r.backlog for r in recs), default=0),
+        "accuracy": pooled.get("accuracy") if counts is not None else None,
+        "accuracy_error": accuracy_error,
+        "metrics": pooled,
+        "wall_s": summary.wall_seconds,
+        "error": str(summary.error) if summary.error is not None else None,
+    }  # fmt: skip
+    for k, v in pooled.items():
+        if k != "accuracy":
+            out[f"metric_{k}" if k in _RESERVED else k] = v
+    out["per_timeframe"] = rows
+    return out
+
+
+def compare(static: dict[str, Any], adaptive: dict[str, Any], budget_ms: float | None) -> dict:
+    """``accuracy_loss_pp``, ``target_checks`` and ``target_met`` from the two mode objects."""
+    loss = None
+    if static["accuracy"] is not None and adaptive["accuracy"] is not None:
+        loss = 100.0 * (static["accuracy"] - adaptive["accuracy"])
+    checks: dict[str, bool | None] = {
+        "adaptive_p99_within_budget": adaptive["p99_within_budget"],
+        "no_timeframe_lost": all(
+            m["timeframes_in"] == m["timeframes_out"] and m["error"] is None
+            for m in (static, adaptive)
+        )
+        and static["timeframes_in"] == adaptive["timeframes_in"],
+        "accuracy_loss_below_1pp": None if loss is None else loss < 1.0,
+        "static_p99_over_budget": (
+            None if static["p99_within_budget"] is None else not static["p99_within_budget"]
+        ),
+    }
+    return {
+        "accuracy_loss_pp": loss,
+        "target_checks": checks,
+        "target_met": all(v is True for v in checks.values()),
+    }
+
+
+def run_online_comparison(
+    module: ModuleType,
+    workflow: str,
+    inputs: Sequence[str],
+    output: str,
+    schedule: ReplaySchedule,
+    budget_ms: float | None,
+    *,
+    config_key_values: Sequence[str] = (),
+    config_files: Sequence[str] = (),
+    runner: str = "inline",
+    pipeline: dict[str, int] | None = None,
+    forwarding_policy: str = "dangling",
+    max_timeframes: int | None = None,
+    n_timeframes: int | None = None,
+    queue_depth: int = 4,
+    timeout_s: float | None = None,
+    progress: bool | None = False,
+    clock: Clock | None = None,
+) -> tuple[dict[str, Any], dict[str, RunSummary]]:
+    """Run ``static`` then ``adaptive`` under ``schedule``; the report and both summaries.
+
+    The adaptive run writes ``output``, the static one :func:`static_output` of it.
+    ``n_timeframes``: length of the replay when known (caps the backlog ``pc.timing`` shows near
+    the end)."""
+    modes = online_modes_of(module)
+    n_cap = max_timeframes if n_timeframes is None else n_timeframes
+    if max_timeframes is not None and n_cap is not None:
+        n_cap = min(n_cap, max_timeframes)
+    summaries: dict[str, RunSummary] = {}
+    reports: dict[str, dict[str, Any]] = {}
+    for mode in MODES:
+        out = output if mode == "adaptive" else static_output(output)
+        Path(out).resolve().parent.mkdir(parents=True, exist_ok=True)
+        ckv = [*config_key_values, *([modes[mode]] if modes.get(mode) else [])]
+        opts = OnlineOptions(schedule, budget_ms, n_cap, clock)
+        print(f"== online replay, {mode} configuration -> {out}", flush=True)
+        summary = run_workflow_online(
+            module, inputs, out, opts, config_key_values=ckv, config_files=config_files,
+            runner=runner, pipeline=pipeline, forwarding_policy=forwarding_policy,
+            max_timeframes=max_timeframes, queue_depth=queue_depth, timeout_s=timeout_s,
+            progress=progress,
+        )  # fmt: skip
+        summaries[mode] = summary
+        counts, why = accuracy_of(module, out, inputs) if summary.ok else (None, "run failed")
+        reports[mode] = mode_report(mode, summary, budget_ms, out, ckv, counts, why)
+    report: dict[str, Any] = {
+        "workflow": workflow,
+        "inputs": list(inputs),
+        "rate_hz": schedule.rate_hz,
+        "bursts": [b.as_dict() for b in schedule.bursts],
+        "budget_ms": budget_ms,
+        "n_timeframes": max(reports[m]["timeframes_in"] for m in MODES),
+        "runner": runner,
+        "run_order": list(MODES),
+        "modes_declared": sorted(modes),
+        "percentile_method": PERCENTILE_METHOD,
+        "adaptive": reports["adaptive"],
+        "static": reports["static"],
+        **compare(reports["static"], reports["adaptive"], budget_ms),
+    }
+    return report, summaries
+
+
+def _fmt(v: float | None, spec: str = ".1f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def format_online_report(report: dict[str, Any]) -> str:
+    """The short end-of-run table."""
+    head = (
+        f"{'mode':<9} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} {'>budget':>8} {'in':>5} "
+        f"{'out':>5} {'backlog':>7} {'accuracy':>9}"
+    )
+    lines = [head, "-" * len(head)]
+    for mode in MODES:
+        m = report[mode]
+        over = m["fraction_over_budget"]
+        acc = m["accuracy"]
+        lines.append(
+            f"{mode:<9} {_fmt(m['p50_latency_ms']):>9} {_fmt(m['p99_latency_ms']):>9} "
+            f"{_fmt(m['max_latency_ms']):>9} {_fmt(None if over is None else 100 * over):>7}% "
+            f"{m['timeframes_in']:>5} {m['timeframes_out']:>5} {m['max_backlog']:>7} "
+            f"{_fmt(None if acc is None else 100 * acc, '.2f'):>8}%"
+        )
+    bursts = ", ".join(
+        f"{b['factor']:g}x {b['duration_s']:g} s @ {b['start_s']:g} s" for b in report["bursts"]
+    )
+    loss = report["accuracy_loss_pp"]
+    failed = [k for k, v in report["target_checks"].items() if v is not True]
+    lines.append(
+        f"rate {report['rate_hz']:g} Hz{', bursts ' + bursts if bursts else ''}; budget "
+        f"{_fmt(report['budget_ms'], 'g')} ms; p99 by numpy.percentile "
+        f"(method={report['percentile_method']!r})"
+    )
+    lines.append(
+        f"accuracy loss (static - adaptive): {_fmt(loss, '.2f')} pp; target met: "
+        f"{'yes' if report['target_met'] else 'no (' + ', '.join(failed) + ')'}"
+    )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# plots
+
+
+def _figure(size: tuple[float, float] = (10.0, 5.5)):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def _shade_bursts(ax, report: dict[str, Any]) -> None:
+    for k, b in enumerate(report["bursts"]):
+        ax.axvspan(b["start_s"], b["start_s"] + b["duration_s"], color="tab:gray", alpha=0.2,
+                   label="burst" if k == 0 else None)  # fmt: skip
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    return path
+
+
+def _rows(report: dict[str, Any], mode: str) -> list[dict[str, Any]]:
+    return [r for r in report[mode]["per_timeframe"] if r["arrival_s"] is not None]
+
+
+_COLORS = {"static": "tab:red", "adaptive": "tab:blue"}
+
+
+def _name(report: dict[str, Any]) -> str:
+    return (
+        Path(report["workflow"]).stem if report["workflow"].endswith(".py") else report["workflow"]
+    )
+
+
+def plot_latency(report: dict[str, Any], path: Path) -> Path:
+    """Latency per timeframe vs arrival time, both runs, budget line, bursts shaded."""
+    fig, ax = _figure()
+    _shade_bursts(ax, report)
+    for mode in MODES:
+        rows = [r for r in _rows(report, mode) if r["latency_ms"] is not None]
+        ax.plot([r["arrival_s"] for r in rows], [r["latency_ms"] for r in rows], ".-", ms=3,
+                lw=0.8, color=_COLORS[mode], label=mode)  # fmt: skip
+    if report["budget_ms"] is not None:
+        ax.axhline(report["budget_ms"], color="black", ls="--", lw=1, label="budget")
+    ax.set_xlabel("arrival time (s)")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title(f"{_name(report)}: latency per timeframe")
+    ax.legend(loc="upper left")
+    return _save(fig, path)
+
+
+def plot_rate(report: dict[str, Any], path: Path) -> Path:
+    """Scheduled arrival rate and the rate the timeframes actually entered at."""
+    bursts = [Burst(b["factor"], b["duration_s"], b["start_s"]) for b in report["bursts"]]
+    schedule = ReplaySchedule(report["rate_hz"], bursts)
+    rows = _rows(report, "adaptive")
+    t_end = 1.02 * max([r["arrival_s"] for r in rows] + [b.end_s for b in bursts], default=1.0)
+    t = np.linspace(0.0, t_end, 1000)
+    fig, ax = _figure()
+    _shade_bursts(ax, report)
+    ax.step(t, schedule.rate_at(t), where="post", color="black", label="schedule")
+    arr = np.asarray([r["arrival_s"] for r in rows])
+    if arr.size > 1:
+        width = max(t_end / 40, 1.0 / report["rate_hz"])
+        edges = np.arange(0.0, t_end + width, width)
+        counts, _ = np.histogram(arr, edges)
+        ax.stairs(counts / width, edges, color="tab:blue", label="arrivals (binned)")
+    ax.set_xlabel("time since the first arrival (s)")
+    ax.set_ylabel("timeframes / s")
+    ax.set_title(f"{_name(report)}: arrival rate")
+    ax.legend(loc="upper right")
+    return _save(fig, path)
+
+
+def plot_exit_fractions(report: dict[str, Any], outdir: Path) -> list[Path]:
+    """Stacked ``exit_fractions`` per timeframe of the adaptive run, one plot per processor."""
+    rows = _rows(report, "adaptive")
+    procs = sorted({p for r in rows for p, rep in r["reports"].items() if "exit_fractions" in rep})
+    paths = []
+    for proc in procs:
+        pts = [
+            (r["arrival_s"], r["reports"][proc]["exit_fractions"])
+            for r in rows
+            if isinstance(r["reports"].get(proc, {}).get("exit_fractions"), list)
+        ]
+        n = max((len(f) for _, f in pts), default=0)
+        if not pts or n == 0:
+            continue
+        x = np.asarray([a for a, _ in pts])
+        y = np.zeros((n, len(pts)))
+        for j, (_, f) in enumerate(pts):
+            y[: len(f), j] = f
+        fig, ax = _figure()
+        ax.stackplot(x, y, labels=[f"exit {k}" for k in range(n)], alpha=0.85)
+        _shade_bursts(ax, report)
+        ax.set_xlabel("arrival time (s)")
+        ax.set_ylabel("fraction of items")
+        ax.set_title(f"{_name(report)} (adaptive): exit fractions of {proc}")
+        ax.legend(loc="upper right", fontsize="small")
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in proc)
+        paths.append(_save(fig, outdir / f"online_exit_fractions_{safe}.png"))
+    return paths
+
+
+def plot_accuracy(report: dict[str, Any], path: Path, window: int = 5) -> Path | None:
+    """Accuracy per timeframe (rolling mean over ``window`` timeframes), both runs."""
+    if all(report[m]["accuracy"] is None for m in MODES):
+        return None
+    fig, ax = _figure()
+    _shade_bursts(ax, report)
+    for mode in MODES:
+        rows = [r for r in _rows(report, mode) if r["accuracy"] is not None]
+        if not rows:
+            continue
+        x = np.asarray([r["arrival_s"] for r in rows])
+        y = np.asarray([r["accuracy"] for r in rows])
+        k = min(window, len(y))
+        smooth = np.convolve(y, np.ones(k) / k, mode="valid")
+        ax.plot(x[k - 1 :], 100 * smooth, color=_COLORS[mode], label=f"{mode} ({k}-TF mean)")
+    ax.set_xlabel("arrival time (s)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"{_name(report)}: accuracy per timeframe")
+    ax.legend(loc="lower left")
+    return _save(fig, path)
+
+
+def make_online_plots(report: dict[str, Any], outdir: str | os.PathLike[str]) -> list[Path]:
+    """All PNG plots of an online report into ``outdir``."""
+    outdir = Path(outdir)
+    paths = [
+        plot_latency(report, outdir / "online_latency.png"),
+        plot_rate(report, outdir / "online_rate.png"),
+    ]
+    paths += plot_exit_fractions(report, outdir)
+    acc = plot_accuracy(report, outdir / "online_accuracy.png")
+    if acc is not None:
+        paths.append(acc)
+    return paths
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with non-finite floats as ``None`` (strict JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+__all__ = [
+    "MODES",
+    "PERCENTILE_METHOD",
+    "accuracy_of",
+    "compare",
+    "format_online_report",
+    "json_safe",
+    "make_online_plots",
+    "mode_report",
+    "online_modes_of",
+    "run_online_comparison",
+    "run_workflow_online",
+    "static_output",
+]
