@@ -1,0 +1,466 @@
+"""Online (replay) mode: schedule, pacing, ``pc.timing``, ``pc.report``, the adaptive-vs-static
+report of ``alice-dyn run --online``.
+
+Time-dependent logic runs on a :class:`FakeClock` (tasks advance it to "work"), so the assertions
+are exact and independent of the machine; the end-to-end runs use real (tiny) sleeps and only
+check structure and accounting, never timings.
+"""
+
+import itertools
+import json
+import math
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alice_dyn import cli
+from alice_dyn.framework import (
+    DataProcessorSpec,
+    InputSpec,
+    OutputSpec,
+    build_topology,
+    run_inline,
+    run_multiprocess,
+)
+from alice_dyn.framework import online as online_mod
+from alice_dyn.framework.online import (
+    Burst,
+    FakeClock,
+    OnlineOptions,
+    ReplaySchedule,
+    TimeframeTiming,
+    parse_burst,
+)
+from alice_dyn.framework.online_report import (
+    compare,
+    run_online_comparison,
+    static_output,
+)
+from alice_dyn.framework.runtime import PROCESSED
+
+TOY = str(Path(__file__).resolve().parent / "online_toy_workflow.py")
+
+# --------------------------------------------------------------------------------------------
+# schedule
+
+
+@pytest.mark.parametrize(
+    ("text", "burst"),
+    [
+        ("4x:10s", Burst(4.0, 10.0, 5.0)),
+        ("4x:10s@5s", Burst(4.0, 10.0, 5.0)),
+        ("3x:2.5s@12s", Burst(3.0, 2.5, 12.0)),
+        ("1.5X:0.5@0", Burst(1.5, 0.5, 0.0)),
+        (" 2x : 1s @ 3s ", Burst(2.0, 1.0, 3.0)),
+    ],
+)
+def test_parse_burst(text, burst):
+    assert parse_burst(text) == burst
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("4x", "expected FACTORx:DURATIONs"),
+        ("x:10s", "expected"),
+        ("4:10s", "expected"),
+        ("4x:10s@", "expected"),
+        ("0x:10s", "factor must be a positive number"),
+        ("4x:0s", "duration must be a positive number"),
+        ("4x:-1s", "duration must be a positive number"),
+        ("4x:1s@-2s", "start must be >= 0"),
+        ("1e400x:1s", "factor"),
+    ],
+)
+def test_parse_burst_errors_name_the_option(text, match):
+    with pytest.raises(ValueError, match=match) as info:
+        parse_burst(text)
+    assert "--burst" in str(info.value)
+
+
+def test_arrival_counts_in_each_window():
+    s = ReplaySchedule(10.0, [parse_burst("4x:1s@0.5s")])
+    a = s.arrival_times(60)
+    assert a[0] == 0.0 and np.all(np.diff(a) > 0)
+    assert np.count_nonzero(a < 0.5) == 5  # 10 Hz for 0.5 s
+    assert np.count_nonzero((a >= 0.5) & (a < 1.5)) == 40  # 40 Hz for 1 s
+    assert np.count_nonzero((a >= 1.5) & (a < 2.5)) == 10  # back to 10 Hz
+    assert np.allclose(np.diff(a[5:45]), 1 / 40) and np.allclose(np.diff(a[45:]), 0.1)
+    assert s.arrived_by(0.0) == 1 and s.arrived_by(-1.0) == 0 and s.arrived_by(1.5) == 46
+    assert s.rate_at(np.array([0.0, 0.5, 1.49, 1.5])).tolist() == [10, 40, 40, 10]
+
+
+def test_schedule_without_bursts_and_adjacent_bursts():
+    assert np.allclose(ReplaySchedule(20.0).arrival_times(4), [0, 0.05, 0.1, 0.15])
+    s = ReplaySchedule(10.0, [Burst(2, 1, 1), Burst(3, 1, 0)])  # adjacent, given unordered
+    assert [b.start_s for b in s.bursts] == [0.0, 1.0]
+    a = s.arrival_times(100)
+    assert np.count_nonzero(a < 1) == 30 and np.count_nonzero((a >= 1) & (a < 2)) == 20
+    assert s.as_dict()["bursts"][0] == {"factor": 3, "duration_s": 1, "start_s": 0}
+
+
+@pytest.mark.parametrize(
+    ("rate", "bursts", "match"),
+    [
+        (0.0, [], "--rate"),
+        (-5.0, [], "--rate"),
+        (math.nan, [], "--rate"),
+        (10.0, [Burst(2, 2, 1), Burst(3, 1, 2.5)], "--burst: bursts overlap"),
+        (10.0, [Burst(0, 1, 1)], "factor"),
+        (10.0, [Burst(2, 1, -1)], "start"),
+    ],
+)
+def test_schedule_errors(rate, bursts, match):
+    with pytest.raises(ValueError, match=match):
+        ReplaySchedule(rate, bursts)
+
+
+def test_online_options_check_the_budget():
+    with pytest.raises(ValueError, match="--budget-ms"):
+        OnlineOptions(ReplaySchedule(1.0), budget_ms=0)
+
+
+def test_timeframe_timing_on_a_fake_clock():
+    clock = FakeClock(50.0)
+    t = TimeframeTiming(50.0, budget_ms=100.0, backlog=3, clock=clock)
+    clock.advance(0.03)
+    assert t.deadline_s == pytest.approx(50.1)
+    assert t.elapsed_ms() == pytest.approx(30.0)
+    assert t.time_left_ms() == pytest.approx(70.0)
+    none = TimeframeTiming(50.0, clock=clock)
+    assert none.deadline_s is None and none.time_left_ms() == math.inf
+
+
+# --------------------------------------------------------------------------------------------
+# the inline runner in online mode (fake clock: tasks advance it)
+
+
+def chain(n, clock, work_s, seen, report_bad=False):
+    """source -> worker (advances ``clock`` by ``work_s``) -> sink; every task logs
+    ``(name, timeslice, timing, now)`` into ``seen``; the worker reports values."""
+
+    def log(pc):
+        seen.append((pc.name, pc.timeslice, pc.timing, clock.now()))
+
+    def source(pc):
+        log(pc)
+        pc.tf_id = 100 + pc.timeslice
+        pc.outputs.snapshot("TST/RAW", np.full(2, pc.timeslice))
+        if pc.timeslice == n - 1:
+            pc.end_of_stream()
+
+    def worker(pc):
+        log(pc)
+        clock.advance(work_s)
+        pc.report("backlog", pc.timing.backlog)
+        pc.report("fractions", np.array([0.25, 0.75]))
+        pc.report("level", np.int64(2))
+        if report_bad:
+            pc.report("bad", "not a number")
+        pc.outputs.snapshot("TST/OUT", pc.inputs.get("raw") * 2)
+
+    def sink(pc):
+        log(pc)
+        pc.report("time_left_ms", pc.timing.time_left_ms())
+
+    return build_topology(
+        [
+            DataProcessorSpec("src", outputs=[OutputSpec("TST", "RAW")], algorithm=source),
+            DataProcessorSpec(
+                "worker",
+                inputs=[InputSpec("raw", "TST", "RAW")],
+                outputs=[OutputSpec("TST", "OUT")],
+                algorithm=worker,
+            ),
+            DataProcessorSpec("sink", inputs=[InputSpec("out", "TST", "OUT")], algorithm=sink),
+        ]
+    )
+
+
+def test_online_run_paces_the_source_and_accounts_for_every_timeframe():
+    clock, seen, n = FakeClock(), [], 6
+    opts = OnlineOptions(ReplaySchedule(10.0), budget_ms=50.0, clock=clock)
+    start = clock.now()
+    summary = run_inline(chain(n, clock, 0.0, seen), progress=False, online=opts)
+    assert summary.ok and summary.runner == "inline-online"
+    assert len(summary.timeframes) == summary.count(PROCESSED) == n
+    assert clock.sleeps == pytest.approx([0.1] * (n - 1))  # waits for each arrival
+    src = [(ts, t, now) for name, ts, t, now in seen if name == "src"]
+    assert [now - start for _, _, now in src] == pytest.approx(np.arange(n) * 0.1)
+    for ts, timing, _ in src:
+        assert timing.arrival_s - start == pytest.approx(0.1 * ts)
+        assert timing.backlog == 0 and timing.budget_ms == 50.0
+        assert timing.deadline_s == pytest.approx(timing.arrival_s + 0.05)
+    recs = [summary.timeframes[i] for i in range(n)]
+    assert [r.tf_id for r in recs] == list(range(100, 100 + n))
+    assert all(r.latency_ms == pytest.approx(0.0) for r in recs)
+
+
+def test_slow_task_builds_a_backlog_and_nothing_is_dropped():
+    clock, seen, n = FakeClock(), [], 8
+    opts = OnlineOptions(ReplaySchedule(10.0), budget_ms=100.0, clock=clock)
+    summary = run_inline(chain(n, clock, 0.25, seen), progress=False, online=opts)
+    assert summary.ok and len(summary.timeframes) == summary.count(PROCESSED) == n
+    assert clock.sleeps == []  # always behind: every timeframe enters at once
+    # every processor of a timeslice sees the same timing object
+    by_ts: dict[int, set] = {}
+    for _, ts, timing, _ in seen:
+        by_ts.setdefault(ts, set()).add((timing.arrival_s, timing.backlog, timing.deadline_s))
+    assert all(len(v) == 1 for v in by_ts.values()) and sorted(by_ts) == list(range(n))
+    # entered at 0.25 s * i while arriving at 0.1 s * i: waiting = floor(2.5 i) - i
+    seen_backlog = [summary.tf_reports[100 + i]["worker"]["backlog"] for i in range(n)]
+    assert seen_backlog == [math.floor(1.5 * i) for i in range(n)]
+    assert all(b >= a for a, b in itertools.pairwise(seen_backlog))
+    # the summary only counts timeframes that exist (the schedule goes on after the last)
+    assert [summary.timeframes[i].backlog for i in range(n)] == [
+        min(math.floor(1.5 * i), n - 1 - i) for i in range(n)
+    ]
+    lat = [summary.timeframes[i].latency_ms for i in range(n)]
+    assert lat == pytest.approx([250.0 + 150.0 * i for i in range(n)])
+    # the sink runs after the worker: time left = deadline - now
+    left = [summary.tf_reports[100 + i]["sink"]["time_left_ms"] for i in range(n)]
+    assert left == pytest.approx([100.0 - x for x in lat])
+
+
+def test_known_replay_length_caps_the_backlog_tasks_see():
+    clock, seen, n = FakeClock(), [], 6
+    opts = OnlineOptions(ReplaySchedule(10.0), budget_ms=100.0, n_timeframes=n, clock=clock)
+    summary = run_inline(chain(n, clock, 0.25, seen), progress=False, online=opts)
+    seen_backlog = [summary.tf_reports[100 + i]["worker"]["backlog"] for i in range(n)]
+    assert seen_backlog == [min(math.floor(1.5 * i), n - 1 - i) for i in range(n)]
+
+
+def test_reports_reach_the_summary_and_its_json():
+    clock, seen = FakeClock(), []
+    summary = run_inline(
+        chain(3, clock, 0.01, seen),
+        progress=False,
+        online=OnlineOptions(ReplaySchedule(5.0), clock=clock),
+    )
+    rep = summary.tf_reports
+    assert set(rep) == {100, 101, 102}
+    assert rep[101]["worker"] == {"backlog": 0, "fractions": [0.25, 0.75], "level": 2}
+    assert type(rep[101]["worker"]["level"]) is int
+    assert rep[101]["sink"]["time_left_ms"] == math.inf  # no budget
+    d = summary.as_dict()
+    assert [r["tf_id"] for r in d["timeframe_reports"]] == [100, 101, 102]
+    json.dumps(d)
+
+
+def test_bad_report_value_fails_the_processor():
+    clock = FakeClock()
+    summary = run_inline(chain(2, clock, 0.0, [], report_bad=True), progress=False)
+    assert summary.error is not None and summary.error.processor == "worker"
+    assert "pc.report('bad'" in summary.error.cause
+
+
+def test_offline_run_has_timing_and_unchanged_json(monkeypatch):
+    clock, seen = FakeClock(7.0), []
+    monkeypatch.setattr(online_mod, "clock", clock)
+    summary = run_inline(chain(3, clock, 0.02, seen), progress=False)
+    assert summary.ok and summary.runner == "inline"
+    for _, _, timing, _ in seen:
+        assert timing.budget_ms is None and timing.deadline_s is None and timing.backlog == 0
+    src = {ts: (t, now) for name, ts, t, now in seen if name == "src"}
+    assert all(t.arrival_s == now for t, now in src.values())  # when the source produced it
+    assert [summary.timeframes[i].latency_ms for i in range(3)] == pytest.approx([20.0] * 3)
+    # without pc.report the summary's JSON keeps its keys
+    plain = build_topology(
+        [
+            DataProcessorSpec(
+                "s",
+                outputs=[OutputSpec("TST", "RAW")],
+                algorithm=lambda pc: (pc.outputs.snapshot("TST/RAW", 1), pc.end_of_stream()),
+            )
+        ]
+    )
+    assert "timeframe_reports" not in run_inline(plain, progress=False).as_dict()
+
+
+def _report_timing(pc):
+    pc.report("arrival", pc.timing.arrival_s)
+    pc.report("backlog", pc.timing.backlog)
+    pc.report("deadline", pc.timing.deadline_s)
+
+
+def _mp_source(pc):
+    _report_timing(pc)
+    pc.tf_id = 100 + pc.timeslice
+    pc.outputs.snapshot("TST/RAW", np.full(2, pc.timeslice))
+    if pc.timeslice == 4:
+        pc.end_of_stream()
+
+
+def _mp_worker(pc):
+    _report_timing(pc)
+    pc.outputs.snapshot("TST/OUT", pc.inputs.get("raw") * 2)
+
+
+def _mp_sink(pc):
+    _report_timing(pc)
+
+
+def test_multiprocess_runner_online():
+    topo = build_topology(
+        [
+            DataProcessorSpec("src", outputs=[OutputSpec("TST", "RAW")], algorithm=_mp_source),
+            DataProcessorSpec(
+                "worker",
+                inputs=[InputSpec("raw", "TST", "RAW")],
+                outputs=[OutputSpec("TST", "OUT")],
+                algorithm=_mp_worker,
+            ),
+            DataProcessorSpec("sink", inputs=[InputSpec("o", "TST", "OUT")], algorithm=_mp_sink),
+        ]
+    )
+    schedule = ReplaySchedule(100.0, [Burst(2.0, 0.02, 0.01)])
+    opts = OnlineOptions(schedule, budget_ms=500.0)
+    summary = run_multiprocess(topo, progress=False, online=opts, timeout_s=60)
+    assert summary.ok and summary.runner == "multiprocess-online"
+    assert len(summary.timeframes) == summary.count(PROCESSED) == 5
+    recs = [summary.timeframes[i] for i in range(5)]
+    arrivals = np.asarray([r.arrival_s for r in recs])
+    assert arrivals - arrivals[0] == pytest.approx(schedule.arrival_times(5), abs=1e-9)
+    assert all(r.latency_ms is not None and r.latency_ms >= 0 for r in recs)
+    for r in recs:  # every process saw the same timing
+        reps = r.reports
+        assert set(reps) == {"src", "worker", "sink"}
+        assert len({(v["arrival"], v["backlog"], v["deadline"]) for v in reps.values()}) == 1
+        assert reps["src"]["arrival"] == r.arrival_s
+        assert reps["src"]["deadline"] == pytest.approx(r.arrival_s + 0.5)
+
+
+# --------------------------------------------------------------------------------------------
+# report and CLI
+
+
+def test_static_output_name():
+    assert static_output("out/reco.root") == str(Path("out/reco.static.root"))
+    assert static_output("reco") == "reco.static"
+
+
+def _mode(p99, acc, n_in=10, n_out=10, budget=100.0):
+    return {
+        "p99_within_budget": p99 <= budget,
+        "timeframes_in": n_in,
+        "timeframes_out": n_out,
+        "error": None,
+        "accuracy": acc,
+    }
+
+
+@pytest.mark.parametrize(
+    ("static", "adaptive", "met", "loss"),
+    [
+        (_mode(300, 0.99), _mode(80, 0.985), True, 0.5),
+        (_mode(300, 0.99), _mode(120, 0.985), False, 0.5),  # adaptive over budget
+        (_mode(80, 0.99), _mode(80, 0.985), False, 0.5),  # static already within budget
+        (_mode(300, 0.99), _mode(80, 0.97), False, 2.0),  # accuracy loss >= 1 pp
+        (_mode(300, 0.99), _mode(80, 0.99, n_out=9), False, 0.0),  # a timeframe lost
+        (_mode(300, None), _mode(80, None), False, None),  # no accuracy: cannot claim it
+    ],
+)
+def test_target_met(static, adaptive, met, loss):
+    res = compare(static, adaptive, 100.0)
+    assert res["target_met"] is met
+    assert res["accuracy_loss_pp"] == (None if loss is None else pytest.approx(loss))
+
+
+MODE_KEYS = {
+    "p50_latency_ms", "p99_latency_ms", "max_latency_ms", "mean_latency_ms", "timeframes_in",
+    "timeframes_out", "fraction_over_budget", "p99_within_budget", "accuracy", "wall_s",
+    "per_timeframe", "max_backlog", "metrics", "output", "config_key_values",
+}  # fmt: skip
+ROW_KEYS = {"tf_id", "arrival_s", "latency_ms", "backlog", "accuracy", "reports", "metrics"}
+
+
+def _toy_input(tmp_path, text="12"):
+    path = tmp_path / "in.txt"
+    path.write_text(text)
+    return str(path)
+
+
+def test_cli_online_end_to_end(tmp_path, capsys):
+    out, rep, plots = tmp_path / "o" / "res.json", tmp_path / "rep.json", tmp_path / "plots"
+    args = ["run", TOY, "-i", _toy_input(tmp_path), "-o", str(out), "--online", "--rate", "60",
+            "--burst", "3x:0.1s@0.05s", "--budget-ms", "25", "--report-json", str(rep),
+            "--report-plots", str(plots), "--metrics-json", str(tmp_path / "m.json")]  # fmt: skip
+    assert cli.main(args) == 0
+    text = capsys.readouterr().out
+    assert "target met:" in text and "static" in text and "adaptive" in text
+    assert out.exists() and Path(static_output(str(out))).exists()
+    assert (tmp_path / "m.json").exists() and (tmp_path / "m.static.json").exists()
+    d = json.loads(rep.read_text())
+    for key in ("workflow", "rate_hz", "bursts", "budget_ms", "n_timeframes", "adaptive",
+                "static", "accuracy_loss_pp", "target_met"):  # fmt: skip
+        assert key in d
+    assert d["rate_hz"] == 60 and d["budget_ms"] == 25 and d["n_timeframes"] == 12
+    assert d["bursts"] == [{"factor": 3.0, "duration_s": 0.1, "start_s": 0.05}]
+    assert isinstance(d["target_met"], bool)
+    assert d["accuracy_loss_pp"] == pytest.approx(0.4)
+    for mode, level in (("static", 0), ("adaptive", 2)):
+        m = d[mode]
+        assert MODE_KEYS <= set(m)
+        assert m["timeframes_in"] == m["timeframes_out"] == 12
+        assert m["accuracy"] == pytest.approx(0.996 if mode == "adaptive" else 1.0)
+        assert m["purity"] == 1.0  # another online_accuracy metric, pooled
+        assert isinstance(m["p99_within_budget"], bool)
+        assert m["p50_latency_ms"] <= m["p99_latency_ms"] <= m["max_latency_ms"]
+        rows = m["per_timeframe"]
+        assert [r["tf_id"] for r in rows] == list(range(500, 512))
+        assert all(ROW_KEYS <= set(r) for r in rows)
+        assert rows[0]["arrival_s"] == 0.0
+        assert [r["arrival_s"] for r in rows] == sorted(r["arrival_s"] for r in rows)
+        assert {r["reports"]["toy-worker"]["level"] for r in rows} == {level}
+    names = {p.name for p in plots.iterdir()}
+    assert {"online_latency.png", "online_rate.png", "online_accuracy.png"} <= names
+    assert "online_exit_fractions_toy-worker.png" in names
+
+
+def test_cli_online_without_truth_reports_null_accuracy(tmp_path):
+    rep = tmp_path / "rep.json"
+    args = ["run", TOY, "-i", _toy_input(tmp_path, "4 notruth"), "-o", str(tmp_path / "r.json"),
+            "--online", "--rate", "200", "--report-json", str(rep)]  # fmt: skip
+    assert cli.main(args) == 0
+    d = json.loads(rep.read_text())
+    assert d["budget_ms"] is None and d["target_met"] is False
+    for mode in ("static", "adaptive"):
+        assert d[mode]["accuracy"] is None and "no truth" in d[mode]["accuracy_error"]
+        assert d[mode]["fraction_over_budget"] is None
+        assert d[mode]["timeframes_in"] == d[mode]["timeframes_out"] == 4
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--burst", "4x:1s"], "only with --online"),
+        (["--budget-ms", "10"], "only with --online"),
+        (["--online"], "--online needs --rate"),
+        (["--online", "--rate", "0"], "--rate"),
+        (["--online", "--rate", "10", "--burst", "4x"], "--burst '4x'"),
+        (["--online", "--rate", "10", "--burst", "2x:2s@1s", "--burst", "2x:1s@2s"], "overlap"),
+        (["--online", "--rate", "10", "--budget-ms", "-3"], "--budget-ms"),
+    ],
+)
+def test_cli_online_option_errors(tmp_path, capsys, extra, match):
+    args = ["run", TOY, "-i", _toy_input(tmp_path), "-o", str(tmp_path / "r.json"), *extra]
+    assert cli.main(args) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_workflow_without_online_modes_runs_the_user_configuration_twice(tmp_path):
+    from alice_dyn.framework.workflows import load_workflow
+
+    full = load_workflow(TOY)
+    plain = types.SimpleNamespace(define_workflow=full.define_workflow)
+    report, summaries = run_online_comparison(
+        plain, "toy", [_toy_input(tmp_path, "3")], str(tmp_path / "r.json"),
+        ReplaySchedule(500.0), 1000.0, config_key_values=["ToyOnline.cost_ms=0.5"],
+    )  # fmt: skip
+    assert report["modes_declared"] == []
+    assert report["static"]["config_key_values"] == ["ToyOnline.cost_ms=0.5"]
+    assert report["adaptive"]["config_key_values"] == ["ToyOnline.cost_ms=0.5"]
+    assert report["adaptive"]["accuracy"] is None and report["target_met"] is False
+    assert all(s.ok for s in summaries.values())
