@@ -309,6 +309,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                    "repeatable, e.g. 4x:10s@5s")  # fmt: skip
     o.add_argument("--budget-ms", type=float, default=None, metavar="MS",
                    help="end-to-end latency budget per timeframe, ms")  # fmt: skip
+    o.add_argument("--warmup-tf", type=int, default=1, metavar="N",
+                   help="untimed timeframes per configuration first (JIT, caches)")  # fmt: skip
     o.add_argument("--report-json", default=None, metavar="FILE", help="write the report here")
     o.add_argument("--report-plots", default=None, metavar="DIR", help="write PNG plots here")
     p.set_defaults(func=cmd_run)
@@ -347,6 +349,8 @@ def cmd_run_online(args: argparse.Namespace, module) -> int:
         schedule = ReplaySchedule(args.rate, [parse_burst(b) for b in args.burst])
         if args.budget_ms is not None and not (0 < args.budget_ms < float("inf")):
             raise ValueError(f"--budget-ms must be a positive number, not {args.budget_ms!r}")
+        if args.warmup_tf < 0:
+            raise ValueError(f"--warmup-tf must be >= 0, not {args.warmup_tf}")
     except ValueError as exc:
         raise SpecError(str(exc)) from None
     doc, summaries = run_online_comparison(
@@ -355,7 +359,7 @@ def cmd_run_online(args: argparse.Namespace, module) -> int:
         runner=args.runner, pipeline=parse_pipeline(args.pipeline),
         forwarding_policy=args.forwarding_policy, max_timeframes=args.max_tf,
         n_timeframes=_count_timeframes(args.inputs), queue_depth=args.queue_depth,
-        timeout_s=args.timeout, progress=None,
+        timeout_s=args.timeout, progress=None, warmup_timeframes=args.warmup_tf,
     )  # fmt: skip
     rc = 0
     for mode, summary in summaries.items():

@@ -398,6 +398,9 @@ def test_cli_online_end_to_end(tmp_path, capsys):
         assert key in d
     assert d["rate_hz"] == 60 and d["budget_ms"] == 25 and d["n_timeframes"] == 12
     assert d["bursts"] == [{"factor": 3.0, "duration_s": 0.1, "start_s": 0.05}]
+    assert d["run_order"] == ["static", "adaptive"]
+    assert d["warmup"]["timeframes_per_mode"] == 1
+    assert d["warmup"]["static"]["timeframes"] == d["warmup"]["adaptive"]["timeframes"] == 1
     assert isinstance(d["target_met"], bool)
     assert d["accuracy_loss_pp"] == pytest.approx(0.4)
     for mode, level in (("static", 0), ("adaptive", 2)):
@@ -442,6 +445,7 @@ def test_cli_online_without_truth_reports_null_accuracy(tmp_path):
         (["--online", "--rate", "10", "--burst", "4x"], "--burst '4x'"),
         (["--online", "--rate", "10", "--burst", "2x:2s@1s", "--burst", "2x:1s@2s"], "overlap"),
         (["--online", "--rate", "10", "--budget-ms", "-3"], "--budget-ms"),
+        (["--online", "--rate", "10", "--warmup-tf", "-1"], "--warmup-tf"),
     ],
 )
 def test_cli_online_option_errors(tmp_path, capsys, extra, match):
@@ -458,7 +462,9 @@ def test_workflow_without_online_modes_runs_the_user_configuration_twice(tmp_pat
     report, summaries = run_online_comparison(
         plain, "toy", [_toy_input(tmp_path, "3")], str(tmp_path / "r.json"),
         ReplaySchedule(500.0), 1000.0, config_key_values=["ToyOnline.cost_ms=0.5"],
+        warmup_timeframes=0,
     )  # fmt: skip
+    assert report["warmup"] == {"timeframes_per_mode": 0}
     assert report["modes_declared"] == []
     assert report["static"]["config_key_values"] == ["ToyOnline.cost_ms=0.5"]
     assert report["adaptive"]["config_key_values"] == ["ToyOnline.cost_ms=0.5"]

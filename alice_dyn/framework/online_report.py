@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -78,7 +79,7 @@ def run_workflow_online(
     module: ModuleType,
     inputs: Sequence[str],
     output: str,
-    online: OnlineOptions,
+    online: OnlineOptions | None,
     *,
     config_key_values: Sequence[str] = (),
     config_files: Sequence[str] = (),
@@ -91,7 +92,7 @@ def run_workflow_online(
     progress: bool | None = False,
 ) -> RunSummary:
     """Define the workflow for ``output``, configure it (INI files, then ``config_key_values``)
-    and run it in online mode with ``runner``."""
+    and run it with ``runner``, in online mode unless ``online`` is ``None``."""
     specs = module.define_workflow(list(inputs), output)
     topology = build_topology(specs, forwarding_policy)
     groups = list(dict.fromkeys(g for s in specs for g in s.config_groups))
@@ -275,22 +276,45 @@ def run_online_comparison(
     timeout_s: float | None = None,
     progress: bool | None = False,
     clock: Clock | None = None,
+    warmup_timeframes: int = 1,
 ) -> tuple[dict[str, Any], dict[str, RunSummary]]:
     """Run ``static`` then ``adaptive`` under ``schedule``; the report and both summaries.
 
     The adaptive run writes ``output``, the static one :func:`static_output` of it.
     ``n_timeframes``: length of the replay when known (caps the backlog ``pc.timing`` shows near
-    the end)."""
+    the end). ``warmup_timeframes``: first, each configuration processes that many timeframes
+    inline, untimed, into a temporary directory, so that one-off costs of the process (JIT
+    compilation, imports, file caches) fall on neither timed run (0: no warm-up)."""
     modes = online_modes_of(module)
     n_cap = max_timeframes if n_timeframes is None else n_timeframes
     if max_timeframes is not None and n_cap is not None:
         n_cap = min(n_cap, max_timeframes)
+    if warmup_timeframes < 0:
+        raise ValueError(f"--warmup-tf must be >= 0, not {warmup_timeframes}")
+    ckvs = {m: [*config_key_values, *([modes[m]] if modes.get(m) else [])] for m in MODES}
+    warmup: dict[str, Any] = {"timeframes_per_mode": warmup_timeframes}
+    if warmup_timeframes:
+        with tempfile.TemporaryDirectory(prefix="alice_dyn_warmup_") as tmp:
+            for mode in MODES:
+                print(f"== warm-up, {mode} configuration: {warmup_timeframes} timeframe(s), "
+                      "not timed", flush=True)  # fmt: skip
+                warm = run_workflow_online(
+                    module, inputs, str(Path(tmp) / f"warmup_{mode}{Path(output).suffix}"),
+                    None, config_key_values=ckvs[mode], config_files=config_files,
+                    forwarding_policy=forwarding_policy, max_timeframes=warmup_timeframes,
+                    progress=False,
+                )  # fmt: skip
+                warmup[mode] = {
+                    "timeframes": len(warm.timeframes),
+                    "wall_s": warm.wall_seconds,
+                    "error": str(warm.error) if warm.error is not None else None,
+                }
     summaries: dict[str, RunSummary] = {}
     reports: dict[str, dict[str, Any]] = {}
     for mode in MODES:
         out = output if mode == "adaptive" else static_output(output)
         Path(out).resolve().parent.mkdir(parents=True, exist_ok=True)
-        ckv = [*config_key_values, *([modes[mode]] if modes.get(mode) else [])]
+        ckv = ckvs[mode]
         opts = OnlineOptions(schedule, budget_ms, n_cap, clock)
         print(f"== online replay, {mode} configuration -> {out}", flush=True)
         summary = run_workflow_online(
@@ -311,6 +335,7 @@ def run_online_comparison(
         "n_timeframes": max(reports[m]["timeframes_in"] for m in MODES),
         "runner": runner,
         "run_order": list(MODES),
+        "warmup": warmup,
         "modes_declared": sorted(modes),
         "percentile_method": PERCENTILE_METHOD,
         "adaptive": reports["adaptive"],
@@ -320,8 +345,8 @@ def run_online_comparison(
     return report, summaries
 
 
-def _fmt(v: float | None, spec: str = ".1f") -> str:
-    return "-" if v is None else format(v, spec)
+def _fmt(v: float | None, spec: str = ".1f", unit: str = "") -> str:
+    return "-" if v is None else format(v, spec) + unit
 
 
 def format_online_report(report: dict[str, Any]) -> str:
@@ -334,12 +359,14 @@ def format_online_report(report: dict[str, Any]) -> str:
     for mode in MODES:
         m = report[mode]
         over = m["fraction_over_budget"]
+        over_s = _fmt(None if over is None else 100 * over, ".1f", "%")
         acc = m["accuracy"]
+        acc_s = _fmt(None if acc is None else 100 * acc, ".2f", "%")
         lines.append(
             f"{mode:<9} {_fmt(m['p50_latency_ms']):>9} {_fmt(m['p99_latency_ms']):>9} "
-            f"{_fmt(m['max_latency_ms']):>9} {_fmt(None if over is None else 100 * over):>7}% "
+            f"{_fmt(m['max_latency_ms']):>9} {over_s:>8} "
             f"{m['timeframes_in']:>5} {m['timeframes_out']:>5} {m['max_backlog']:>7} "
-            f"{_fmt(None if acc is None else 100 * acc, '.2f'):>8}%"
+            f"{acc_s:>9}"
         )
     bursts = ", ".join(
         f"{b['factor']:g}x {b['duration_s']:g} s @ {b['start_s']:g} s" for b in report["bursts"]
