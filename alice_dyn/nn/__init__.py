@@ -4,7 +4,8 @@ Layer: nn. Modules, in the order data flows:
 
 * :mod:`~alice_dyn.nn.early_exit` — :class:`EarlyExitNet` (``stem -> blocks``, exit heads after
   chosen blocks, modes ``all|one|dynamic``, ``forward_intermediates``, ``exit_submodel``), SDN
-  and ZTW-cascading heads, Gaussian regression heads, the ZTW geometric ensemble;
+  and ZTW-cascading heads, Gaussian regression heads, multi-task (class + Gaussian) heads, the
+  ZTW geometric ensemble;
 * :mod:`~alice_dyn.nn.mlp` — the residual-MLP family (``LinearStem``, ``GroupStem`` for dicts
   of feature groups with presence masks, ``ResidualMLPBlock``) and its registered variants;
 * :mod:`~alice_dyn.nn.policies` — confidence, entropy, uncertainty, patience (PABEE);
@@ -20,6 +21,8 @@ from alice_dyn.nn import mlp as _mlp  # noqa: F401  (registers the residual-MLP 
 from alice_dyn.nn._registry import create_model, list_models, register_model
 from alice_dyn.nn.budget import BudgetController, ThresholdCalibrator, calibrate_thresholds
 from alice_dyn.nn.early_exit import (
+    ClassGaussianHead,
+    ClassGaussianTask,
     ClassificationTask,
     EarlyExitNet,
     ExitHead,
@@ -58,6 +61,8 @@ from alice_dyn.nn.training import (
 
 __all__ = [
     "BudgetController",
+    "ClassGaussianHead",
+    "ClassGaussianTask",
     "ClassificationTask",
     "ConfidencePolicy",
     "EarlyExitNet",

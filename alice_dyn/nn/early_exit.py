@@ -19,8 +19,10 @@ to one output per *exit*. The structure is the one Zero Time Waste and timm use:
     geometric ensemble of heads ``0..i`` (log-probabilities) instead of head ``i``'s logits.
 
 *Exit outputs* are what the policies look at and what inference returns: class logits (SDN)
-or log-probabilities (ZTW), shape ``(batch, num_classes)``, or ``(batch, 2 * num_targets)``
-for Gaussian regression heads (means, then log-variances; see :class:`GaussianTask`).
+or log-probabilities (ZTW), shape ``(batch, num_classes)``, ``(batch, 2 * num_targets)``
+for Gaussian regression heads (means, then log-variances; see :class:`GaussianTask`), or
+``(batch, num_classes + 2 * num_targets)`` for multi-task heads (class logits and Gaussian
+regression, :class:`ClassGaussianTask`).
 
 Modes (``model(inputs, mode=...)``): ``"all"`` (every exit's output, a list), ``"one"`` (exit
 ``exit``'s output only, computing nothing after it), ``"dynamic"`` (per-sample exits chosen by
@@ -136,7 +138,79 @@ class GaussianTask:
         return torch.exp(0.5 * self.split(out)[1])
 
 
-Task = ClassificationTask | GaussianTask
+class ClassGaussianTask:
+    """Multi-task exits: class logits plus Gaussian regression, ``(batch, C + 2 T)``.
+
+    Columns: logits ``[:, :C]``, means ``[:, C:C+T]``, log-variances ``[:, C+T:]``. Targets
+    ``(batch, 1 + T)`` float: the class index in column 0, the regression targets after it
+    (NaN = no target for that sample and quantity). Loss: cross-entropy (optional per-class
+    ``class_weights``) plus ``regression_weight`` times the Gaussian NLL
+    ``0.5 (log σ² + (y - μ)² / σ²)`` averaged over the finite targets. :meth:`predict` is the
+    class, so the classification policies (which read :meth:`logits`), calibration and
+    dynamic inference work unchanged; :meth:`sigma` feeds the uncertainty policy
+    (``exit_targets``: the regression targets it looks at, default all).
+    """
+
+    kind = "multitask"
+
+    def __init__(
+        self,
+        num_classes: int,
+        num_targets: int,
+        *,
+        class_weights: Sequence[float] | None = None,
+        regression_weight: float = 1.0,
+        exit_targets: Sequence[int] | None = None,
+    ):
+        self.num_classes = int(num_classes)
+        self.num_targets = int(num_targets)
+        self.out_dim = self.num_classes + 2 * self.num_targets
+        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
+        if self.class_weights is not None and len(self.class_weights) != self.num_classes:
+            raise ValueError(f"{len(self.class_weights)} class weights for {num_classes} classes")
+        self.regression_weight = float(regression_weight)
+        self.exit_targets = None if exit_targets is None else tuple(int(i) for i in exit_targets)
+
+    def logits(self, out: Tensor) -> Tensor:
+        """Class logits ``(batch, C)``."""
+        return out[..., : self.num_classes]
+
+    def split(self, out: Tensor) -> tuple[Tensor, Tensor]:
+        """``(mean, log_variance)`` of the regression part, each ``(batch, T)``."""
+        c, t = self.num_classes, self.num_targets
+        return out[..., c : c + t], out[..., c + t :]
+
+    def loss(self, out: Tensor, target: Tensor) -> Tensor:
+        logits = self.logits(out)
+        w = None if self.class_weights is None else logits.new_tensor(self.class_weights)
+        ce = F.cross_entropy(logits, target[:, 0].long(), weight=w)
+        if self.regression_weight == 0.0:
+            return ce
+        mean, logvar = self.split(out)
+        y = target[:, 1 : 1 + self.num_targets]
+        ok = torch.isfinite(y)
+        y = torch.where(ok, y, mean.detach())
+        nll = 0.5 * (logvar + (y - mean).square() * torch.exp(-logvar))
+        nll = (nll * ok).sum() / ok.sum().clamp_min(1)
+        return ce + self.regression_weight * nll
+
+    def predict(self, out: Tensor) -> Tensor:
+        """Class index per sample."""
+        return self.logits(out).argmax(-1)
+
+    def probabilities(self, out: Tensor) -> Tensor:
+        return self.logits(out).softmax(-1)
+
+    def regression(self, out: Tensor) -> Tensor:
+        """Predicted means ``(batch, T)``."""
+        return self.split(out)[0]
+
+    def sigma(self, out: Tensor) -> Tensor:
+        """Predicted standard deviations ``(batch, T)`` (all targets)."""
+        return torch.exp(0.5 * self.split(out)[1])
+
+
+Task = ClassificationTask | GaussianTask | ClassGaussianTask
 
 
 def make_task(kind: str, out: int) -> Task:
@@ -212,6 +286,34 @@ class GaussianHead(ExitHead):
         mean, logvar = raw[:, : self.num_targets], raw[:, self.num_targets :]
         logvar = self.max_logvar * torch.tanh(logvar / self.max_logvar)
         return torch.cat([mean, logvar], dim=-1)
+
+    def flops(self, args: tuple, output: Tensor) -> int:
+        return 3 * output.shape[0] * self.num_targets  # divide, tanh, multiply
+
+
+class ClassGaussianHead(ExitHead):
+    """Head of a :class:`ClassGaussianTask`: ``LayerNorm -> [Linear -> GELU] -> Linear(C + 2T)``;
+    the log-variances are soft-clipped to ±``max_logvar`` as in :class:`GaussianHead`."""
+
+    def __init__(
+        self,
+        d: int,
+        num_classes: int,
+        num_targets: int,
+        *,
+        max_logvar: float = 10.0,
+        hidden: int = 0,
+    ):
+        super().__init__(d, num_classes + 2 * num_targets, hidden=hidden)
+        self.num_classes = int(num_classes)
+        self.num_targets = int(num_targets)
+        self.max_logvar = float(max_logvar)
+
+    def forward(self, h: Tensor, prev: Tensor | None = None) -> Tensor:
+        raw = super().forward(h, prev)
+        k = self.num_classes + self.num_targets
+        logvar = self.max_logvar * torch.tanh(raw[:, k:] / self.max_logvar)
+        return torch.cat([raw[:, :k], logvar], dim=-1)
 
     def flops(self, args: tuple, output: Tensor) -> int:
         return 3 * output.shape[0] * self.num_targets  # divide, tanh, multiply

@@ -7,6 +7,7 @@ batch), which is what makes batch compaction exact.
 
 * :class:`ConfidencePolicy` — max softmax probability ``>= t_i`` (SDN);
 * :class:`EntropyPolicy` — entropy of the softmax (nats) ``<= t_i``;
+  (both read the class part of multi-task exits, :func:`class_logits`);
 * :class:`UncertaintyPolicy` — predicted σ of Gaussian heads (max over targets) ``<= t_i``;
 * :class:`PatiencePolicy` — PABEE: the prediction has not changed for ``patience`` consecutive
   exits (argmax for classification; all means within ``tol`` for regression).
@@ -98,37 +99,50 @@ class ThresholdPolicy(ExitPolicy):
         return f"{type(self).__name__}({self.thresholds!r})"
 
 
+def class_logits(out: Tensor, task: Task) -> Tensor:
+    """The class part of exit outputs: ``task.logits(out)`` for multi-task exits
+    (:class:`~alice_dyn.nn.early_exit.ClassGaussianTask`), else ``out`` itself."""
+    fn = getattr(task, "logits", None)
+    return out if fn is None else fn(out)
+
+
 class ConfidencePolicy(ThresholdPolicy):
-    """SDN: exit when the maximum softmax probability is ``>= t_i``."""
+    """SDN: exit when the maximum softmax probability (of the class part) is ``>= t_i``."""
 
     name = "confidence"
 
     def score(self, out: Tensor, task: Task) -> Tensor:
+        z = class_logits(out, task)
         # max_j softmax(z)_j = 1 / sum_j exp(z_j - max z): ~2x faster than softmax().amax() on
         # (4096, 5) on the CPU
-        return 1.0 / torch.exp(out - out.amax(-1, keepdim=True)).sum(-1)
+        return 1.0 / torch.exp(z - z.amax(-1, keepdim=True)).sum(-1)
 
 
 class EntropyPolicy(ThresholdPolicy):
-    """Exit when the entropy of the softmax (nats) is ``<= t_i``."""
+    """Exit when the entropy of the softmax (of the class part, nats) is ``<= t_i``."""
 
     name = "entropy"
     sign = -1.0
 
     def score(self, out: Tensor, task: Task) -> Tensor:
-        logp = log_softmax(out)
+        logp = log_softmax(class_logits(out, task))
         return -(logp.exp() * logp).sum(-1)
 
 
 class UncertaintyPolicy(ThresholdPolicy):
-    """Regression: exit when the predicted σ (largest over the targets) is ``<= t_i``."""
+    """Regression: exit when the predicted σ (largest over the targets, or over the task's
+    ``exit_targets`` when it names some) is ``<= t_i``."""
 
     name = "uncertainty"
     sign = -1.0
     task_kind = "regression"
 
     def score(self, out: Tensor, task: Task) -> Tensor:
-        return task.sigma(out).amax(-1)
+        s = task.sigma(out)
+        idx = getattr(task, "exit_targets", None)
+        if idx:
+            s = s[:, list(idx)]
+        return s.amax(-1)
 
 
 class PatiencePolicy(ExitPolicy):
@@ -151,7 +165,7 @@ class PatiencePolicy(ExitPolicy):
         prev, count = state
         pred = task.predict(out)
         if prev is not None:
-            if task.kind == "classification":
+            if task.kind != "regression":  # classification or multi-task: the class
                 same = pred == prev
             else:
                 same = ((pred - prev).abs() <= self.tol).all(-1)

@@ -363,13 +363,21 @@ def train_ensemble(model: EarlyExitNet, data: Data, *, lr: float = 1e-2, **kw: A
 
 @torch.no_grad()
 def exit_metrics(model: EarlyExitNet, inputs: Inputs, targets: Tensor) -> list[dict]:
-    """Per exit: ``loss`` and ``accuracy`` (classification) or ``rmse`` and mean ``sigma``."""
+    """Per exit: ``loss`` and ``accuracy`` (classification) or ``rmse`` and mean ``sigma``
+    (regression; multi-task: all three, the RMSE over the finite regression targets)."""
     model.eval()
     out = []
     for o in model.forward_all(inputs):
         m = {"loss": float(model.task.loss(o, targets))}
         if model.task.kind == "classification":
             m["accuracy"] = float((o.argmax(-1) == targets).double().mean())
+        elif model.task.kind == "multitask":
+            m["accuracy"] = float((model.task.predict(o) == targets[:, 0].long()).double().mean())
+            y = targets[:, 1:]
+            ok = torch.isfinite(y)
+            diff = torch.where(ok, model.task.regression(o) - y, torch.zeros_like(y))
+            m["rmse"] = float((diff.square().sum() / ok.sum().clamp_min(1)).sqrt())
+            m["sigma"] = float(model.task.sigma(o).mean())
         else:
             mean = model.task.predict(o)
             m["rmse"] = float((mean - targets.reshape(mean.shape)).square().mean().sqrt())

@@ -1,0 +1,223 @@
+"""The dynamic-depth track network: one early-exit model classifying and refining candidates.
+
+Layer: tracknet (on the physics-free :mod:`alice_dyn.nn`). Inputs: the dict of
+:meth:`alice_dyn.tracknet.features.FeatureScaler.tensors` — ``track`` ``(n, 17)``,
+``clusters`` ``(n, 152, 11)`` in pad-row slots and ``mask`` ``(n, 152)``. Every exit head
+(:class:`TrackHead`, a :class:`~alice_dyn.nn.ClassGaussianHead`) gives the logits of
+good / fake / clone and, for q/pT, tgl, snp, y, z, a Gaussian mean and log-variance of the
+correction ``(true - classical) / scale`` (:class:`~alice_dyn.nn.ClassGaussianTask`).
+
+Two variants, same per-cluster encoder (:class:`ClusterEncoder`: ``Linear(11, dc) -> GELU ->
+Linear(dc, dc)`` on every slot, then masked mean and max pooling):
+
+* ``depth`` (:func:`tracknet_depth`): the stem encodes all 152 slots and the track scalars
+  into ``h`` ``(n, d)``; residual MLP blocks follow with an exit after each. An early exit
+  saves only the blocks after it; the encoder is always paid.
+* ``progressive`` (:func:`tracknet_progressive`): the stem embeds the track scalars only;
+  block ``k`` (:class:`ChunkBlock`) encodes the next chunk of pad rows, outer rows first
+  (:data:`CHUNKS`: rows 114-151, 76-113, 38-75, 0-37), adds the pooled chunk to ``h`` and
+  applies a residual MLP block; an exit follows every chunk. A track that leaves after chunk
+  ``k`` never has its inner rows encoded. Its ``h`` is a dict ``{"h", "clusters", "mask"}``
+  (the raw inputs ride along so that later blocks can read them; compaction takes their rows).
+
+:class:`TrackNet` adds ``embedding(h)`` (the ``(n, d)`` part of ``h``), so
+``run_dynamic(..., keep_embedding=True)`` returns the embedding at each track's exit.
+FLOPs are counted from the layers (:mod:`alice_dyn.nn.flops`): the encoders run on every slot
+of their rows, padding included, exactly as computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from alice_dyn.nn import ClassGaussianHead, ClassGaussianTask, EarlyExitNet, register_model
+from alice_dyn.nn.mlp import ResidualMLPBlock
+from alice_dyn.tracknet.features import N_CLUSTER_FEATURES, N_SLOTS, N_TRACK_FEATURES, TARGETS
+
+N_CLASSES = 3
+N_TARGETS = len(TARGETS)
+#: pad-row ranges read by the progressive variant's blocks, outer first
+CHUNKS = ((114, 152), (76, 114), (38, 76), (0, 38))
+VARIANTS = ("progressive", "depth")
+
+
+class ClusterEncoder(nn.Module):
+    """Per-slot MLP and masked pooling: ``(n, L, F)`` + mask ``(n, L)`` -> ``(n, 2 dc)``
+    (mean and max over the real clusters; zeros for a track without clusters there)."""
+
+    def __init__(self, n_features: int, dc: int):
+        super().__init__()
+        self.dc = int(dc)
+        self.fc1 = nn.Linear(n_features, dc)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(dc, dc)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        e = self.fc2(self.act(self.fc1(x)))
+        m = mask.unsqueeze(-1)
+        count = m.sum(1)
+        mean = (e * m).sum(1) / count.clamp_min(1.0)
+        mx = torch.where(m > 0, e, torch.full_like(e, -1e4)).amax(1)
+        mx = torch.where(count > 0, mx, torch.zeros_like(mx))
+        return torch.cat([mean, mx], dim=-1)
+
+    def flops(self, args: tuple, output: Tensor) -> int:
+        """Own operations: masked mean (multiply, sum, count, divide) and max (select, max,
+        empty-track select)."""
+        n, length = args[1].shape
+        return n * length * self.dc * 4 + n * length + 2 * n * self.dc
+
+
+class TrackStem(nn.Module):
+    """Depth-only stem: ``LayerNorm(W_p pool(encoder(clusters)) + W_t track)`` ``(n, d)``."""
+
+    def __init__(self, n_track: int, n_cluster: int, d: int, dc: int):
+        super().__init__()
+        self.encoder = ClusterEncoder(n_cluster, dc)
+        self.pool_proj = nn.Linear(2 * dc, d)
+        self.track_proj = nn.Linear(n_track, d)
+        self.norm = nn.LayerNorm(d)
+
+    def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        p = self.encoder(inputs["clusters"], inputs["mask"])
+        return self.norm(self.pool_proj(p) + self.track_proj(inputs["track"]))
+
+    def flops(self, args: tuple, output: Tensor) -> int:
+        return output.numel()  # the sum of the two projections
+
+    def example_inputs(self, batch: int = 2, generator: torch.Generator | None = None) -> dict:
+        return example_inputs(batch, generator)
+
+
+class ProgressiveStem(nn.Module):
+    """Progressive stem: ``h = LayerNorm(W_t track)``; passes the clusters on unread."""
+
+    def __init__(self, n_track: int, d: int):
+        super().__init__()
+        self.track_proj = nn.Linear(n_track, d)
+        self.norm = nn.LayerNorm(d)
+
+    def forward(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        h = self.norm(self.track_proj(inputs["track"]))
+        return {"h": h, "clusters": inputs["clusters"], "mask": inputs["mask"]}
+
+    def example_inputs(self, batch: int = 2, generator: torch.Generator | None = None) -> dict:
+        return example_inputs(batch, generator)
+
+
+class ChunkBlock(nn.Module):
+    """Reads pad rows ``[lo, hi)``: ``h <- MLPBlock(h + W pool(encoder(chunk)))``."""
+
+    def __init__(self, lo: int, hi: int, n_cluster: int, d: int, dc: int, expansion: float):
+        super().__init__()
+        self.lo, self.hi = int(lo), int(hi)
+        self.encoder = ClusterEncoder(n_cluster, dc)
+        self.fuse = nn.Linear(2 * dc, d)
+        self.block = ResidualMLPBlock(d, expansion=expansion)
+
+    def forward(self, h: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        x = h["clusters"][:, self.lo : self.hi]
+        m = h["mask"][:, self.lo : self.hi]
+        e = self.block(h["h"] + self.fuse(self.encoder(x, m)))
+        return {"h": e, "clusters": h["clusters"], "mask": h["mask"]}
+
+    def flops(self, args: tuple, output: dict) -> int:
+        return output["h"].numel()  # the addition of the pooled chunk
+
+
+class MLPBlock(ResidualMLPBlock):
+    """Residual MLP block of the depth-only variant."""
+
+
+class TrackHead(ClassGaussianHead):
+    """Multi-task exit head on ``h`` (a tensor, or the ``"h"`` entry of the progressive dict)."""
+
+    def forward(self, h: Any, prev: Tensor | None = None) -> Tensor:
+        return super().forward(h["h"] if isinstance(h, Mapping) else h, prev)
+
+
+class TrackNet(EarlyExitNet):
+    """:class:`~alice_dyn.nn.EarlyExitNet` whose ``embedding(h)`` is the ``(n, d)`` track
+    embedding (``run_dynamic(..., keep_embedding=True)``)."""
+
+    variant: str = ""
+
+    def embedding(self, h: Any) -> Tensor:
+        return h["h"] if isinstance(h, Mapping) else h
+
+
+def example_inputs(batch: int = 2, generator: torch.Generator | None = None) -> dict:
+    """Random inputs of the network's form (about 60% of the slots filled)."""
+    return {
+        "track": torch.randn(batch, N_TRACK_FEATURES, generator=generator),
+        "clusters": torch.randn(batch, N_SLOTS, N_CLUSTER_FEATURES, generator=generator),
+        "mask": (torch.rand(batch, N_SLOTS, generator=generator) < 0.6).float(),
+    }
+
+
+def _task(class_weights: Sequence[float] | None, regression_weight: float) -> ClassGaussianTask:
+    return ClassGaussianTask(
+        N_CLASSES,
+        N_TARGETS,
+        class_weights=class_weights,
+        regression_weight=regression_weight,
+        exit_targets=(0,),  # the uncertainty policy looks at sigma(q/pT)
+    )
+
+
+@register_model("tracknet_depth")
+def tracknet_depth(
+    d: int = 64,
+    dc: int = 32,
+    depth: int = 4,
+    expansion: float = 2.0,
+    class_weights: Sequence[float] | None = None,
+    regression_weight: float = 1.0,
+) -> TrackNet:
+    """Depth-only variant: all clusters encoded in the stem, exits after residual blocks."""
+    stem = TrackStem(N_TRACK_FEATURES, N_CLUSTER_FEATURES, d, dc)
+    blocks = [MLPBlock(d, expansion=expansion) for _ in range(depth)]
+    heads = [TrackHead(d, N_CLASSES, N_TARGETS) for _ in range(depth)]
+    net = TrackNet(
+        stem, blocks, heads, exit_after=range(depth), task=_task(class_weights, regression_weight)
+    )
+    net.variant = "depth"
+    return net
+
+
+@register_model("tracknet_progressive")
+def tracknet_progressive(
+    d: int = 64,
+    dc: int = 32,
+    expansion: float = 2.0,
+    chunks: Sequence[Sequence[int]] = CHUNKS,
+    class_weights: Sequence[float] | None = None,
+    regression_weight: float = 1.0,
+) -> TrackNet:
+    """Progressive variant: one block per chunk of pad rows (outer first), an exit after each."""
+    stem = ProgressiveStem(N_TRACK_FEATURES, d)
+    blocks = [ChunkBlock(lo, hi, N_CLUSTER_FEATURES, d, dc, expansion) for lo, hi in chunks]
+    heads = [TrackHead(d, N_CLASSES, N_TARGETS) for _ in chunks]
+    net = TrackNet(
+        stem,
+        blocks,
+        heads,
+        exit_after=range(len(chunks)),
+        task=_task(class_weights, regression_weight),
+    )
+    net.variant = "progressive"
+    return net
+
+
+def build(variant: str, **kw: Any) -> TrackNet:
+    """A fresh network of ``variant`` (``progressive`` or ``depth``) with the recorded config."""
+    from alice_dyn.nn import create_model
+
+    if variant not in VARIANTS:
+        raise ValueError(f"variant {variant!r}: one of {VARIANTS}")
+    return create_model(f"tracknet_{variant}", **kw)
