@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -514,3 +515,28 @@ def test_exit_submodel_exports_with_dynamic_batch():
     )
     x9 = model.example_inputs(9, _gen(1))
     torch.testing.assert_close(ep.module()(x9), model.forward_all(x9)[2])
+
+
+def test_tabulated_calibrator_and_deadline_governor():
+    model = _random_model("sdn_mlp", 5)
+    x = model.example_inputs(400, _gen(5))
+    cal = ee.ThresholdCalibrator(model, x, "confidence")
+    tab = ee.TabulatedCalibrator(json.loads(json.dumps(cal.curve())))
+    lo, hi = cal.reachable
+    for f in np.linspace(lo + 0.01, min(hi, 1.0) - 0.01, 7):
+        # never above the request on the calibration data, and close to it
+        got = cal.fraction(tab.level_for(f))
+        assert got <= f + 1e-9 and got > f - 0.1
+    ticks = iter(np.arange(0.0, 100.0, 0.01))  # a fake clock: every call 10 ms later
+
+    gov = ee.DeadlineGovernor(tab)
+    res = gov.run(model, x, float("inf"), clock=lambda: next(ticks))
+    assert res.exit_index.eq(model.num_exits - 1).all()  # no cost model yet: full network
+    assert gov.ms_per_full_sample == pytest.approx(10.0 / (400 * res.flops_fraction))
+    full_ms = gov.ms_per_full_sample * 400
+    res_half = gov.run(model, x, 0.5 * full_ms, clock=lambda: next(ticks))
+    assert gov.fraction == pytest.approx(0.5) and res_half.flops_fraction < 0.6
+    res_tight = gov.run(model, x, 0.0, clock=lambda: next(ticks))
+    assert gov.fraction == pytest.approx(max(lo, 0.0)) and res_tight.flops_fraction < 0.5
+    gov.run(model, x, 1e9, clock=lambda: next(ticks))  # load drops: back to the full network
+    assert gov.level == float("inf") and len(gov.history) == 4

@@ -19,7 +19,13 @@ Layer: nn. Modules, in the order data flows:
 
 from alice_dyn.nn import mlp as _mlp  # noqa: F401  (registers the residual-MLP variants)
 from alice_dyn.nn._registry import create_model, list_models, register_model
-from alice_dyn.nn.budget import BudgetController, ThresholdCalibrator, calibrate_thresholds
+from alice_dyn.nn.budget import (
+    BudgetController,
+    DeadlineGovernor,
+    TabulatedCalibrator,
+    ThresholdCalibrator,
+    calibrate_thresholds,
+)
 from alice_dyn.nn.early_exit import (
     ClassGaussianHead,
     ClassGaussianTask,
@@ -65,6 +71,7 @@ __all__ = [
     "ClassGaussianTask",
     "ClassificationTask",
     "ConfidencePolicy",
+    "DeadlineGovernor",
     "EarlyExitNet",
     "EntropyPolicy",
     "ExitHead",
@@ -79,6 +86,7 @@ __all__ = [
     "LinearStem",
     "PatiencePolicy",
     "ResidualMLPBlock",
+    "TabulatedCalibrator",
     "ThresholdCalibrator",
     "ThresholdPolicy",
     "UncertaintyPolicy",

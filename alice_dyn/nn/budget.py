@@ -10,6 +10,9 @@ non-decreasing function of ``q`` and bisection finds the level for a target.
   ``fraction(q)`` and ``level_for(fraction)`` cheaply (no further forward passes).
 * :func:`calibrate_thresholds` returns a policy whose average FLOPs on the validation set is the
   requested fraction of the full backbone's (ZTW reads results at 25/50/75/100%).
+* :class:`DeadlineGovernor` chooses each batch's thresholds *before* it runs, from the time it
+  is allowed and a cost model learnt from the previous batches (online processing with a
+  latency budget per timeframe).
 * :class:`BudgetController` keeps the per-batch FLOPs per sample (or the latency per batch) under
   a budget at run time: after each batch it updates an exponential moving average of the
   measurement and, outside a hysteresis band, rescales the fraction it asks the calibrator for.
@@ -105,6 +108,49 @@ class ThresholdCalibrator:
 
     def policy_at(self, level: float) -> ThresholdPolicy:
         """The policy with every threshold at ``level`` (in the policy's own units)."""
+        return self.policy.with_thresholds(self.policy.sign * level)
+
+
+    def curve(self, fractions: np.ndarray | None = None) -> dict:
+        """The level for a grid of FLOPs fractions (JSON), for :class:`TabulatedCalibrator`."""
+        lo, hi = self.reachable
+        if fractions is None:
+            fractions = np.linspace(lo, min(hi, 1.0), 41)
+        levels = [self.level_for(float(f)) for f in fractions]
+        return {
+            "policy": self.policy.to_json(),
+            "fractions": [self.fraction(q) for q in levels],
+            "levels": levels,
+            "reachable": [lo, hi],
+            "full_flops": self.full_flops,
+            "n": int(self.conf.shape[0]),
+        }
+
+
+class TabulatedCalibrator:
+    """A :class:`ThresholdCalibrator`'s answers stored as a table (``ThresholdCalibrator.curve``,
+    kept in a model's config): ``level_for`` interpolates, no validation data needed at run
+    time. Same interface as far as :class:`DeadlineGovernor` and :class:`BudgetController` use
+    it (``reachable``, ``level_for``, ``policy_at``, ``full_flops``)."""
+
+    def __init__(self, curve: dict):
+        from alice_dyn.nn.policies import policy_from_json
+
+        self.policy = _as_policy(policy_from_json(curve["policy"]))
+        f = np.asarray(curve["fractions"], np.float64)
+        q = np.asarray(curve["levels"], np.float64)
+        order = np.argsort(f, kind="stable")
+        self._f, self._q = f[order], q[order]
+        self.reachable = (float(curve["reachable"][0]), float(curve["reachable"][1]))
+        self.full_flops = float(curve["full_flops"])
+
+    def level_for(self, fraction: float) -> float:
+        """Level of the largest tabulated fraction not above ``fraction`` (never over-spends
+        on the calibration data; the lowest level below the table)."""
+        k = int(np.searchsorted(self._f, fraction, side="right")) - 1
+        return float(self._q[max(k, 0)])
+
+    def policy_at(self, level: float) -> ThresholdPolicy:
         return self.policy.with_thresholds(self.policy.sign * level)
 
 
@@ -226,4 +272,81 @@ class BudgetController:
         res = run_dynamic(model, inputs, self.policy)
         ms = 1e3 * (clock() - t0)
         self.update(res.mean_flops if self.metric == "flops" else ms)
+        return res
+
+
+@dataclass
+class DeadlineGovernor:
+    """Per-batch thresholds for the time a batch is allowed (feed-forward, from a cost model).
+
+    Before each batch the caller says how many samples it has and how many milliseconds the
+    inference may take (e.g. a stage's own budget, or what is left before the timeframe's
+    deadline); the governor asks the calibrator for the FLOPs fraction that fits,
+    ``fraction = allowed_ms / (ms_per_full_sample * n)``, clipped to the reachable range, so
+    the exits move *before* a late batch instead of after it. With enough time it runs the full
+    network (every sample to the last exit), so accuracy only drops while time is short.
+    After each batch, :meth:`observe` updates the cost model (an exponential moving average of
+    the measured milliseconds per sample per unit FLOPs fraction, which absorbs per-batch
+    overheads on small batches, erring on the safe side).
+
+    Args:
+        calibrator: maps a FLOPs fraction to thresholds.
+        ema: weight of the newest measurement in the cost model.
+        min_fraction: lowest fraction it may ask for (default: the reachable minimum).
+        ms_per_full_sample: initial cost estimate (default: measured on the first batch,
+            which runs the full network).
+    """
+
+    calibrator: ThresholdCalibrator = field(repr=False)
+    ema: float = 0.3
+    min_fraction: float | None = None
+    ms_per_full_sample: float | None = None
+    fraction: float = field(default=1.0, init=False)
+    level: float = field(default=float("inf"), init=False)
+    history: list[dict] = field(default_factory=list, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        lo, hi = self.calibrator.reachable
+        self._lo = lo if self.min_fraction is None else max(lo, self.min_fraction)
+        self._hi = hi
+
+    def choose(self, n: int, allowed_ms: float) -> ThresholdPolicy:
+        """The policy for a batch of ``n`` samples allowed ``allowed_ms`` ms."""
+        if self.ms_per_full_sample is None or n <= 0 or not np.isfinite(allowed_ms):
+            f = self._hi
+        else:
+            f = max(allowed_ms, 0.0) / (self.ms_per_full_sample * n)
+        self.fraction = min(self._hi, max(self._lo, f))
+        # at the top of the range: no early exit at all (the full network)
+        self.level = (
+            float("inf") if self.fraction >= self._hi else self.calibrator.level_for(self.fraction)
+        )
+        return self.calibrator.policy_at(self.level)
+
+    def observe(self, n: int, flops_fraction: float, ms: float) -> None:
+        """Feed the measured milliseconds of a batch of ``n`` samples that spent
+        ``flops_fraction`` of the full network's FLOPs on average."""
+        if n > 0 and flops_fraction > 0:
+            per = ms / (n * flops_fraction)
+            old = self.ms_per_full_sample
+            self.ms_per_full_sample = per if old is None else self.ema * per + (1 - self.ema) * old
+        self.history.append(
+            {"n": n, "fraction": self.fraction, "flops_fraction": flops_fraction, "ms": ms}
+        )
+
+    def run(
+        self,
+        model: EarlyExitNet,
+        inputs: Inputs,
+        allowed_ms: float,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+        **kw,
+    ) -> ExitResult:
+        """:meth:`choose`, dynamic inference, :meth:`observe`; ``kw`` go to ``run_dynamic``."""
+        n = batch_size(inputs)
+        policy = self.choose(n, allowed_ms)
+        t0 = clock()
+        res = run_dynamic(model, inputs, policy, **kw)
+        self.observe(n, res.flops_fraction if n else 0.0, 1e3 * (clock() - t0))
         return res
