@@ -424,11 +424,17 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "the simulation file it came from. JSON keys: docs/evaluation.md.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("what", choices=["tracking", "pid", "pid-net"], help="what to evaluate")
+    p.add_argument(
+        "what",
+        choices=["tracking", "pid", "pid-net", "track-net"],
+        help="what to evaluate (track-net: runs the classical chain and the track network on "
+        "the --truth simulation file itself; no RECO file)",
+    )
     p.add_argument("reco", nargs="?", default=None, help="reconstruction output (AO2D-like)")
     p.add_argument("--data", default=None, help="same as RECO (for pid-net)")
     p.add_argument("--truth", required=True, help="simulation file with the MC truth")
-    p.add_argument("--model", default=None, help="PID network directory (default: shipped)")
+    p.add_argument("--model", default=None, help="network directory (default: shipped)")
+    p.add_argument("--max-tf", type=int, default=None, help="track-net: first N timeframes only")
     p.add_argument("--json", dest="json_out", default=None, help="write the results as JSON")
     p.add_argument("--plots", default=None, metavar="DIR", help="write PNG plots here")
     p.set_defaults(func=cmd_evaluate)
@@ -436,9 +442,18 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     reco = args.reco or args.data
-    if reco is None:
+    if reco is None and args.what != "track-net":
         raise SystemExit("alice-dyn evaluate: give the reconstruction file (RECO or --data)")
-    if args.what == "pid-net":
+    if args.what == "track-net":
+        from alice_dyn.tracknet.evaluate import (
+            evaluate_track_net,
+            format_track_net,
+            make_track_net_plots,
+        )
+
+        result = evaluate_track_net(args.truth, args.model, max_tf=args.max_tf)
+        text, make_plots = format_track_net(result), make_track_net_plots
+    elif args.what == "pid-net":
         from alice_dyn.pid.dataset import dataset_from_reco
         from alice_dyn.pid.evaluate import evaluate_pid_net, format_pid_net, make_pid_net_plots
 
@@ -470,13 +485,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train the dynamic PID network and its baselines",
+        help="train the dynamic PID network and its baselines, or the track network",
         description="Simulate (or take) timeframes, reconstruct them with tpc-reco, build the "
         "PID dataset and train the ZTW and SDN early-exit networks, the per-subset MLPs and "
         "LightGBM; writes a model directory (safetensors + JSON).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("what", choices=["pid"], help="what to train")
+    p.add_argument(
+        "what",
+        choices=["pid", "track"],
+        help="pid: the PID networks; track: the track network (simulates its pp/Pb-Pb mix, "
+        "uses --timeframes, --seed, --epochs and --work-dir as a dataset cache)",
+    )
     p.add_argument("-o", "--output", required=True, help="model directory")
     p.add_argument("--data", default=None, help="reconstruction file (else simulate)")
     p.add_argument("--truth", default=None, help="its simulation file (with --data)")
@@ -492,6 +512,18 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     import tempfile
+
+    if args.what == "track":
+        from alice_dyn.tracknet.train import train_from_simulation
+
+        command = "alice-dyn " + " ".join(sys.argv[1:]) if sys.argv else "alice-dyn train track"
+        report = train_from_simulation(
+            args.output, timeframes=args.timeframes, seed=args.seed, epochs=args.epochs,
+            command=command, data_dir=args.work_dir,
+        )  # fmt: skip
+        print(json.dumps({k: report[k] for k in ("n_train", "n_val", "choice")}, indent=1))
+        print(f"model written to {args.output}")
+        return 0
 
     from alice_dyn.pid.data_gen import make_pid_dataset
     from alice_dyn.pid.dataset import dataset_from_reco

@@ -3,14 +3,16 @@
 Layer: stages, as O2's AOD producer workflow: it joins the track parameters, covariance, dE/dx,
 TOF and TRD matching, n-sigma PID and MC labels row by row into the tables of
 ``docs/aod_schema.md``, which the ``aod-writer`` writes to ``DF_<n>`` folders. MC labels are
-optional (data without MC gives -1).
+optional (data without MC gives -1). The track network's output (``TPC/TRACKNET``) is optional
+too: when present, tracks it rejects get the ``0x4`` bit (REJECTED) in ``fFlags`` (they are
+kept, never deleted) and its columns go to the ``O2tracknet`` table (``AOD/TRACKNET``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from alice_dyn.event.tracks import TPCTracks
+from alice_dyn.event.tracks import REJECTED, TPCTracks
 from alice_dyn.framework.context import ProcessingContext
 from alice_dyn.framework.spec import DataProcessorSpec, Lifetime
 from alice_dyn.stages import data_types as dt
@@ -21,6 +23,15 @@ COV_NAMES = (
     "fCTglTgl", "fC1PtY", "fC1PtZ", "fC1PtSnp", "fC1PtTgl", "fC1Pt21Pt2",
 )  # fmt: skip
 SPECIES_SUFFIX = ("El", "Mu", "Pi", "Ka", "Pr")
+#: O2tracknet column -> TPC/TRACKNET column (the embedding stays in the workflow)
+TRACKNET_COLUMNS = {
+    "fTrackNetGood": "prob_good", "fTrackNetFake": "prob_fake", "fTrackNetClone": "prob_clone",
+    "fTrackNetClass": "decision", "fTrackNetRejected": "rejected", "fTrackNetExit": "exit",
+    "fTrackNetFlops": "flops", "fTrackNetSigned1Pt": "q2pt", "fTrackNetTgl": "tgl",
+    "fTrackNetSnp": "snp", "fTrackNetY": "y", "fTrackNetZ": "z",
+    "fTrackNetSigma1Pt": "sigma_q2pt", "fTrackNetSigmaTgl": "sigma_tgl",
+    "fTrackNetSigmaSnp": "sigma_snp", "fTrackNetSigmaY": "sigma_y", "fTrackNetSigmaZ": "sigma_z",
+}  # fmt: skip
 WRITER_INPUTS = ";".join(f"{name}:{d.origin}/{d.description}" for name, d in dt.AOD_TABLES.items())
 
 
@@ -32,11 +43,19 @@ def run(pc: ProcessingContext) -> None:
     tof = pc.inputs.get("tofmatch")
     trd = pc.inputs.get("trdmatch")
     pid = pc.inputs.get("pid")
+    flags = tr.flags
+    if pc.inputs.is_valid("tracknet"):
+        net = pc.inputs.get("tracknet")
+        flags = np.where(net["rejected"] != 0, flags | REJECTED, flags).astype(np.uint8)
+        pc.outputs.adopt(
+            dt.AOD_TRACKNET,
+            {aod: np.ascontiguousarray(net[col]) for aod, col in TRACKNET_COLUMNS.items()},
+        )
     pc.outputs.adopt(
         dt.AOD_TABLES["track_iu"],
         {
             "fX": tr.x_cm, "fAlpha": tr.alpha_rad, "fY": tr.y_cm, "fZ": tr.z_cm, "fSnp": tr.snp,
-            "fTgl": tr.tgl, "fSigned1Pt": tr.q2pt, "fTime0": tr.time0_bins, "fFlags": tr.flags,
+            "fTgl": tr.tgl, "fSigned1Pt": tr.q2pt, "fTime0": tr.time0_bins, "fFlags": flags,
         },
     )  # fmt: skip
     pc.outputs.adopt(
@@ -83,18 +102,26 @@ def run(pc: ProcessingContext) -> None:
     pc.outputs.adopt(dt.AOD_TABLES["pid"], {"fPidNSigma": pid["decision"].astype(np.int8)})
 
 
-def aod_producer_spec() -> DataProcessorSpec:
+def aod_producer_spec(tracknet: bool = False) -> DataProcessorSpec:
+    """The producer; ``tracknet``: also read ``TPC/TRACKNET`` (the workflow must run the
+    ``track-net`` stage) and make ``AOD/TRACKNET``."""
+    inputs = [
+        dt.input_spec("tracks", dt.TRACKS),
+        dt.input_spec("dedx", dt.DEDX),
+        dt.input_spec("tofmatch", dt.TOF_MATCH),
+        dt.input_spec("trdmatch", dt.TRD_MATCH),
+        dt.input_spec("pid", dt.PID_NSIGMA),
+        dt.input_spec("labels", dt.TRACKS_MC, Lifetime.Optional),
+    ]
+    outputs = list(dt.AOD_TABLES.values())
+    if tracknet:
+        inputs.append(dt.input_spec("tracknet", dt.TRACKNET, Lifetime.Optional))
+        outputs.append(dt.AOD_TRACKNET)
     return DataProcessorSpec(
         name=NAME,
-        inputs=[
-            dt.input_spec("tracks", dt.TRACKS),
-            dt.input_spec("dedx", dt.DEDX),
-            dt.input_spec("tofmatch", dt.TOF_MATCH),
-            dt.input_spec("trdmatch", dt.TRD_MATCH),
-            dt.input_spec("pid", dt.PID_NSIGMA),
-            dt.input_spec("labels", dt.TRACKS_MC, Lifetime.Optional),
-        ],
-        outputs=[dt.output_spec(d) for d in dt.AOD_TABLES.values()],
+        inputs=inputs,
+        outputs=[dt.output_spec(d) for d in outputs],
         algorithm=run,
         factory=f"{__name__}:aod_producer_spec",
+        factory_kwargs={"tracknet": tracknet},
     )

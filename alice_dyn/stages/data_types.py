@@ -20,6 +20,9 @@ Names follow O2 where O2 has them (``TPC/CLUSTERNATIVE``, ``TPC/CLNATIVEMCLBL``,
 * ``TOF/MATCHINFO``: columns of :class:`alice_dyn.reco.tof_matching.TOFMatches`;
 * ``TRD/MATCHINFO``: columns n_tracklets, pattern, signal;
 * ``PID/NSIGMA``: columns tpc (n, 5), tof (n, 5), decision (n,);
+* ``TPC/TRACKNET``: the track network's columns per track (see :mod:`alice_dyn.stages.track_net`:
+  class probabilities, decision, rejected, exit, FLOPs, refined parameters and sigmas,
+  embedding (n, d)); ``AOD/TRACKNET``: its AO2D table (``docs/aod_schema.md``);
 * ``AOD/*``: the AO2D tables of ``docs/aod_schema.md`` as columns with O2 names.
 """
 
@@ -44,6 +47,8 @@ DEDX = DataType("TPC", "DEDX")
 TOF_MATCH = DataType("TOF", "MATCHINFO")
 TRD_MATCH = DataType("TRD", "MATCHINFO")
 PID_NSIGMA = DataType("PID", "NSIGMA")
+TRACKNET = DataType("TPC", "TRACKNET")
+AOD_TRACKNET = DataType("AOD", "TRACKNET")
 AOD_TABLES = {
     "track_iu": DataType("AOD", "TRACK_IU"),
     "trackcov_iu": DataType("AOD", "TRACKCOV_IU"),

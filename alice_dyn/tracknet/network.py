@@ -29,16 +29,26 @@ of their rows, padding included, exactly as computed.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 from torch import Tensor
 
 from alice_dyn.nn import ClassGaussianHead, ClassGaussianTask, EarlyExitNet, register_model
 from alice_dyn.nn.mlp import ResidualMLPBlock
-from alice_dyn.tracknet.features import N_CLUSTER_FEATURES, N_SLOTS, N_TRACK_FEATURES, TARGETS
+from alice_dyn.tracknet.features import (
+    N_CLUSTER_FEATURES,
+    N_SLOTS,
+    N_TRACK_FEATURES,
+    TARGETS,
+    FeatureScaler,
+)
 
+DEFAULT_MODEL_DIR = Path(__file__).parent / "data" / "default_model"
 N_CLASSES = 3
 N_TARGETS = len(TARGETS)
 #: pad-row ranges read by the progressive variant's blocks, outer first
@@ -62,15 +72,14 @@ class ClusterEncoder(nn.Module):
         m = mask.unsqueeze(-1)
         count = m.sum(1)
         mean = (e * m).sum(1) / count.clamp_min(1.0)
-        mx = torch.where(m > 0, e, torch.full_like(e, -1e4)).amax(1)
-        mx = torch.where(count > 0, mx, torch.zeros_like(mx))
+        mx = (e + (m - 1.0) * 1e4).amax(1) * (count > 0)
         return torch.cat([mean, mx], dim=-1)
 
     def flops(self, args: tuple, output: Tensor) -> int:
-        """Own operations: masked mean (multiply, sum, count, divide) and max (select, max,
-        empty-track select)."""
+        """Own operations: masked mean (multiply, sum, count, divide) and max (mask bias,
+        add, max, empty-track multiply)."""
         n, length = args[1].shape
-        return n * length * self.dc * 4 + n * length + 2 * n * self.dc
+        return n * length * (self.dc * 4 + 3) + 2 * n * self.dc
 
 
 class TrackStem(nn.Module):
@@ -221,3 +230,101 @@ def build(variant: str, **kw: Any) -> TrackNet:
     if variant not in VARIANTS:
         raise ValueError(f"variant {variant!r}: one of {VARIANTS}")
     return create_model(f"tracknet_{variant}", **kw)
+
+
+# ------------------------------------------------------------------------------ inference
+@dataclass
+class TrackNetOutput:
+    """Network results for ``n`` tracks.
+
+    ``probs`` ``(n, 3)`` float32 (good, fake, clone); ``exit_index`` ``(n,)``; ``flops``
+    ``(n,)`` FLOPs spent per track; ``refined`` / ``sigma`` ``(n, 5)`` float64 refined q/pT
+    (c/GeV), tgl, snp, y, z (cm) and their predicted uncertainties; ``embedding`` ``(n, d)``
+    float32 at each track's exit (with ``keep_embedding``); ``full_flops`` per track of the
+    network without exits.
+    """
+
+    probs: np.ndarray
+    exit_index: np.ndarray
+    flops: np.ndarray
+    refined: np.ndarray
+    sigma: np.ndarray
+    full_flops: float
+    embedding: np.ndarray | None = None
+
+
+def outputs_to_physics(
+    task: ClassGaussianTask, out: Tensor, reco: np.ndarray, scale: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(probs (n, 3), refined (n, 5), sigma (n, 5))`` from exit outputs ``(n, 13)``."""
+    probs = task.probabilities(out).numpy()
+    mean = task.regression(out).double().numpy()
+    sig = task.sigma(out).double().numpy()
+    return probs, reco + scale * mean, scale * sig
+
+
+@torch.no_grad()
+def predict(
+    model: TrackNet,
+    x: dict[str, Tensor],
+    reco: np.ndarray,
+    scale: np.ndarray,
+    policy: Any = None,
+    *,
+    keep_embedding: bool = False,
+    chunk: int = 8192,
+) -> TrackNetOutput:
+    """Batched dynamic inference (``policy`` None: the full network, last exit) on the scaled
+    inputs ``x``, in chunks of ``chunk`` tracks."""
+    from alice_dyn.nn import ConfidencePolicy, run_dynamic
+    from alice_dyn.nn.early_exit import take
+    from alice_dyn.nn.flops import exit_flops_for
+
+    policy = ConfidencePolicy(2.0) if policy is None else policy  # 2.0: nobody leaves early
+    n = len(reco)
+    outs, idx, flops, embs = [], [], [], []
+    for s in range(0, n, chunk):
+        part = take(x, torch.arange(s, min(n, s + chunk)))
+        res = run_dynamic(model, part, policy, keep_embedding=keep_embedding)
+        outs.append(res.outputs)
+        idx.append(res.exit_index.numpy())
+        flops.append(res.flops.numpy())
+        if keep_embedding:
+            embs.append(res.embedding.float().numpy())
+    d = model.heads[0].norm.normalized_shape[0]
+    if not outs:
+        e = np.zeros((0, d), np.float32) if keep_embedding else None
+        full = exit_flops_for(model, example_inputs(1)).full_flops
+        return TrackNetOutput(
+            np.zeros((0, N_CLASSES), np.float32), np.zeros(0, np.int64), np.zeros(0),
+            np.zeros((0, N_TARGETS)), np.zeros((0, N_TARGETS)), full, e,
+        )  # fmt: skip
+    probs, refined, sigma = outputs_to_physics(model.task, torch.cat(outs), reco, scale)
+    return TrackNetOutput(
+        probs.astype(np.float32), np.concatenate(idx), np.concatenate(flops), refined, sigma,
+        exit_flops_for(model, x).full_flops, np.concatenate(embs) if keep_embedding else None,
+    )  # fmt: skip
+
+
+@torch.no_grad()
+def all_exit_outputs(model: TrackNet, x: dict[str, Tensor], chunk: int = 8192) -> Tensor:
+    """``(num_exits, n, 13)`` every exit's outputs for every track (to study many policies
+    without re-running the network; the choice of exit is then :func:`select_exits`)."""
+    from alice_dyn.nn.early_exit import batch_size, take
+
+    n = batch_size(x)
+    parts = [
+        torch.stack(model.forward_all(take(x, torch.arange(s, min(n, s + chunk)))))
+        for s in range(0, n, chunk)
+    ]
+    if not parts:
+        return torch.zeros(model.num_exits, 0, model.task.out_dim)
+    return torch.cat(parts, dim=1)
+
+
+def load_track_net(directory: str | Path | None = None) -> tuple[TrackNet, FeatureScaler, dict]:
+    """``(model, scaler, config)`` of a saved track network (default: the shipped one)."""
+    from alice_dyn.nn import load_model
+
+    model, cfg = load_model(directory or DEFAULT_MODEL_DIR)
+    return model, FeatureScaler.from_json(cfg["feature_scaling"]), cfg

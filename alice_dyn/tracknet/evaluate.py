@@ -1,0 +1,278 @@
+"""``alice-dyn evaluate track-net``: the track network against the classical chain.
+
+Layer: tracknet. On a held-out simulation file it runs the classical chain in memory
+(:func:`alice_dyn.tracknet.dataset.classical_chain`: cluster transform, ``find_tracks``, MC
+labels) timeframe by timeframe, then every exit of every variant of the model directory on
+every track. Dynamic settings (confidence thresholds) are read off these exit outputs with the
+reference exit selection (:func:`alice_dyn.nn.inference.select_exits`, identical to the
+compacted ``run_dynamic`` the stage runs), each track costing the FLOPs of its exit. JSON keys
+(fractions, not percent; ``docs/tracknet.md``):
+
+* ``n_timeframes``, ``n_tracks``, ``n_main``, ``main_class_counts`` (good, fake, clone);
+* ``classical``: ``cuts`` (:func:`~alice_dyn.tracknet.metrics.classical_best_cut` per
+  efficiency ``"99"``/``"98"``: ``fake_rejection``, ``clone_rejection`` and the cuts),
+  ``q2pt_resolution`` (``sigma_core``, ``vs_pt``) and ``pulls`` (with the fit's covariance);
+* ``variants``: per variant ``full_flops``, ``exit_flops``, ``params`` and ``points``: one per
+  setting (``"full"``, ``"budget_25|50|75"`` = the calibrated thresholds of ``config.json``,
+  ``"threshold_<q>"``) with ``threshold``, ``flops_mean``, ``flops_fraction`` (of the
+  variant's full network), ``exit_fractions``, ``reject_fake`` (score P(fake)) and
+  ``reject_bad`` (score 1 - P(good)) at 99% / 98% good efficiency (``fake_rejection``,
+  ``clone_rejection``), ``q2pt_resolution`` (refined; ``sigma_core``, ``vs_pt``) and
+  ``pulls`` of the predicted uncertainties;
+* ``at_equal_flops``: for budgets of 30/50/70/90/100% of ``reference_flops`` (the larger full
+  network): per variant the point with the most FLOPs within the budget and its headline
+  numbers;
+* ``primary``: the variant the stage runs and the training's reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from alice_dyn.nn import ConfidencePolicy
+from alice_dyn.nn.flops import exit_flops_for
+from alice_dyn.tracknet import metrics as M
+from alice_dyn.tracknet.dataset import FAKE, GOOD, TrackDataset, dataset_from_timeframe
+from alice_dyn.tracknet.features import TARGETS
+from alice_dyn.tracknet.network import (
+    DEFAULT_MODEL_DIR,
+    all_exit_outputs,
+    load_track_net,
+    outputs_to_physics,
+)
+
+LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 0.9999)
+EQUAL_FLOPS = (0.3, 0.5, 0.7, 0.9, 1.0)
+
+
+def _point(name, q, model, outs, table, full, ds: TrackDataset) -> dict:
+    from alice_dyn.tracknet.train import select
+
+    policy = None if q is None else ConfidencePolicy(q)
+    out, idx = select(model, outs, policy)
+    probs, refined, sigma = outputs_to_physics(model.task, out, ds.inputs.reco, ds.inputs.scale)
+    good = ds.main & (ds.labels == GOOD)
+    fl = table[idx]
+    return {
+        "setting": name,
+        "threshold": q,
+        "flops_mean": float(fl.mean()) if len(fl) else None,
+        "flops_fraction": float(fl.mean() / full) if len(fl) else None,
+        "exit_fractions": (np.bincount(idx, minlength=len(table)) / max(len(idx), 1)).tolist(),
+        "reject_fake": M.rejection_at_efficiency(probs[:, FAKE], ds.labels, ds.main),
+        "reject_bad": M.rejection_at_efficiency(1.0 - probs[:, GOOD], ds.labels, ds.main),
+        "q2pt_resolution": M.resolution(refined[:, 0], ds.truth[:, 0], ds.pt_true, good),
+        "pulls": M.pulls(refined, sigma, ds.truth, good),
+    }
+
+
+def _headline(p: dict) -> dict:
+    return {
+        "setting": p["setting"],
+        "flops_mean": p["flops_mean"],
+        "fake_rejection_99": p["reject_fake"]["99"]["fake_rejection"],
+        "clone_rejection_99": p["reject_bad"]["99"]["clone_rejection"],
+        "q2pt_resolution": p["q2pt_resolution"]["sigma_core"],
+        "pull_q2pt_core": p["pulls"]["q2pt"]["core"],
+    }
+
+
+def evaluate_track_net(
+    truth_path: str | Path, model_dir: str | Path | None = None, *, max_tf: int | None = None
+) -> dict:
+    """All numbers of the module docstring for the simulation file ``truth_path``."""
+    from alice_dyn.io import open_timeframes
+    from alice_dyn.tracknet.train import variant_dirs
+
+    model_dir = Path(model_dir or DEFAULT_MODEL_DIR)
+    dirs = variant_dirs(model_dir)
+    if not dirs:
+        raise FileNotFoundError(f"{model_dir}: no track-network model (config.json)")
+    nets = {v: load_track_net(p) for v, p in dirs.items()}
+    parts: list[TrackDataset] = []
+    outs: dict[str, list[torch.Tensor]] = {v: [] for v in nets}
+    with open_timeframes(truth_path) as reader:
+        for i, tf in enumerate(reader):
+            if max_tf is not None and i >= max_tf:
+                break
+            ds = dataset_from_timeframe(tf)
+            parts.append(ds)
+            for v, (model, scaler, _) in nets.items():
+                outs[v].append(all_exit_outputs(model, scaler.tensors(ds.inputs)))
+    ds = TrackDataset.concatenate(parts)
+    main = ds.main
+    res: dict = {
+        "model": str(model_dir),
+        "truth": str(truth_path),
+        "n_timeframes": len(parts),
+        "n_tracks": len(ds),
+        "n_main": int(main.sum()),
+        "main_class_counts": np.bincount(ds.labels[main], minlength=3).tolist(),
+    }
+    track = ds.inputs.track
+    chi2_ndf, ncl = np.expm1(track[:, 4].astype(np.float64)), track[:, 5] * 152.0
+    good = main & (ds.labels == GOOD)
+    res["classical"] = {
+        "cuts": M.classical_best_cut(chi2_ndf, ncl, ds.labels, main),
+        "q2pt_resolution": M.resolution(ds.inputs.reco[:, 0], ds.truth[:, 0], ds.pt_true, good),
+        "pulls": M.pulls(ds.inputs.reco, ds.inputs.scale, ds.truth, good),
+    }
+    res["variants"] = {}
+    for v, (model, scaler, cfg) in nets.items():
+        o = torch.cat(outs[v], dim=1)
+        x1 = scaler.tensors(ds.inputs.take(np.arange(min(1, len(ds)))))
+        rep = exit_flops_for(model, x1)
+        table = np.asarray(rep.exit_flops)
+        full = rep.full_flops
+        points = [_point("full", None, model, o, table, full, ds)]
+        for key, b in cfg.get("thresholds", {}).items():
+            pt = _point(f"budget_{key}", b["thresholds"], model, o, table, full, ds)
+            pt["requested_fraction"] = b["calibration"]["target_fraction"]
+            points.append(pt)
+        points += [_point(f"threshold_{q:g}", q, model, o, table, full, ds) for q in LEVELS]
+        res["variants"][v] = {
+            "full_flops": full,
+            "exit_flops": table.tolist(),
+            "params": sum(p.numel() for p in model.parameters()),
+            "points": points,
+        }
+    ref = max(r["full_flops"] for r in res["variants"].values())
+    eq = []
+    for f in EQUAL_FLOPS:
+        row: dict = {"budget_fraction": f, "budget_flops": f * ref}
+        for v, r in res["variants"].items():
+            ok = [p for p in r["points"] if p["flops_mean"] <= f * ref * (1 + 1e-9)]
+            row[v] = _headline(max(ok, key=lambda p: p["flops_mean"])) if ok else None
+        eq.append(row)
+    res["reference_flops"] = ref
+    res["at_equal_flops"] = eq
+    cfg0 = nets[next(iter(dirs))][2]
+    res["primary"] = {"variant": next(iter(dirs)), "choice": cfg0.get("primary_choice")}
+    res["targets"] = list(TARGETS)
+    return res
+
+
+def _f(x, pct: bool = True, digits: int = 2) -> str:
+    if x is None:
+        return "-"
+    return f"{100 * x:.{digits}f}%" if pct else f"{x:.3g}"
+
+
+def format_track_net(r: dict) -> str:
+    """Terminal summary of :func:`evaluate_track_net`."""
+    cc = r["main_class_counts"]
+    cl = r["classical"]
+    cut = cl["cuts"]
+    lines = [
+        f"track network on {r['n_timeframes']} timeframes, {r['n_tracks']} tracks, "
+        f"{r['n_main']} main (good {cc[0]}, fake {cc[1]}, clone {cc[2]})   [{r['model']}]",
+        f"  default variant: {r['primary']['variant']}",
+        "  rejection at 99% / 98% good efficiency            fakes            clones",
+        f"    classical best chi2/ndf + n-cluster cut   "
+        f"{_f(cut['99']['fake_rejection']):>8s} / {_f(cut['98']['fake_rejection']):<8s}"
+        f"{_f(cut['99']['clone_rejection']):>8s} / {_f(cut['98']['clone_rejection'])}",
+    ]
+    for v, vr in r["variants"].items():
+        full = vr["points"][0]
+        lines.append(
+            f"    network {v:<12s} full depth P(fake)/P(bad) "
+            f"{_f(full['reject_fake']['99']['fake_rejection']):>8s} / "
+            f"{_f(full['reject_fake']['98']['fake_rejection']):<8s}"
+            f"{_f(full['reject_bad']['99']['clone_rejection']):>8s} / "
+            f"{_f(full['reject_bad']['98']['clone_rejection'])}"
+        )
+    lines.append(
+        f"  q/pT resolution (core, good tracks): classical "
+        f"{_f(cl['q2pt_resolution']['sigma_core'])}; classical q/pT pull core "
+        f"{_f(cl['pulls']['q2pt']['core'], pct=False)}"
+    )
+    lines.append(
+        "  variant       setting          FLOPs/track  frac   fake rej99  clone rej99  "
+        "q/pT res  pull(q/pT)"
+    )
+    for v, vr in r["variants"].items():
+        for p in vr["points"]:
+            if p["setting"].startswith("threshold_") and p["setting"] not in (
+                "threshold_0.9", "threshold_0.99", "threshold_0.999",
+            ):  # fmt: skip
+                continue
+            lines.append(
+                f"  {v:<13s} {p['setting']:<16s} {p['flops_mean']:>11.0f}  "
+                f"{p['flops_fraction']:.2f}   {_f(p['reject_fake']['99']['fake_rejection']):>9s}"
+                f"   {_f(p['reject_bad']['99']['clone_rejection']):>9s}   "
+                f"{_f(p['q2pt_resolution']['sigma_core']):>7s}   "
+                f"{_f(p['pulls']['q2pt']['core'], pct=False)}"
+            )
+    lines.append("  at equal FLOPs (budget = fraction of the larger full network):")
+    for row in r["at_equal_flops"]:
+        parts = []
+        for v in r["variants"]:
+            h = row[v]
+            parts.append(
+                f"{v} " + ("unreachable" if h is None else
+                           f"{h['setting']} fake {_f(h['fake_rejection_99'])} clone "
+                           f"{_f(h['clone_rejection_99'])} res {_f(h['q2pt_resolution'])}")
+            )  # fmt: skip
+        lines.append(f"    {row['budget_fraction']:.1f}: " + "; ".join(parts))
+    return "\n".join(lines)
+
+
+def make_track_net_plots(r: dict, outdir: str | Path) -> list[Path]:
+    """Fake rejection and q/pT resolution against average FLOPs (both variants, classical),
+    and the resolution against pT."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    plt.style.use(mplhep.style.ALICE)
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    cl = r["classical"]
+    fig, axes = plt.subplots(1, 3, figsize=(21, 6))
+    for v, vr in r["variants"].items():
+        pts = sorted(vr["points"], key=lambda p: p["flops_mean"])
+        fl = [p["flops_mean"] / 1e3 for p in pts]
+        axes[0].plot(fl, [100 * (p["reject_fake"]["99"]["fake_rejection"] or 0) for p in pts],
+                     "o-", label=v)  # fmt: skip
+        axes[1].plot(fl, [100 * (p["reject_bad"]["99"]["clone_rejection"] or 0) for p in pts],
+                     "o-", label=v)  # fmt: skip
+        axes[2].plot(fl, [100 * (p["q2pt_resolution"]["sigma_core"] or 0) for p in pts],
+                     "o-", label=v)  # fmt: skip
+    axes[0].axhline(100 * (cl["cuts"]["99"]["fake_rejection"] or 0), color="k", ls="--",
+                    label="classical cut")  # fmt: skip
+    axes[1].axhline(100 * (cl["cuts"]["99"]["clone_rejection"] or 0), color="k", ls="--",
+                    label="classical cut")  # fmt: skip
+    axes[2].axhline(100 * (cl["q2pt_resolution"]["sigma_core"] or 0), color="k", ls="--",
+                    label="classical fit")  # fmt: skip
+    for ax, lab in zip(axes, ("fake rejection at 99% eff. (%)", "clone rejection at 99% eff. (%)",
+                              "q/pT resolution, core (%)"), strict=True):  # fmt: skip
+        ax.set_xlabel("average kFLOPs per track")
+        ax.set_ylabel(lab)
+        ax.legend(fontsize=11)
+    p = out / "track_net_vs_flops.png"
+    fig.savefig(p, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    paths.append(p)
+    fig, ax = plt.subplots(figsize=(8, 6))
+    bins = cl["q2pt_resolution"]["vs_pt"]
+    centres = [np.sqrt(b["pt_lo"] * b["pt_hi"]) for b in bins]
+    ax.plot(centres, [100 * (b["sigma_core"] or np.nan) for b in bins], "ks--", label="classical")
+    for v, vr in r["variants"].items():
+        bins = vr["points"][0]["q2pt_resolution"]["vs_pt"]
+        ax.plot(centres, [100 * (b["sigma_core"] or np.nan) for b in bins], "o-",
+                label=f"{v} (full)")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("true pT (GeV/c)")
+    ax.set_ylabel("q/pT resolution, core (%)")
+    ax.legend()
+    p = out / "track_net_resolution_vs_pt.png"
+    fig.savefig(p, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    paths.append(p)
+    return paths
