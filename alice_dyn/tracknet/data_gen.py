@@ -1,10 +1,11 @@
 """Training and evaluation data of the track network: a mix of pp and Pb-Pb timeframes.
 
 Layer: tracknet. Timeframe ``i`` is simulated with the setting ``MIX[i % len(MIX)]``
-(:data:`MIX`: pp; Pb-Pb 50-90%, 10-50%, 0-10% with two collisions per timeframe; and two
-pile-up settings, 0-5% x 6 and 0-30% x 4 collisions at 500 kHz, where tracks of overlapping
-collisions make most of the fakes), with the simulation seed ``1000 * seed + i % len(MIX)``
-and ``tf_id = first_tf + i``: deterministic, and a different ``seed`` gives independent data.
+(:data:`MIX`: pp; Pb-Pb 50-90%, 10-50%, 0-10% with two collisions per timeframe; and three
+pile-up settings, 0-5% x 6, 0-10% x 8 and 0-30% x 4 collisions at 500 kHz, where tracks of
+overlapping collisions make most of the fakes), with the simulation seed
+``1000 * seed + i % len(MIX)`` and ``tf_id = first_tf + i``: deterministic, and a different
+``seed`` gives independent data.
 
 ``python -m alice_dyn.tracknet.data_gen -o FILE --timeframes N --seed S`` writes such a mix to
 a simulation file (e.g. the held-out file of ``alice-dyn evaluate track-net``).
@@ -34,6 +35,12 @@ MIX: tuple[tuple[str, str, dict], ...] = (
         "pbpb_0_5_pileup",
         "pbpb",
         dict(centrality_min=0.0, centrality_max=0.05, collisions_per_tf=6,
+             interaction_rate_khz=500.0),
+    ),
+    (
+        "pbpb_0_10_pileup8",
+        "pbpb",
+        dict(centrality_min=0.0, centrality_max=0.1, collisions_per_tf=8,
              interaction_rate_khz=500.0),
     ),
     (
@@ -101,14 +108,14 @@ def make_datasets(
     return {r: TrackDataset.concatenate(p) for r, p in parts.items() if p}
 
 
-def write_mix_file(path: str | Path, n: int, seed: int, first_tf: int = 0) -> int:
+def write_mix_file(path: str | Path, n: int, seed: int, first_tf: int = 0, mix: Mix = MIX) -> int:
     """Write ``n`` timeframes of the mix to the simulation file ``path``; returns clusters."""
     from alice_dyn.io import TimeframeWriter
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     n_cl = 0
     with TimeframeWriter(path) as writer:
-        for _, tf in mix_timeframes(n, seed, first_tf):
+        for _, tf in mix_timeframes(n, seed, first_tf, mix):
             writer.write(tf)
             n_cl += len(tf.clusters)
     return n_cl

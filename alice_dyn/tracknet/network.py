@@ -15,10 +15,12 @@ Linear(dc, dc)`` on every slot, then masked mean and max pooling):
   saves only the blocks after it; the encoder is always paid.
 * ``progressive`` (:func:`tracknet_progressive`): the stem embeds the track scalars only;
   block ``k`` (:class:`ChunkBlock`) encodes the next chunk of pad rows, outer rows first
-  (:data:`CHUNKS`: rows 114-151, 76-113, 38-75, 0-37), adds the pooled chunk to ``h`` and
-  applies a residual MLP block; an exit follows every chunk. A track that leaves after chunk
-  ``k`` never has its inner rows encoded. Its ``h`` is a dict ``{"h", "clusters", "mask"}``
-  (the raw inputs ride along so that later blocks can read them; compaction takes their rows).
+  (:data:`CHUNKS`: rows 114-151, 76-113, 38-75, 0-37), accumulates the pooling statistics
+  (sum, count, max) of all rows read so far, adds their projection to ``h`` and applies a
+  residual MLP block; an exit follows every chunk. A track that leaves after chunk ``k`` never
+  has its inner rows encoded. Its ``h`` is a dict ``{"h", "clusters", "mask", "sum", "count",
+  "max"}`` (the raw inputs and running statistics ride along for the later blocks; compaction
+  takes their rows).
 
 :class:`TrackNet` adds ``embedding(h)`` (the ``(n, d)`` part of ``h``), so
 ``run_dynamic(..., keep_embedding=True)`` returns the embedding at each track's exit.
@@ -57,8 +59,9 @@ VARIANTS = ("progressive", "depth")
 
 
 class ClusterEncoder(nn.Module):
-    """Per-slot MLP and masked pooling: ``(n, L, F)`` + mask ``(n, L)`` -> ``(n, 2 dc)``
-    (mean and max over the real clusters; zeros for a track without clusters there)."""
+    """Per-slot MLP and masked pooling statistics: ``(n, L, F)`` + mask ``(n, L)`` ->
+    ``(sum (n, dc), count (n, 1), max (n, dc))`` over the real clusters (max ``-1e4`` where
+    there is none); :func:`pooled` turns them into mean and max."""
 
     def __init__(self, n_features: int, dc: int):
         super().__init__()
@@ -67,19 +70,25 @@ class ClusterEncoder(nn.Module):
         self.act = nn.GELU()
         self.fc2 = nn.Linear(dc, dc)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         e = self.fc2(self.act(self.fc1(x)))
         m = mask.unsqueeze(-1)
-        count = m.sum(1)
-        mean = (e * m).sum(1) / count.clamp_min(1.0)
-        mx = (e + (m - 1.0) * 1e4).amax(1) * (count > 0)
-        return torch.cat([mean, mx], dim=-1)
+        return (e * m).sum(1), m.sum(1), (e + (m - 1.0) * 1e4).amax(1)
 
-    def flops(self, args: tuple, output: Tensor) -> int:
-        """Own operations: masked mean (multiply, sum, count, divide) and max (mask bias,
-        add, max, empty-track multiply)."""
+    def flops(self, args: tuple, output: tuple) -> int:
+        """Own operations: masked sum (multiply, add), count, mask bias (2), add, max."""
         n, length = args[1].shape
-        return n * length * (self.dc * 4 + 3) + 2 * n * self.dc
+        return n * length * (self.dc * 4 + 3)
+
+
+def pooled(total: Tensor, count: Tensor, mx: Tensor) -> Tensor:
+    """``(n, 2 dc)``: mean and max of the encoded clusters (zeros for a track without any)."""
+    return torch.cat([total / count.clamp_min(1.0), mx * (count > 0)], dim=-1)
+
+
+def pooled_flops(n: int, dc: int) -> int:
+    """FLOPs of :func:`pooled` for ``n`` tracks: clamp, divide, compare, multiply."""
+    return n * (2 + 2 * dc)
 
 
 class TrackStem(nn.Module):
@@ -87,44 +96,56 @@ class TrackStem(nn.Module):
 
     def __init__(self, n_track: int, n_cluster: int, d: int, dc: int):
         super().__init__()
+        self.dc = int(dc)
         self.encoder = ClusterEncoder(n_cluster, dc)
         self.pool_proj = nn.Linear(2 * dc, d)
         self.track_proj = nn.Linear(n_track, d)
         self.norm = nn.LayerNorm(d)
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
-        p = self.encoder(inputs["clusters"], inputs["mask"])
+        p = pooled(*self.encoder(inputs["clusters"], inputs["mask"]))
         return self.norm(self.pool_proj(p) + self.track_proj(inputs["track"]))
 
     def flops(self, args: tuple, output: Tensor) -> int:
-        return output.numel()  # the sum of the two projections
+        return pooled_flops(output.shape[0], self.dc) + output.numel()  # pooling, the sum
 
     def example_inputs(self, batch: int = 2, generator: torch.Generator | None = None) -> dict:
         return example_inputs(batch, generator)
 
 
 class ProgressiveStem(nn.Module):
-    """Progressive stem: ``h = LayerNorm(W_t track)``; passes the clusters on unread."""
+    """Progressive stem: ``h = LayerNorm(W_t track)``; passes the clusters on unread, with
+    empty pooling statistics (sum, count, max) for the blocks to accumulate."""
 
-    def __init__(self, n_track: int, d: int):
+    def __init__(self, n_track: int, d: int, dc: int):
         super().__init__()
+        self.dc = int(dc)
         self.track_proj = nn.Linear(n_track, d)
         self.norm = nn.LayerNorm(d)
 
     def forward(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         h = self.norm(self.track_proj(inputs["track"]))
-        return {"h": h, "clusters": inputs["clusters"], "mask": inputs["mask"]}
+        n = h.shape[0]
+        return {
+            "h": h,
+            "clusters": inputs["clusters"],
+            "mask": inputs["mask"],
+            "sum": h.new_zeros(n, self.dc),
+            "count": h.new_zeros(n, 1),
+            "max": h.new_full((n, self.dc), -1e4),
+        }
 
     def example_inputs(self, batch: int = 2, generator: torch.Generator | None = None) -> dict:
         return example_inputs(batch, generator)
 
 
 class ChunkBlock(nn.Module):
-    """Reads pad rows ``[lo, hi)``: ``h <- MLPBlock(h + W pool(encoder(chunk)))``."""
+    """Reads pad rows ``[lo, hi)``: encodes them, adds their statistics to the running ones
+    (all rows read so far) and updates ``h <- MLPBlock(h + W pool(running statistics))``."""
 
     def __init__(self, lo: int, hi: int, n_cluster: int, d: int, dc: int, expansion: float):
         super().__init__()
-        self.lo, self.hi = int(lo), int(hi)
+        self.lo, self.hi, self.dc = int(lo), int(hi), int(dc)
         self.encoder = ClusterEncoder(n_cluster, dc)
         self.fuse = nn.Linear(2 * dc, d)
         self.block = ResidualMLPBlock(d, expansion=expansion)
@@ -132,11 +153,15 @@ class ChunkBlock(nn.Module):
     def forward(self, h: Mapping[str, Tensor]) -> dict[str, Tensor]:
         x = h["clusters"][:, self.lo : self.hi]
         m = h["mask"][:, self.lo : self.hi]
-        e = self.block(h["h"] + self.fuse(self.encoder(x, m)))
-        return {"h": e, "clusters": h["clusters"], "mask": h["mask"]}
+        total, count, mx = self.encoder(x, m)
+        total, count, mx = h["sum"] + total, h["count"] + count, torch.maximum(h["max"], mx)
+        e = self.block(h["h"] + self.fuse(pooled(total, count, mx)))
+        return {**h, "h": e, "sum": total, "count": count, "max": mx}
 
     def flops(self, args: tuple, output: dict) -> int:
-        return output["h"].numel()  # the addition of the pooled chunk
+        """Own operations: running statistics (add, add, max), pooling, adding to ``h``."""
+        n = output["h"].shape[0]
+        return n * (2 * self.dc + 1) + pooled_flops(n, self.dc) + output["h"].numel()
 
 
 class MLPBlock(ResidualMLPBlock):
@@ -209,7 +234,7 @@ def tracknet_progressive(
     regression_weight: float = 1.0,
 ) -> TrackNet:
     """Progressive variant: one block per chunk of pad rows (outer first), an exit after each."""
-    stem = ProgressiveStem(N_TRACK_FEATURES, d)
+    stem = ProgressiveStem(N_TRACK_FEATURES, d, dc)
     blocks = [ChunkBlock(lo, hi, N_CLUSTER_FEATURES, d, dc, expansion) for lo, hi in chunks]
     heads = [TrackHead(d, N_CLASSES, N_TARGETS) for _ in chunks]
     net = TrackNet(

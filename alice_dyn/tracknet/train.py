@@ -70,7 +70,7 @@ def train_variant(
     *,
     seed: int = 1,
     epochs: int = 20,
-    regression_weight: float = 1.0,
+    regression_weight: float = 0.3,
     threads: int = 1,
     verbose: bool = True,
     **arch: int,
@@ -310,7 +310,7 @@ def train_from_simulation(
     from alice_dyn.tracknet.data_gen import MIX, make_datasets
 
     torch.set_num_threads(threads)  # small models: one thread is fastest on a loaded CPU
-    key = {"timeframes": int(timeframes), "seed": int(seed), "roles": "interleaved-v1"}
+    key = {"timeframes": int(timeframes), "seed": int(seed), "data": "mix7-interleaved-v1"}
     t0 = time.perf_counter()
     data: dict[str, TrackDataset] | None = None
     if data_dir is not None:
