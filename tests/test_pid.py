@@ -84,6 +84,8 @@ def test_train_evaluate_round_trip_with_a_tiny_model(pp_dataset, tmp_path):
         "ztw/model.safetensors",
         "sdn/config.json",
         "baselines/subset_mlps.json",
+        "incremental/config.json",
+        "incremental/model.safetensors",
     ):
         assert (tmp_path / "m" / sub).exists()
     r = evaluate_pid_net(pp_dataset, tmp_path / "m")
@@ -94,6 +96,33 @@ def test_train_evaluate_round_trip_with_a_tiny_model(pp_dataset, tmp_path):
     assert all(0 < c["flops_fraction"] <= 1.0 + 1e-9 for c in r["curve"])
     assert set(r["per_subset"]) == set(SUBSETS)
     assert all({"n", "accuracy", "accuracy_subset_mlp"} <= set(v) for v in r["per_subset"].values())
+    inc = r["incremental"]
+    assert inc["n_tracks"] == int(np.sum(pp_dataset.masks["tof"] | pp_dataset.masks["trd"]))
+    assert 0 < inc["flops_ratio"] < 1 and inc["update_flops"] < inc["full_pass_flops"]
+
+
+def test_incremental_update_from_the_cached_first_pass(pp_dataset):
+    from alice_dyn.pid import incremental as inc
+
+    model, scaler, _ = load_pid_net(DEFAULT_MODEL_DIR / PRIMARY)
+    upd = inc.load_incremental(DEFAULT_MODEL_DIR / "incremental")
+    late = pp_dataset.masks["tof"] | pp_dataset.masks["trd"]
+    sub = pp_dataset.take(np.flatnonzero(late))
+    x = scaler.tensors(sub)
+    first = inc.first_pass(model, x)
+    # the cache is the TPC-only embedding at the exit each track left (here: the last block)
+    with torch.no_grad():
+        h_last = list(model.forward_intermediates(inc.tpc_only(x)))[-1]
+    torch.testing.assert_close(first.embedding, h_last)
+    y = sub.labels
+    acc_first = np.mean(first.outputs.argmax(1).numpy() == y)
+    acc_upd = np.mean(inc.update(upd, first, x).argmax(1).numpy() == y)
+    with torch.no_grad():
+        acc_full = np.mean(model(x, mode="one", exit=-1).argmax(1).numpy() == y)
+    assert acc_upd > acc_first + 0.01  # the late detectors are used
+    assert acc_upd > acc_full - 0.015  # close to recomputing everything
+    cost = inc.update_cost(model, upd, x)
+    assert cost["ratio"] <= 0.30  # the issue's target: <= 30% of a full pass
 
 
 @pytest.mark.parametrize("budget", ["full", "50", "flops"])
@@ -130,3 +159,39 @@ def test_pid_net_stage_budgets(tmp_path, budget):
             assert 0.35 < frac < 0.65
         else:  # run-time controller keeps every timeframe under 30% of the FLOPs (+ margin)
             assert frac < 0.33
+
+
+def test_exit_budget_follows_the_timeframe_deadline(pp_dataset):
+    """``latency`` mode: the time allowed comes from ``pc.timing`` (deadline, backlog) and the
+    stage's keys; tight time lowers the FLOPs, ample time gives the full network back."""
+    from alice_dyn.framework.online import FakeClock, TimeframeTiming
+    from alice_dyn.stages.exit_budget import ExitBudget
+    from alice_dyn.stages.pid_net import PIDNetParam
+
+    class StubContext:
+        def __init__(self, timing):
+            self.timing = timing
+            self.reports: dict = {}
+
+        def report(self, key, value):
+            self.reports[key] = value
+
+    model, scaler, cfg = load_pid_net(DEFAULT_MODEL_DIR / PRIMARY)
+    x = scaler.tensors(pp_dataset)
+    clock = FakeClock()
+    prm = PIDNetParam(budget="latency", max_ms_per_tf=1e9, reserve_ms=10.0)
+    budget = ExitBudget(prm, model, cfg)
+    timing = TimeframeTiming(clock.now(), budget_ms=100.0, backlog=2, clock=clock)
+    assert budget.allowed_ms(StubContext(timing)) == pytest.approx(90.0 / 3)
+    offline = StubContext(TimeframeTiming(clock.now(), clock=clock))
+    assert budget.allowed_ms(offline) == 1e9  # no deadline: the stage's own budget only
+    first = budget.run(offline, x)  # no cost model yet: the full network
+    assert first.exit_index.eq(model.num_exits - 1).all()
+    assert sum(offline.reports["exit_fractions"]) == pytest.approx(1.0)
+    late = StubContext(TimeframeTiming(clock.now() - 1.0, budget_ms=100.0, clock=clock))
+    tight = budget.run(late, x)  # already past its deadline: the cheapest exits
+    assert tight.flops_fraction < 0.5 * first.flops_fraction
+    assert late.reports["allowed_ms"] < 0
+    relaxed = StubContext(TimeframeTiming(clock.now(), budget_ms=1e6, clock=clock))
+    again = budget.run(relaxed, x)  # load dropped: back to full depth
+    assert again.exit_index.eq(model.num_exits - 1).all()

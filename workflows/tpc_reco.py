@@ -29,3 +29,25 @@ def define_workflow(inputs: list[str], output: str) -> list:
         pid_net_spec(),
         aod_writer_spec(output, inputs=WRITER_INPUTS + ";pidnet:AOD/PIDNET;tfmeta:GLO/TFMETA"),
     ]
+
+
+def online_modes() -> dict[str, str]:
+    """``alice-dyn run tpc-reco --online``: the networks at full depth (static) against the
+    deadline-following exits (adaptive, :mod:`alice_dyn.stages.exit_budget`)."""
+    return {
+        "static": "PIDNetParam.budget=full",
+        "adaptive": "PIDNetParam.budget=latency;PIDNetParam.max_ms_per_tf=1e9",
+    }
+
+
+def online_accuracy(output: str, inputs: list[str]) -> dict:
+    """Per timeframe: the PID network's accuracy (headline) and n-sigma's, against MC truth."""
+    from alice_dyn.framework.online import NoTruthError
+    from alice_dyn.qa.online_accuracy import NoTruth, network_accuracy_per_tf
+
+    if len(inputs) != 1:
+        raise NoTruthError(f"accuracy needs one simulation file as input, got {len(inputs)}")
+    try:
+        return network_accuracy_per_tf(output, inputs[0])
+    except NoTruth as err:
+        raise NoTruthError(str(err)) from err

@@ -2,7 +2,9 @@
 
 Layer: PID. Deterministic for a seed; everything goes through the same files and workflow as
 real use (the simulation file, the AO2D-like reconstruction), so the network learns from the
-reconstructed quantities it will see, not from MC truth.
+reconstructed quantities it will see, not from MC truth. The ``pid-net`` stage itself is left
+out of that chain: the network being trained must not depend on a previous model (whose
+inputs may differ).
 """
 
 from __future__ import annotations
@@ -10,10 +12,30 @@ from __future__ import annotations
 from pathlib import Path
 
 from alice_dyn.framework.executable import run_specs
+from alice_dyn.framework.spec import DataProcessorSpec
 from alice_dyn.framework.workflows import load_workflow
 from alice_dyn.io import TimeframeWriter
 from alice_dyn.pid.dataset import PIDDataset, dataset_from_reco
 from alice_dyn.sim import SimConfig, simulate_timeframe
+from alice_dyn.stages import aod_writer, pid_net
+
+
+def without_pid_net(specs: list[DataProcessorSpec]) -> list[DataProcessorSpec]:
+    """The workflow without the ``pid-net`` stage and the writer's input of its table."""
+    out = []
+    for spec in specs:
+        if spec.name == pid_net.NAME:
+            continue
+        if spec.name == aod_writer.NAME:
+            kw = dict(spec.factory_kwargs)
+            kw["inputs"] = ";".join(
+                b
+                for b in kw["inputs"].split(";")
+                if not b.endswith(f"{pid_net.PIDNET.origin}/{pid_net.PIDNET.description}")
+            )
+            spec = aod_writer.aod_writer_spec(**kw)
+        out.append(spec)
+    return out
 
 
 def make_pid_dataset(
@@ -35,7 +57,7 @@ def make_pid_dataset(
     with TimeframeWriter(sim) as writer:
         for tf_id in range(first_tf, first_tf + n_timeframes):
             writer.write(simulate_timeframe(cfg, tf_id))
-    specs = load_workflow("tpc-reco").define_workflow([str(sim)], str(reco))
+    specs = without_pid_net(load_workflow("tpc-reco").define_workflow([str(sim)], str(reco)))
     summary = run_specs(specs, progress=False)
     summary.raise_if_failed()
     data = dataset_from_reco(reco, sim)

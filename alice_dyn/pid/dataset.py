@@ -4,9 +4,12 @@ Layer: PID (reads the AO2D-like reconstruction output and the simulation's MC tr
 
 * ``track`` (always): log10 p (tpcInnerParam), pT, tgl, charge sign, clusters / 152,
   chi2 per cluster;
-* ``tpc`` (when the dE/dx is valid): dE/dx qTot / 50, log of it, qMax / qTot;
+* ``tpc`` (when the dE/dx is valid): dE/dx qTot / 50, log of it, qMax / qTot, and the TPC
+  n-sigma of the five hypotheses (``O2pidtpc``, clipped to +-10, / 5): the calibrated
+  Bethe-Bloch response the reconstruction already knows, so the network need not relearn it;
 * ``tof`` (when matched): beta, 1 / beta, squared mass estimate ``p^2 (1/beta^2 - 1)``, track
-  length / 400 cm, time of flight / 20 ns;
+  length / 400 cm, time of flight / 20 ns, and the TOF n-sigma of the five hypotheses
+  (``O2pidtof``, expected times from the track length and the FT0 event time; clipped, / 5);
 * ``trd`` (when matched): mean tracklet charge, number of layers / 6.
 
 Missing detectors are missing groups (a False mask), never NaN. Labels are the PID species
@@ -23,10 +26,19 @@ import numpy as np
 
 from alice_dyn.physics.particles import species_index
 
+NSIGMA_SPECIES = ("El", "Mu", "Pi", "Ka", "Pr")
+NSIGMA_CLIP = 10.0
 GROUPS = {
     "track": ("log_p", "pt", "tgl", "sign", "ncl", "chi2ncl"),
-    "tpc": ("dedx", "log_dedx", "qmax_ratio"),
-    "tof": ("beta", "inv_beta", "mass2", "length", "tof_ns"),
+    "tpc": ("dedx", "log_dedx", "qmax_ratio", *(f"nsigma_tpc_{s}" for s in NSIGMA_SPECIES)),
+    "tof": (
+        "beta",
+        "inv_beta",
+        "mass2",
+        "length",
+        "tof_ns",
+        *(f"nsigma_tof_{s}" for s in NSIGMA_SPECIES),
+    ),
     "trd": ("signal", "n_layers"),
 }
 SUBSETS = ("TPC", "TPC+TOF", "TPC+TRD", "TPC+TOF+TRD")
@@ -38,6 +50,8 @@ TABLES = {
     ),
     "O2mctracklabel": ("fMcParticleId", "fMcMask"),
     "O2pid": ("fPidNSigma",),
+    "O2pidtpc": tuple(f"fTPCNSigma{s}" for s in NSIGMA_SPECIES),
+    "O2pidtof": tuple(f"fTOFNSigma{s}" for s in NSIGMA_SPECIES),
 }  # fmt: skip
 
 
@@ -101,7 +115,8 @@ class PIDDataset:
 
 
 def features_from_columns(c: dict[str, np.ndarray]) -> tuple[dict, dict]:
-    """Feature groups and masks from AO2D columns (``O2track_iu`` + ``O2trackextra``)."""
+    """Feature groups and masks from AO2D columns (``O2track_iu``, ``O2trackextra``,
+    ``O2pidtpc``, ``O2pidtof``)."""
     f32 = np.float32
     p = np.maximum(c["fTPCInnerParam"].astype(np.float64), 1e-3)
     q2pt = c["fSigned1Pt"].astype(np.float64)
@@ -114,6 +129,13 @@ def features_from_columns(c: dict[str, np.ndarray]) -> tuple[dict, dict]:
     beta_s = np.where(tof_ok, beta, 1.0)
     trd_ok = c["fHasTRD"] > 0
     n_layers = np.array([bin(int(v)).count("1") for v in c["fTRDPattern"]], dtype=np.float64)
+
+    def nsigma(det: str, ok: np.ndarray) -> np.ndarray:
+        """``(n, 5)`` n-sigma of the hypotheses / 5, clipped; 0 where invalid (-999)."""
+        v = np.column_stack([c[f"f{det}NSigma{s}"] for s in NSIGMA_SPECIES]).astype(np.float64)
+        good = ok[:, None] & (v > -900.0) & np.isfinite(v)
+        return np.where(good, np.clip(v, -NSIGMA_CLIP, NSIGMA_CLIP), 0.0) / 5.0
+
     features = {
         "track": np.column_stack(
             [
@@ -130,6 +152,7 @@ def features_from_columns(c: dict[str, np.ndarray]) -> tuple[dict, dict]:
                 dedx / 50.0,
                 np.log(dedx / 50.0),
                 np.where(tpc_ok, c["fTPCSignalQmax"] / np.maximum(dedx, 1e-3), 0.0),
+                nsigma("TPC", tpc_ok),
             ]
         ).astype(f32),
         "tof": np.where(
@@ -141,6 +164,7 @@ def features_from_columns(c: dict[str, np.ndarray]) -> tuple[dict, dict]:
                     np.clip(p * p * (1.0 / beta_s**2 - 1.0), -2, 10),
                     c["fLength"] / 400.0,
                     np.clip(c["fTOFSignal"] / 2e4, -1, 5),
+                    nsigma("TOF", tof_ok),
                 ]
             ),
             0.0,

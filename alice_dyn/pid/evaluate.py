@@ -21,8 +21,16 @@ Layer: PID. On held-out reconstructed tracks (an AO2D-like file and its simulati
   "purity", "efficiency_nsigma", "purity_nsigma"}`` (primary network, argmax decision, vs
   n-sigma);
 * ``per_species_at_nsigma_efficiency``: species -> ``{"bins": [...], "n_bins_compared",
-  "n_bins_network_as_pure"}``: the network's purity at the n-sigma efficiency of each bin
-  (bins with at least 10 true tracks).
+  "n_bins_network_as_pure", "n_bins_within_stat_error"}``: the network's purity at the n-sigma
+  efficiency of each bin (bins with at least 10 true tracks), how many bins it is at least as
+  pure, and how many it is at least as pure within one standard deviation of the difference
+  (binomial errors of both purities);
+* ``incremental`` (when the model directory has one): for the tracks with TOF or TRD,
+  ``{"n_tracks", "accuracy_first_pass"`` (TPC only), ``"accuracy_updated"`` (cached first pass
+  + update), ``"accuracy_full_recompute"`` (the network with every detector, full depth),
+  ``"accuracy_updated_dynamic_50"`` (first pass at the 50% budget), ``"update_flops"``,
+  ``"full_pass_flops"``, ``"flops_ratio"``, ``"wall_ratio"`` (update vs full recompute of those
+  tracks, median of repeated batched runs, one thread)}.
 """
 
 from __future__ import annotations
@@ -183,7 +191,55 @@ def evaluate_pid_net(data: PIDDataset, model_dir: str | Path | None = None) -> d
         per_species[name] = rows
     result["per_species_vs_p"] = per_species
     result["per_species_at_nsigma_efficiency"] = _at_equal_efficiency(probs, data)
+    if (model_dir / "incremental").is_dir():
+        pol = ConfidencePolicy(pol50["thresholds"]) if pol50 else None
+        result["incremental"] = evaluate_incremental(prim, scaler, model_dir, data, pol)
     return result
+
+
+def evaluate_incremental(model, scaler, model_dir: Path, data: PIDDataset, policy=None) -> dict:
+    """The ``incremental`` keys of the module docstring."""
+    import torch
+
+    from alice_dyn.nn import measure_wall_time
+    from alice_dyn.pid import incremental as inc
+
+    upd = inc.load_incremental(model_dir / "incremental")
+    late = data.masks["tof"] | data.masks["trd"]
+    sub = data.take(np.flatnonzero(late))
+    y = sub.labels
+    x = scaler.tensors(sub)
+    first = inc.first_pass(model, x)
+    with torch.no_grad():
+        full = model(x, mode="one", exit=model.num_exits - 1)
+    out = {
+        "n_tracks": len(sub),
+        "accuracy_first_pass": float(np.mean(first.outputs.argmax(1).numpy() == y)),
+        "accuracy_updated": float(np.mean(inc.update(upd, first, x).argmax(1).numpy() == y)),
+        "accuracy_full_recompute": float(np.mean(full.argmax(1).numpy() == y)),
+    }
+    if policy is not None:
+        dyn = inc.first_pass(model, x, policy)
+        acc = np.mean(inc.update(upd, dyn, x).argmax(1).numpy() == y)
+        out["accuracy_updated_dynamic_50"] = float(acc)
+    cost = inc.update_cost(model, upd, x)
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            t_upd = measure_wall_time(lambda: inc.update(upd, first, x), repeats=7)
+            t_full = measure_wall_time(
+                lambda: model(x, mode="one", exit=model.num_exits - 1), repeats=7
+            )
+    finally:
+        torch.set_num_threads(n_threads)
+    out.update(
+        update_flops=cost["update_flops"],
+        full_pass_flops=cost["full_pass_flops"],
+        flops_ratio=cost["ratio"],
+        wall_ratio=t_upd["median_s"] / t_full["median_s"],
+    )
+    return out
 
 
 def _at_equal_efficiency(probs: np.ndarray, data: PIDDataset) -> dict:
@@ -193,7 +249,7 @@ def _at_equal_efficiency(probs: np.ndarray, data: PIDDataset) -> dict:
     y = data.labels
     out: dict = {}
     for k, name in enumerate(SPECIES):
-        rows, n_better, n_bins = [], 0, 0
+        rows, n_better, n_bins, n_within = [], 0, 0, 0
         for lo, hi in itertools.pairwise(P_BINS):
             sel = (data.p >= lo) & (data.p < hi)
             true_s = sel & (y == k)
@@ -216,6 +272,13 @@ def _at_equal_efficiency(probs: np.ndarray, data: PIDDataset) -> dict:
             pur = float(np.mean(y[chosen] == k)) if chosen.any() else None
             n_bins += 1
             n_better += int(pur is not None and pur >= pn)
+            # binomial uncertainty of the difference of the two purities
+            n_sel_net, n_sel_ns = int(chosen.sum()), int(np.sum(data.nsigma[sel] == k))
+            err = np.sqrt(
+                (pur or 0.0) * (1 - (pur or 0.0)) / max(n_sel_net, 1)
+                + pn * (1 - pn) / max(n_sel_ns, 1)
+            )
+            n_within += int(pur is not None and pur >= pn - err)
             rows.append(
                 {
                     "p_lo": lo,
@@ -226,7 +289,12 @@ def _at_equal_efficiency(probs: np.ndarray, data: PIDDataset) -> dict:
                     "purity": pur,
                 }
             )
-        out[name] = {"bins": rows, "n_bins_compared": n_bins, "n_bins_network_as_pure": n_better}
+        out[name] = {
+            "bins": rows,
+            "n_bins_compared": n_bins,
+            "n_bins_network_as_pure": n_better,
+            "n_bins_within_stat_error": n_within,
+        }
     return out
 
 
@@ -257,8 +325,19 @@ def format_pid_net(r: dict) -> str:
         lines.append(
             "    "
             + ", ".join(
-                f"{s} {v['n_bins_network_as_pure']}/{v['n_bins_compared']}" for s, v in eq.items()
+                f"{s} {v['n_bins_network_as_pure']}/{v['n_bins_compared']} "
+                f"({v.get('n_bins_within_stat_error', '-')} within 1 sigma)"
+                for s, v in eq.items()
             )
+        )
+    inc = r.get("incremental")
+    if inc:
+        lines.append(
+            f"  TOF/TRD arriving later ({inc['n_tracks']} tracks): TPC-only "
+            f"{100 * inc['accuracy_first_pass']:.2f}% -> updated from the cache "
+            f"{100 * inc['accuracy_updated']:.2f}% (full recompute "
+            f"{100 * inc['accuracy_full_recompute']:.2f}%) at {100 * inc['flops_ratio']:.0f}% "
+            f"of the FLOPs, {100 * inc['wall_ratio']:.0f}% of the wall time"
         )
     lines.append("  per detector subset: n, network, dynamic(50%), subset MLP")
     for s, v in r["per_subset"].items():

@@ -21,8 +21,8 @@ import torch
 
 from alice_dyn.nn import (
     ConfidencePolicy,
+    ThresholdCalibrator,
     build_early_exit_mlp,
-    calibrate_thresholds,
     load_model,
     register_model,
     run_dynamic,
@@ -115,13 +115,24 @@ def train_pid_net(
     return model, scaler, hist
 
 
-def budget_policies(model: EarlyExitNet, val_inputs) -> dict[str, dict]:
-    """Confidence thresholds for 25/50/75% of the full network's FLOPs, from validation data."""
+def budget_policies(model: EarlyExitNet, val_inputs) -> tuple[dict[str, dict], dict]:
+    """Confidence thresholds for 25/50/75% of the full network's FLOPs, and the whole
+    fraction -> level curve (:class:`alice_dyn.nn.budget.TabulatedCalibrator`, for the run-time
+    budgets), from calibration data."""
+    cal = ThresholdCalibrator(model, val_inputs, ConfidencePolicy(0.0))
     out = {}
     for f in BUDGET_FRACTIONS:
-        p = calibrate_thresholds(model, val_inputs, f, ConfidencePolicy(0.0))
-        out[f"{round(f * 100)}"] = {**p.to_json(), "calibration": p.calibration}
-    return out
+        level = cal.level_for(f)
+        p = cal.policy_at(level)
+        calibration = {
+            "target_fraction": f,
+            "val_fraction": cal.fraction(level),
+            "level": level,
+            "reachable": list(cal.reachable),
+            "n_val": int(cal.conf.shape[0]),
+        }
+        out[f"{round(f * 100)}"] = {**p.to_json(), "calibration": calibration}
+    return out, cal.curve()
 
 
 def save_pid_net(model, scaler: FeatureScaler, directory: str | Path, extra: dict) -> Path:

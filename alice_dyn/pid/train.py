@@ -4,8 +4,9 @@ Layer: PID. Trains, on the same split of reconstructed, labelled tracks: the ZTW
 early-exit networks (:mod:`alice_dyn.pid.network`), one MLP per detector subset and a LightGBM
 model (:mod:`alice_dyn.pid.baselines`). Writes a model directory::
 
-    DIR/ztw/{model.safetensors, config.json}    the default dynamic network (+ budgets)
-    DIR/sdn/{model.safetensors, config.json}    SDN-style exits, for comparison
+    DIR/ztw/{model.safetensors, config.json}    ZTW exits (cascading heads, ensemble; + budgets)
+    DIR/sdn/{model.safetensors, config.json}    SDN-style exits (the stage's network)
+    DIR/incremental/{model.safetensors, config.json}  TOF/TRD update of a TPC-only pass
     DIR/baselines/subset_mlps.safetensors + .json, DIR/baselines/gbdt.txt (LightGBM text)
     DIR/report.json                             provenance and validation metrics
 
@@ -26,7 +27,8 @@ from safetensors.torch import load_file, save_file
 from alice_dyn.nn import dataset_hash, provenance
 from alice_dyn.pid.baselines import GBDT, SUBSET_GROUPS, SubsetMLPs, mlp, train_gbdt
 from alice_dyn.pid.dataset import GROUPS, PIDDataset
-from alice_dyn.pid.network import budget_policies, save_pid_net, train_pid_net
+from alice_dyn.pid.incremental import save_incremental, train_incremental
+from alice_dyn.pid.network import PRIMARY, budget_policies, save_pid_net, train_pid_net
 
 
 def split(ds: PIDDataset, val_fraction: float, seed: int) -> tuple[PIDDataset, PIDDataset]:
@@ -103,7 +105,7 @@ def train_all(
             train, val, method, seed=seed, epochs=epochs, d=d, depth=depth
         )
         xva = scaler.tensors(val)
-        budgets = budget_policies(model, scaler.tensors(calib))
+        budgets, level_curve = budget_policies(model, scaler.tensors(calib))
         with torch.no_grad():
             acc = [
                 float((o.argmax(1).numpy() == val.labels).mean()) for o in model.forward_all(xva)
@@ -115,6 +117,7 @@ def train_all(
             out / method,
             {
                 "thresholds": budgets,
+                "level_curve": level_curve,
                 "provenance": prov,
                 "metrics": {
                     "val_accuracy_per_exit": acc,
@@ -127,6 +130,12 @@ def train_all(
             "budgets": budgets,
             "epochs": {k: v.get("epochs") for k, v in hist.items()},
         }
+        if method == PRIMARY:
+            upd, info = train_incremental(model, scaler, train, val, seed=seed)
+            save_incremental(upd, out / "incremental", {"network": method, "provenance": prov,
+                                                        "metrics": info})  # fmt: skip
+            report["incremental"] = {"network": method, "val_accuracy": info["best"],
+                                     "train_seconds": info["seconds"]}  # fmt: skip
     base = out / "baselines"
     base.mkdir(exist_ok=True)
     subset = SubsetMLPs().fit(train, seed=seed)

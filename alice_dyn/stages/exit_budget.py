@@ -1,0 +1,122 @@
+"""Compute budgets of a network stage: how its early exits are chosen, timeframe by timeframe.
+
+Layer: stages (shared by ``track-net`` and ``pid-net``). The stage's configuration group has the
+fields ``budget``, ``threshold``, ``flops_fraction``, ``max_ms_per_tf`` and ``reserve_ms``:
+
+* ``full``: no early exit (every track to the last exit);
+* ``25`` / ``50`` / ``75``: the thresholds calibrated at training time for that percentage of
+  the full network's FLOPs (stored in the model's ``config.json``);
+* ``threshold``: one confidence threshold, ``threshold``, at every exit;
+* ``flops``: a run-time controller keeps each timeframe's average FLOPs per track under
+  ``flops_fraction`` of the full network's (:class:`alice_dyn.nn.BudgetController`);
+* ``latency``: each timeframe's inference must fit ``max_ms_per_tf`` and, when the timeframe
+  has a deadline (online processing, ``pc.timing``), the time left before it, less
+  ``reserve_ms`` for the stages after this one, shared with the timeframes queued behind
+  (``(time_left - reserve_ms) / (1 + backlog)``). The thresholds are chosen *before* the
+  timeframe runs from a cost model learnt on the previous ones
+  (:class:`alice_dyn.nn.DeadlineGovernor`): they drop when a timeframe risks exceeding its
+  budget and go back up (to the full network) when load drops. Nothing is dropped: every track
+  gets a prediction.
+
+The fraction -> threshold mapping of the run-time modes is the calibration curve stored with
+the model (``level_curve``), so no timeframe pays for a calibration. Every timeframe reports
+(``pc.report``) ``exit_fractions`` (share of tracks per exit), ``flops_fraction`` and, in the
+run-time modes, ``allowed_ms``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from alice_dyn.nn import (
+    BudgetController,
+    ConfidencePolicy,
+    DeadlineGovernor,
+    ExitResult,
+    TabulatedCalibrator,
+    ThresholdCalibrator,
+    run_dynamic,
+)
+from alice_dyn.nn.early_exit import EarlyExitNet
+
+BUDGET_MODES = ("full", "25", "50", "75", "threshold", "flops", "latency")
+#: a confidence no softmax reaches: every sample goes to the last exit
+FULL_DEPTH = ConfidencePolicy(2.0)
+
+
+def check_budget(group: str, budget: str) -> None:
+    """``ValueError`` naming the configuration key for an unknown budget mode."""
+    if budget not in BUDGET_MODES:
+        raise ValueError(f"{group}.budget {budget!r}: one of {BUDGET_MODES}")
+
+
+class ExitBudget:
+    """Chooses the exit policy of every timeframe for one stage (see the module docstring).
+
+    Args:
+        prm: the stage's configuration (fields of the module docstring).
+        model: the early-exit network.
+        config: the model's ``config.json`` (``thresholds``, ``level_curve``).
+    """
+
+    def __init__(self, prm: Any, model: EarlyExitNet, config: dict):
+        self.prm = prm
+        self.model = model
+        self.config = config
+        self.controller: BudgetController | None = None
+        self.governor: DeadlineGovernor | None = None
+        self.policy = None
+        b = prm.budget
+        if b == "full":
+            self.policy = FULL_DEPTH
+        elif b == "threshold":
+            self.policy = ConfidencePolicy(prm.threshold)
+        elif b in ("25", "50", "75"):
+            self.policy = ConfidencePolicy(config["thresholds"][b]["thresholds"])
+
+    def _calibrator(self, x) -> TabulatedCalibrator | ThresholdCalibrator:
+        curve = self.config.get("level_curve")
+        if curve:
+            return TabulatedCalibrator(curve)
+        return ThresholdCalibrator(self.model, x, ConfidencePolicy(0.0))  # older model files
+
+    def allowed_ms(self, pc: Any) -> float:
+        """Milliseconds this timeframe's inference may take (``latency`` mode)."""
+        allowed = float(self.prm.max_ms_per_tf)
+        timing = getattr(pc, "timing", None)
+        if timing is not None and timing.budget_ms is not None:
+            left = timing.time_left_ms() - float(self.prm.reserve_ms)
+            allowed = min(allowed, left / (1 + max(int(timing.backlog), 0)))
+        return allowed
+
+    def run(self, pc: Any, x, **kw) -> ExitResult:
+        """Dynamic inference on this timeframe's inputs ``x``; reports to ``pc``."""
+        extra: dict[str, float] = {}
+        if self.policy is not None:
+            res = run_dynamic(self.model, x, self.policy, **kw)
+        elif self.prm.budget == "flops":
+            if self.controller is None:
+                cal = self._calibrator(x)
+                self.controller = BudgetController(cal, self.prm.flops_fraction * cal.full_flops)
+            t_policy = self.controller.policy
+            res = run_dynamic(self.model, x, t_policy, **kw)
+            self.controller.update(res.mean_flops)
+        else:
+            if self.governor is None:
+                self.governor = DeadlineGovernor(self._calibrator(x))
+            allowed = self.allowed_ms(pc)
+            res = self.governor.run(self.model, x, allowed, **kw)
+            extra["allowed_ms"] = allowed if math.isfinite(allowed) else -1.0
+            extra["chosen_fraction"] = self.governor.fraction
+        report = getattr(pc, "report", None)
+        if report is not None:
+            n = max(int(res.exit_index.numel()), 1)
+            counts = np.bincount(res.exit_index.cpu().numpy(), minlength=self.model.num_exits)
+            report("exit_fractions", (counts / n).tolist())
+            report("flops_fraction", res.flops_fraction if res.exit_index.numel() else 0.0)
+            for k, v in extra.items():
+                report(k, v)
+        return res
