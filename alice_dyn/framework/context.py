@@ -110,6 +110,14 @@ class DataAllocator:
         self._arrays = arrays
         self._pending: list[tuple[OutputSpec, Any]] = []
 
+    def declares(self, output: str | DataType | OutputSpec) -> bool:
+        """Whether the processor declared ``output`` (optional outputs of configurable stages)."""
+        try:
+            self._spec.output(output)
+        except SpecError:
+            return False
+        return True
+
     def _resolve(self, output: str | DataType | OutputSpec) -> OutputSpec:
         out = self._spec.output(output)
         if any(o.data_type == out.data_type for o, _ in self._pending):

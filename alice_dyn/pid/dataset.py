@@ -19,7 +19,7 @@ deuterons or without label are left out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +59,9 @@ TABLES = {
 class PIDDataset:
     """Features per group ``(n, n_features)``, masks per group ``(n,)`` bool, labels ``(n,)``.
 
-    ``p`` (GeV/c) and ``nsigma`` (the n-sigma decision, for the baseline) ride along.
+    ``p`` (GeV/c) and ``nsigma`` (the n-sigma decision, for the baseline) ride along;
+    ``extra`` holds optional per-track arrays from earlier networks (``"trackemb"``: the track
+    network's embedding ``(n, d)``, see :mod:`alice_dyn.pid.reuse`).
     """
 
     features: dict[str, np.ndarray]
@@ -67,6 +69,7 @@ class PIDDataset:
     labels: np.ndarray
     p: np.ndarray
     nsigma: np.ndarray
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -84,6 +87,7 @@ class PIDDataset:
             self.labels[index],
             self.p[index],
             self.nsigma[index],
+            {k: v[index] for k, v in self.extra.items()},
         )
 
     @staticmethod
@@ -94,12 +98,14 @@ class PIDDataset:
             np.concatenate([d.labels for d in parts]),
             np.concatenate([d.p for d in parts]),
             np.concatenate([d.nsigma for d in parts]),
+            {k: np.concatenate([d.extra[k] for d in parts]) for k in parts[0].extra},
         )
 
     def save(self, path: str | Path) -> None:
         """``.npz`` (no pickled objects)."""
         arrays = {f"f_{k}": v for k, v in self.features.items()}
         arrays.update({f"m_{k}": v for k, v in self.masks.items()})
+        arrays.update({f"x_{k}": v for k, v in self.extra.items()})
         np.savez_compressed(path, labels=self.labels, p=self.p, nsigma=self.nsigma, **arrays)
 
     @classmethod
@@ -111,6 +117,7 @@ class PIDDataset:
                 z["labels"],
                 z["p"],
                 z["nsigma"],
+                {k[2:]: z[k] for k in z.files if k.startswith("x_")},
             )
 
 
@@ -179,12 +186,20 @@ def features_from_columns(c: dict[str, np.ndarray]) -> tuple[dict, dict]:
     return features, masks
 
 
-def dataset_from_reco(reco_path: str | Path, truth_path: str | Path) -> PIDDataset:
-    """Matched, labelled tracks of an AO2D-like file and its simulation (see the module doc)."""
+def dataset_from_reco(
+    reco_path: str | Path, truth_path: str | Path, embedding_dim: int = 0
+) -> PIDDataset:
+    """Matched, labelled tracks of an AO2D-like file and its simulation (see the module doc);
+    ``embedding_dim > 0`` also reads the track network's embedding (``O2tracknetemb``) into
+    ``extra["trackemb"]``."""
     from alice_dyn.qa.evaluate_tracking import iter_matched
 
+    tables = dict(TABLES)
+    emb_names = tuple(f"fEmb{i:02d}" for i in range(embedding_dim))
+    if embedding_dim:
+        tables["O2tracknetemb"] = emb_names
     parts = []
-    for reco, tf in iter_matched(reco_path, truth_path, TABLES):
+    for reco, tf in iter_matched(reco_path, truth_path, tables):
         c = {name: reco[name] for table in TABLES.values() for name in table}
         mc = c["fMcParticleId"]
         sp = np.where(mc >= 0, species_index(tf.particles.pdg)[np.maximum(mc, 0)], -1)
@@ -193,5 +208,11 @@ def dataset_from_reco(reco_path: str | Path, truth_path: str | Path) -> PIDDatas
         feats, masks = features_from_columns({k: v[keep] for k, v in c.items()})
         labels = sp[keep].astype(np.int64)
         p = c["fTPCInnerParam"][keep].astype(np.float32)
-        parts.append(PIDDataset(feats, masks, labels, p, c["fPidNSigma"][keep].astype(np.int8)))
+        extra = {}
+        if embedding_dim:
+            emb = np.column_stack([reco[name] for name in emb_names]).astype(np.float32)
+            extra["trackemb"] = emb[keep]
+        parts.append(
+            PIDDataset(feats, masks, labels, p, c["fPidNSigma"][keep].astype(np.int8), extra)
+        )
     return PIDDataset.concatenate(parts)

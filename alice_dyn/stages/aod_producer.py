@@ -5,7 +5,9 @@ TOF and TRD matching, n-sigma PID and MC labels row by row into the tables of
 ``docs/aod_schema.md``, which the ``aod-writer`` writes to ``DF_<n>`` folders. MC labels are
 optional (data without MC gives -1). The track network's output (``TPC/TRACKNET``) is optional
 too: when present, tracks it rejects get the ``0x4`` bit (REJECTED) in ``fFlags`` (they are
-kept, never deleted) and its columns go to the ``O2tracknet`` table (``AOD/TRACKNET``).
+kept, never deleted) and its columns go to the ``O2tracknet`` table (``AOD/TRACKNET``); with
+``embedding=True`` its track embedding goes to ``O2tracknetemb`` (``AOD/TRACKNETEMB``, columns
+``fEmb00``, ``fEmb01``, ...), for training networks that reuse it.
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ def run(pc: ProcessingContext) -> None:
             dt.AOD_TRACKNET,
             {aod: np.ascontiguousarray(net[col]) for aod, col in TRACKNET_COLUMNS.items()},
         )
+        if pc.outputs.declares(dt.AOD_TRACKNET_EMB):
+            emb = np.asarray(net["embedding"], np.float32).reshape(n, -1)
+            pc.outputs.adopt(
+                dt.AOD_TRACKNET_EMB,
+                {f"fEmb{i:02d}": np.ascontiguousarray(emb[:, i]) for i in range(emb.shape[1])},
+            )
     pc.outputs.adopt(
         dt.AOD_TABLES["track_iu"],
         {
@@ -102,9 +110,9 @@ def run(pc: ProcessingContext) -> None:
     pc.outputs.adopt(dt.AOD_TABLES["pid"], {"fPidNSigma": pid["decision"].astype(np.int8)})
 
 
-def aod_producer_spec(tracknet: bool = False) -> DataProcessorSpec:
+def aod_producer_spec(tracknet: bool = False, embedding: bool = False) -> DataProcessorSpec:
     """The producer; ``tracknet``: also read ``TPC/TRACKNET`` (the workflow must run the
-    ``track-net`` stage) and make ``AOD/TRACKNET``."""
+    ``track-net`` stage) and make ``AOD/TRACKNET``; ``embedding``: also ``AOD/TRACKNETEMB``."""
     inputs = [
         dt.input_spec("tracks", dt.TRACKS),
         dt.input_spec("dedx", dt.DEDX),
@@ -117,11 +125,13 @@ def aod_producer_spec(tracknet: bool = False) -> DataProcessorSpec:
     if tracknet:
         inputs.append(dt.input_spec("tracknet", dt.TRACKNET, Lifetime.Optional))
         outputs.append(dt.AOD_TRACKNET)
+        if embedding:
+            outputs.append(dt.AOD_TRACKNET_EMB)
     return DataProcessorSpec(
         name=NAME,
         inputs=inputs,
         outputs=[dt.output_spec(d) for d in outputs],
         algorithm=run,
         factory=f"{__name__}:aod_producer_spec",
-        factory_kwargs={"tracknet": tracknet},
+        factory_kwargs={"tracknet": tracknet, "embedding": embedding},
     )

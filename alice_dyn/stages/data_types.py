@@ -49,6 +49,7 @@ TRD_MATCH = DataType("TRD", "MATCHINFO")
 PID_NSIGMA = DataType("PID", "NSIGMA")
 TRACKNET = DataType("TPC", "TRACKNET")
 AOD_TRACKNET = DataType("AOD", "TRACKNET")
+AOD_TRACKNET_EMB = DataType("AOD", "TRACKNETEMB")
 AOD_TABLES = {
     "track_iu": DataType("AOD", "TRACK_IU"),
     "trackcov_iu": DataType("AOD", "TRACKCOV_IU"),
