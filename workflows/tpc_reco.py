@@ -1,4 +1,5 @@
-"""Reconstruction: clusters, tracks, dE/dx, TOF/TRD matching, n-sigma PID, PID network, AO2D.
+"""Reconstruction: clusters, tracks, track network, dE/dx, TOF/TRD matching, n-sigma PID, PID
+network, AO2D.
 
 Run: ``alice-dyn run tpc-reco -i data_samples/pp_sample.root -o out/reco.root``; evaluate with
 ``alice-dyn evaluate tracking out/reco.root --truth data_samples/pp_sample.root``.
@@ -12,6 +13,7 @@ from alice_dyn.stages.tof_matcher import tof_matcher_spec
 from alice_dyn.stages.tpc_dedx import tpc_dedx_spec
 from alice_dyn.stages.tpc_track_labels import tpc_track_labels_spec
 from alice_dyn.stages.tpc_tracker import tpc_tracker_spec
+from alice_dyn.stages.track_net import track_net_spec
 from alice_dyn.stages.trd_matcher import trd_matcher_spec
 
 
@@ -20,14 +22,18 @@ def define_workflow(inputs: list[str], output: str) -> list:
         tpc_cluster_reader_spec(inputs),
         tpc_cluster_transform_spec(),
         tpc_tracker_spec(),
+        track_net_spec(),
         tpc_track_labels_spec(),
         tpc_dedx_spec(),
         tof_matcher_spec(),
         trd_matcher_spec(),
         nsigma_pid_spec(),
-        aod_producer_spec(),
+        aod_producer_spec(tracknet=True),
         pid_net_spec(),
-        aod_writer_spec(output, inputs=WRITER_INPUTS + ";pidnet:AOD/PIDNET;tfmeta:GLO/TFMETA"),
+        aod_writer_spec(
+            output,
+            inputs=WRITER_INPUTS + ";pidnet:AOD/PIDNET;tracknet:AOD/TRACKNET;tfmeta:GLO/TFMETA",
+        ),
     ]
 
 
