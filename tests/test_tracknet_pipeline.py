@@ -19,7 +19,7 @@ from alice_dyn.nn import ConfidencePolicy
 from alice_dyn.stages import data_types as dt
 from alice_dyn.stages import tpc_cluster_reader_spec, tpc_cluster_transform_spec
 from alice_dyn.stages.tpc_tracker import tpc_tracker_spec
-from alice_dyn.stages.track_net import track_net_spec
+from alice_dyn.stages.track_net import TrackNetParam, reject_threshold, track_net_spec
 from alice_dyn.tracknet.data_gen import write_mix_file
 from alice_dyn.tracknet.dataset import classical_chain
 from alice_dyn.tracknet.features import track_inputs
@@ -53,7 +53,7 @@ def test_tiny_training_writes_a_complete_model_and_evaluates(tmp_path):
     for path in dirs.values():
         cfg = json.loads((path / "config.json").read_text())
         assert set(cfg["thresholds"]) == {"25", "50", "75"}
-        assert set(cfg["reject_threshold"]) == {"99", "98"}
+        assert set(cfg["reject_threshold"]) == {"99", "98", "by_budget"} and cfg["level_curve"]
         assert cfg["provenance"]["command"] == "pytest" and cfg["feature_scaling"]["track_mean"]
         model, _, _ = load_track_net(path)
         assert model.variant == cfg["variant"]
@@ -122,7 +122,7 @@ def test_stage_equals_the_in_memory_chain_and_reports():
         np.testing.assert_allclose(cols["q2pt"], ref.refined[:, 0], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(cols["embedding"], ref.embedding, rtol=1e-5, atol=1e-5)
         assert np.array_equal(cols["exit"], ref.exit_index)
-        rej = ref.probs[:, 1] > cfg["reject_threshold"]["99"]
+        rej = ref.probs[:, 1] > reject_threshold(TrackNetParam(), cfg)
         assert np.array_equal(cols["rejected"].astype(bool), rej)
     reports = summary.tf_reports
     if reports:  # the framework collects pc.report values
@@ -134,6 +134,7 @@ def test_stage_budget_modes_run():
     for kv in (
         "TrackNetParam.budget=full",
         "TrackNetParam.budget=flops;TrackNetParam.flops_fraction=0.3",
+        "TrackNetParam.budget=latency;TrackNetParam.max_ms_per_tf=1000",
         "TrackNetParam.budget=threshold;TrackNetParam.threshold=0.5",
     ):
         summary = run_specs(
@@ -143,13 +144,12 @@ def test_stage_budget_modes_run():
         summary.raise_if_failed()
         cols = [m.payload for m in summary.sink if m.header.data_type == dt.TRACKNET]
         exits = np.concatenate([c["exit"] for c in cols])
+        assert exits.min() >= 0 and exits.max() <= 3
         if kv.endswith("full"):
-            assert np.all(exits == exits.max())
-        else:
+            assert np.all(exits == 3)
+        elif "latency" not in kv:
             assert exits.min() == 0
     with pytest.raises(ValueError, match="budget"):
-        from alice_dyn.stages.track_net import TrackNetParam
-
         TrackNetParam(budget="fast")
 
 

@@ -41,8 +41,9 @@ def online_modes() -> dict[str, str]:
     """``alice-dyn run tpc-reco --online``: the networks at full depth (static) against the
     deadline-following exits (adaptive, :mod:`alice_dyn.stages.exit_budget`)."""
     return {
-        "static": "PIDNetParam.budget=full",
-        "adaptive": "PIDNetParam.budget=latency;PIDNetParam.max_ms_per_tf=1e9",
+        "static": "PIDNetParam.budget=full;TrackNetParam.budget=full",
+        "adaptive": "PIDNetParam.budget=latency;PIDNetParam.max_ms_per_tf=1e9;"
+        "TrackNetParam.budget=latency;TrackNetParam.max_ms_per_tf=1e9",
     }
 
 

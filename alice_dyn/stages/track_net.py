@@ -7,15 +7,16 @@ the network inputs with the one feature function the training used
 per-track exits. Configuration group ``TrackNetParam``:
 
 * ``model``: model directory (default: the shipped one);
-* ``budget``: ``full`` (no early exit), ``25``/``50``/``75`` (confidence thresholds calibrated
-  for that percentage of the full network's FLOPs), ``threshold`` (use ``threshold``), or a
-  run-time controller: ``flops`` (keep each timeframe's average FLOPs per track near
-  ``flops_fraction`` of the full network's) or ``latency`` (keep the inference of a timeframe
-  under ``max_ms_per_tf``), calibrated on the first timeframe
-  (:class:`alice_dyn.nn.BudgetController`);
-* ``threshold``, ``flops_fraction``, ``max_ms_per_tf``: the values those modes use;
+* ``budget``, ``threshold``, ``flops_fraction``, ``max_ms_per_tf``, ``reserve_ms``: the exit
+  budget, shared with ``pid-net`` (:mod:`alice_dyn.stages.exit_budget`): ``full`` (no early
+  exit), ``25``/``50``/``75`` (confidence thresholds calibrated for that percentage of the full
+  network's FLOPs), ``threshold``, or the run-time modes ``flops`` (average FLOPs per track
+  near ``flops_fraction`` of the full network's) and ``latency`` (each timeframe within
+  ``max_ms_per_tf`` and the time left before its deadline less ``reserve_ms`` in online runs),
+  both from the threshold curve stored with the model;
 * ``reject_threshold``: tracks with P(fake) above it are flagged rejected; negative (default):
-  the model's own value, which keeps 99% of the good tracks of its calibration data;
+  the model's own value for this budget, which keeps 99% of the good tracks of its
+  calibration data (the full network's value in the run-time modes);
 * ``threads``: PyTorch intra-op threads, set before the first operation (default 1; forked
   multi-process workers hang otherwise, see :mod:`alice_dyn.stages.pid_net`).
 
@@ -27,14 +28,14 @@ track's reference point and ``sigma_*`` of each (float32), and ``embedding`` ``(
 float32, the network's track embedding at the track's exit (for later networks). Tracks are
 never removed: ``aod-producer`` ORs ``0x4`` (REJECTED) into ``fFlags`` of rejected tracks.
 Per timeframe, when the framework offers ``pc.report``: ``exit_fractions`` (fraction of the
-tracks leaving at each exit) and ``flops_fraction`` (average FLOPs over the full network's).
+tracks leaving at each exit) and ``flops_fraction`` (average FLOPs over the full network's),
+plus ``allowed_ms`` in the run-time modes.
 
 The network module is imported when the stage starts (it registers the model architectures).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +46,7 @@ from alice_dyn.framework.context import InitContext, ProcessingContext
 from alice_dyn.framework.spec import DataProcessorSpec
 from alice_dyn.framework.task import Task
 from alice_dyn.stages import data_types as dt
+from alice_dyn.stages.exit_budget import ExitBudget, check_budget
 from alice_dyn.stages.tpc_tracker import field_of
 
 NAME = "track-net"
@@ -61,13 +63,12 @@ class TrackNetParam:
     threshold: float = 0.9
     flops_fraction: float = 0.5
     max_ms_per_tf: float = 50.0
+    reserve_ms: float = 30.0
     reject_threshold: float = -1.0
     threads: int = 1
 
     def __post_init__(self) -> None:
-        modes = ("full", "25", "50", "75", "threshold", "flops", "latency")
-        if self.budget not in modes:
-            raise ValueError(f"TrackNetParam.budget {self.budget!r}: one of {modes}")
+        check_budget("TrackNetParam", self.budget)
 
 
 register_config_group("TrackNetParam", TrackNetParam)
@@ -84,33 +85,32 @@ def empty_columns(n: int, d: int) -> dict[str, tuple]:
     return cols
 
 
+def reject_threshold(prm: TrackNetParam, config: dict) -> float:
+    """The P(fake) cut: ``prm.reject_threshold`` if >= 0, else the model's value keeping 99% of
+    the good calibration tracks under this budget (the full network's for the run-time modes)."""
+    if prm.reject_threshold >= 0:
+        return float(prm.reject_threshold)
+    cuts = config.get("reject_threshold", {})
+    per = cuts.get("by_budget", {}).get(prm.budget, cuts)
+    return float(per.get("99", 0.5))
+
+
 class TrackNetTask(Task):
     def init(self, ic: InitContext) -> None:
         prm = ic.config["TrackNetParam"]
         import torch
 
         torch.set_num_threads(prm.threads)  # before any torch operation (see the docstring)
-        from alice_dyn.nn import ConfidencePolicy
         from alice_dyn.tracknet.network import load_track_net
 
         self.model, self.scaler, cfg = load_track_net(prm.model or None)
-        self.prm = prm
         self.d = int(self.model.heads[0].norm.normalized_shape[0])
-        self.reject = (
-            prm.reject_threshold
-            if prm.reject_threshold >= 0
-            else float(cfg.get("reject_threshold", {}).get("99", 0.5))
-        )
-        self.controller = None
-        self.policy = None
-        if prm.budget == "threshold":
-            self.policy = ConfidencePolicy(prm.threshold)
-        elif prm.budget in ("25", "50", "75"):
-            self.policy = ConfidencePolicy(cfg["thresholds"][prm.budget]["thresholds"])
+        self.reject = reject_threshold(prm, cfg)
+        self.budget = ExitBudget(prm, self.model, cfg)
 
     def run(self, pc: ProcessingContext) -> None:
         from alice_dyn.tracknet.features import track_inputs
-        from alice_dyn.tracknet.network import predict
+        from alice_dyn.tracknet.network import outputs_to_physics
 
         tracks = TPCTracks(**pc.inputs.get("tracks"))
         n = len(tracks)
@@ -120,44 +120,20 @@ class TrackNetTask(Task):
         inputs = track_inputs(
             tracks, pc.inputs.get("refs"), pc.inputs.get("clusters"), field_of(pc, 0.5)
         )
-        x = self.scaler.tensors(inputs)
-        policy = self._policy(x)
-        t0 = time.perf_counter()
-        res = predict(self.model, x, inputs.reco, inputs.scale, policy, keep_embedding=True)
-        ms = 1e3 * (time.perf_counter() - t0)
-        if self.controller is not None:
-            self.controller.update(float(res.flops.mean()) if self.controller.metric == "flops"
-                                   else ms)  # fmt: skip
+        res = self.budget.run(pc, self.scaler.tensors(inputs), keep_embedding=True)
+        probs, refined, sigma = outputs_to_physics(
+            self.model.task, res.outputs, inputs.reco, inputs.scale
+        )
         for k, c in enumerate(CLASS_COLUMNS):
-            out[c][:] = res.probs[:, k]
-        out["decision"][:] = res.probs.argmax(1)
-        out["rejected"][:] = res.probs[:, 1] > self.reject
-        out["exit"][:] = res.exit_index
-        out["flops"][:] = res.flops
+            out[c][:] = probs[:, k]
+        out["decision"][:] = probs.argmax(1)
+        out["rejected"][:] = probs[:, 1] > self.reject
+        out["exit"][:] = res.exit_index.numpy()
+        out["flops"][:] = res.flops.numpy()
         for j, c in enumerate(TARGET_COLUMNS):
-            out[c][:] = res.refined[:, j]
-            out[f"sigma_{c}"][:] = res.sigma[:, j]
-        out["embedding"][:] = res.embedding
-        report = getattr(pc, "report", None)
-        if callable(report):
-            counts = np.bincount(res.exit_index, minlength=self.model.num_exits)
-            report("exit_fractions", (counts / n).tolist())
-            report("flops_fraction", float(res.flops.mean() / res.full_flops))
-
-    def _policy(self, x):
-        """The exit policy for this timeframe (the controller is made on the first one)."""
-        if self.prm.budget not in ("flops", "latency"):
-            return self.policy  # None: full network
-        from alice_dyn.nn import BudgetController, ConfidencePolicy, ThresholdCalibrator
-
-        if self.controller is None:
-            cal = ThresholdCalibrator(self.model, x, ConfidencePolicy(0.0))
-            if self.prm.budget == "flops":
-                budget, metric = self.prm.flops_fraction * cal.full_flops, "flops"
-            else:
-                budget, metric = self.prm.max_ms_per_tf, "ms"
-            self.controller = BudgetController(cal, budget, metric=metric)
-        return self.controller.policy
+            out[c][:] = refined[:, j]
+            out[f"sigma_{c}"][:] = sigma[:, j]
+        out["embedding"][:] = res.embedding.numpy()
 
 
 def track_net_spec() -> DataProcessorSpec:

@@ -234,7 +234,8 @@ def make_track_net_plots(r: dict, outdir: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     cl = r["classical"]
-    fig, axes = plt.subplots(1, 3, figsize=(21, 6))
+    fig, axes = plt.subplots(1, 3, figsize=(24, 7))
+    fig.subplots_adjust(wspace=0.35)
     for v, vr in r["variants"].items():
         pts = sorted(vr["points"], key=lambda p: p["flops_mean"])
         fl = [p["flops_mean"] / 1e3 for p in pts]
@@ -252,8 +253,8 @@ def make_track_net_plots(r: dict, outdir: str | Path) -> list[Path]:
                     label="classical fit")  # fmt: skip
     for ax, lab in zip(axes, ("fake rejection at 99% eff. (%)", "clone rejection at 99% eff. (%)",
                               "q/pT resolution, core (%)"), strict=True):  # fmt: skip
-        ax.set_xlabel("average kFLOPs per track")
-        ax.set_ylabel(lab)
+        ax.set_xlabel("average kFLOPs per track", fontsize=16)
+        ax.set_ylabel(lab, fontsize=16)
         ax.legend(fontsize=11)
     p = out / "track_net_vs_flops.png"
     fig.savefig(p, dpi=80, bbox_inches="tight")

@@ -10,8 +10,10 @@ variant jointly on all exits (SDN style, :func:`alice_dyn.nn.train_joint`) and w
     DIR/report.json                           data, timing, validation numbers, the choice
 
 ``config.json`` holds the feature scaling, the confidence thresholds calibrated for 25/50/75%
-of the full network's FLOPs on the calibration split, the reject thresholds (P(fake) cut
-keeping 99% / 98% of good calibration tracks), provenance and metrics. Class imbalance: the
+of the full network's FLOPs on the calibration split and the whole FLOPs-fraction -> threshold
+curve (``level_curve``, for the run-time budgets), the reject thresholds (P(fake) cut keeping
+99% / 98% of good calibration tracks, for the full network and per budget: ``by_budget``),
+provenance and metrics. Class imbalance: the
 common tracks (good, looper legs) of training timeframes are subsampled and the
 cross-entropy is weighted per class by ``sqrt(n_good / n_class)`` over the training set.
 The default variant: the one with the lower validation loss at the smallest average FLOPs
@@ -32,7 +34,7 @@ import torch
 
 from alice_dyn.nn import (
     ConfidencePolicy,
-    calibrate_thresholds,
+    ThresholdCalibrator,
     dataset_hash,
     provenance,
     save_model,
@@ -106,6 +108,13 @@ def select(model: TrackNet, outs: torch.Tensor, policy) -> tuple[torch.Tensor, n
         return outs[-1], np.full(outs.shape[1], outs.shape[0] - 1)
     out, idx = select_exits(list(outs), policy, model.task)
     return out, idx.numpy()
+
+
+def reject_at(model: TrackNet, outs: torch.Tensor, policy, good: np.ndarray) -> dict:
+    """P(fake) cut keeping 99% / 98% of the ``good`` tracks under ``policy``."""
+    out, _ = select(model, outs, policy)
+    p_fake = model.task.probabilities(out).numpy()[:, FAKE]
+    return {f"{round(e * 100)}": M.cut_at_efficiency(p_fake, good, e) for e in M.EFFICIENCIES}
 
 
 def physics_metrics(model: TrackNet, out: torch.Tensor, ds: TrackDataset) -> dict:
@@ -217,25 +226,33 @@ def train_all(
             outs_val = all_exit_outputs(model, xva)
         table = exit_table(model, xva)
         full = exit_flops_for(model, xva).full_flops
+        cal = ThresholdCalibrator(model, xca, ConfidencePolicy(0.0))
+        with torch.no_grad():
+            outs_cal = all_exit_outputs(model, xca)
+        good_cal = calib.main & (calib.labels == GOOD)
+
         budgets = {}
+        full_cut = reject_at(model, outs_cal, None, good_cal)
+        reject = {**full_cut, "by_budget": {"full": full_cut}}
         for f in BUDGET_FRACTIONS:
-            p = calibrate_thresholds(model, xca, f, ConfidencePolicy(0.0))
+            level = cal.level_for(f)
+            p = cal.policy_at(level)
+            key = f"{round(f * 100)}"
+            calibration = {
+                "target_fraction": f,
+                "val_fraction": cal.fraction(level),
+                "level": level,
+                "reachable": list(cal.reachable),
+                "n_val": int(cal.conf.shape[0]),
+            }
             out_v, idx_v = select(model, outs_val, p)
-            budgets[f"{round(f * 100)}"] = {
+            budgets[key] = {
                 **p.to_json(),
-                "calibration": p.calibration,
+                "calibration": calibration,
                 "val_flops_fraction": float(table[idx_v].mean() / full),
                 "val": physics_metrics(model, out_v, val),
             }
-        # reject thresholds: P(fake) keeping 99% / 98% of good main calibration tracks (full)
-        with torch.no_grad():
-            outs_cal = all_exit_outputs(model, xca)
-        probs_cal = model.task.probabilities(outs_cal[-1]).numpy()
-        good_cal = calib.main & (calib.labels == GOOD)
-        reject = {
-            f"{round(e * 100)}": M.cut_at_efficiency(probs_cal[:, FAKE], good_cal, e)
-            for e in M.EFFICIENCIES
-        }
+            reject["by_budget"][key] = reject_at(model, outs_cal, p, good_cal)
         curves[variant] = validation_curve(model, outs_val, table, yva)
         per_exit = [physics_metrics(model, outs_val[i], val) for i in range(model.num_exits)]
         metrics = {
@@ -257,6 +274,7 @@ def train_all(
             "targets": list(TARGETS),
             "feature_scaling": scaler.to_json(),
             "thresholds": budgets,
+            "level_curve": cal.curve(),
             "reject_threshold": reject,
             "provenance": prov,
             "metrics": metrics,
