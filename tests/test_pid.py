@@ -182,7 +182,9 @@ def test_exit_budget_follows_the_timeframe_deadline(pp_dataset):
     prm = PIDNetParam(budget="latency", max_ms_per_tf=1e9, reserve_ms=10.0)
     budget = ExitBudget(prm, model, cfg)
     timing = TimeframeTiming(clock.now(), budget_ms=100.0, backlog=2, clock=clock)
-    assert budget.allowed_ms(StubContext(timing)) == pytest.approx(90.0 / 3)
+    assert budget.allowed_ms(StubContext(timing)) == 0.0  # a queue behind it: cheapest exits
+    timing.backlog = 0
+    assert budget.allowed_ms(StubContext(timing)) == pytest.approx(90.0)
     offline = StubContext(TimeframeTiming(clock.now(), clock=clock))
     assert budget.allowed_ms(offline) == 1e9  # no deadline: the stage's own budget only
     first = budget.run(offline, x)  # no cost model yet: the full network

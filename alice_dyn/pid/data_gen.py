@@ -17,22 +17,30 @@ from alice_dyn.framework.workflows import load_workflow
 from alice_dyn.io import TimeframeWriter
 from alice_dyn.pid.dataset import PIDDataset, dataset_from_reco
 from alice_dyn.sim import SimConfig, simulate_timeframe
-from alice_dyn.stages import aod_writer, pid_net
+from alice_dyn.stages import aod_producer, aod_writer, pid_net
+from alice_dyn.stages import data_types as dt
 
 
-def without_pid_net(specs: list[DataProcessorSpec]) -> list[DataProcessorSpec]:
-    """The workflow without the ``pid-net`` stage and the writer's input of its table."""
+def without_pid_net(
+    specs: list[DataProcessorSpec], embedding: bool = False
+) -> list[DataProcessorSpec]:
+    """The workflow without the ``pid-net`` stage and the writer's input of its table; with
+    ``embedding``, the producer also makes the track network's embedding table and the writer
+    writes it (``O2tracknetemb``, for :mod:`alice_dyn.pid.reuse`)."""
+    pidnet = f"{pid_net.PIDNET.origin}/{pid_net.PIDNET.description}"
+    emb = dt.AOD_TRACKNET_EMB
     out = []
     for spec in specs:
         if spec.name == pid_net.NAME:
             continue
+        if spec.name == aod_producer.NAME and embedding:
+            spec = aod_producer.aod_producer_spec(tracknet=True, embedding=True)
         if spec.name == aod_writer.NAME:
             kw = dict(spec.factory_kwargs)
-            kw["inputs"] = ";".join(
-                b
-                for b in kw["inputs"].split(";")
-                if not b.endswith(f"{pid_net.PIDNET.origin}/{pid_net.PIDNET.description}")
-            )
+            bindings = [b for b in kw["inputs"].split(";") if not b.endswith(pidnet)]
+            if embedding:
+                bindings.append(f"tracknetemb:{emb.origin}/{emb.description}")
+            kw["inputs"] = ";".join(bindings)
             spec = aod_writer.aod_writer_spec(**kw)
         out.append(spec)
     return out
@@ -45,10 +53,12 @@ def make_pid_dataset(
     system: str = "pbpb",
     seed: int = 1,
     first_tf: int = 0,
+    embedding_dim: int = 0,
     **sim_changes,
 ) -> PIDDataset:
     """Simulate ``n_timeframes`` (written to ``out_dir/sim.root``), reconstruct them
-    (``out_dir/reco.root``) and return the labelled PID dataset (also ``out_dir/pid.npz``)."""
+    (``out_dir/reco.root``) and return the labelled PID dataset (also ``out_dir/pid.npz``);
+    ``embedding_dim``: also keep the track network's embedding (its width)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sim = out / "sim.root"
@@ -57,9 +67,10 @@ def make_pid_dataset(
     with TimeframeWriter(sim) as writer:
         for tf_id in range(first_tf, first_tf + n_timeframes):
             writer.write(simulate_timeframe(cfg, tf_id))
-    specs = without_pid_net(load_workflow("tpc-reco").define_workflow([str(sim)], str(reco)))
+    specs = load_workflow("tpc-reco").define_workflow([str(sim)], str(reco))
+    specs = without_pid_net(specs, embedding=embedding_dim > 0)
     summary = run_specs(specs, progress=False)
     summary.raise_if_failed()
-    data = dataset_from_reco(reco, sim)
+    data = dataset_from_reco(reco, sim, embedding_dim=embedding_dim)
     data.save(out / "pid.npz")
     return data

@@ -11,9 +11,10 @@ fields ``budget``, ``threshold``, ``flops_fraction``, ``max_ms_per_tf`` and ``re
   ``flops_fraction`` of the full network's (:class:`alice_dyn.nn.BudgetController`);
 * ``latency``: each timeframe's inference must fit ``max_ms_per_tf`` and, when the timeframe
   has a deadline (online processing, ``pc.timing``), the time left before it, less
-  ``reserve_ms`` for the stages after this one, shared with the timeframes queued behind
-  (``(time_left - reserve_ms) / (1 + backlog)``). The thresholds are chosen *before* the
-  timeframe runs from a cost model learnt on the previous ones
+  ``reserve_ms`` for the stages after this one; while timeframes wait in the queue behind it
+  (``backlog > 0``) it takes the cheapest exits, so that the queue drains (the time of the
+  queued timeframes is spent by the whole chain, not only by this stage). The thresholds are
+  chosen *before* the timeframe runs from a cost model learnt on the previous ones
   (:class:`alice_dyn.nn.DeadlineGovernor`): they drop when a timeframe risks exceeding its
   budget and go back up (to the full network) when load drops. Nothing is dropped: every track
   gets a prediction.
@@ -88,8 +89,9 @@ class ExitBudget:
         allowed = float(self.prm.max_ms_per_tf)
         timing = getattr(pc, "timing", None)
         if timing is not None and timing.budget_ms is not None:
-            left = timing.time_left_ms() - float(self.prm.reserve_ms)
-            allowed = min(allowed, left / (1 + max(int(timing.backlog), 0)))
+            if int(timing.backlog) > 0:
+                return 0.0
+            allowed = min(allowed, timing.time_left_ms() - float(self.prm.reserve_ms))
         return allowed
 
     def run(self, pc: Any, x, **kw) -> ExitResult:
