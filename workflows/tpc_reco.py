@@ -48,13 +48,14 @@ def online_modes() -> dict[str, str]:
 
 
 def online_accuracy(output: str, inputs: list[str]) -> dict:
-    """Per timeframe: the PID network's accuracy (headline) and n-sigma's, against MC truth."""
+    """Per timeframe: the PID network's accuracy (headline), n-sigma's and the track network's
+    good/fake/clone accuracy, against MC truth."""
     from alice_dyn.framework.online import NoTruthError
     from alice_dyn.qa.online_accuracy import NoTruth, network_accuracy_per_tf
 
     if len(inputs) != 1:
         raise NoTruthError(f"accuracy needs one simulation file as input, got {len(inputs)}")
     try:
-        return network_accuracy_per_tf(output, inputs[0])
+        return network_accuracy_per_tf(output, inputs[0], track_net=True)
     except NoTruth as err:
         raise NoTruthError(str(err)) from err

@@ -110,7 +110,6 @@ class ThresholdCalibrator:
         """The policy with every threshold at ``level`` (in the policy's own units)."""
         return self.policy.with_thresholds(self.policy.sign * level)
 
-
     def curve(self, fractions: np.ndarray | None = None) -> dict:
         """The level for a grid of FLOPs fractions (JSON), for :class:`TabulatedCalibrator`."""
         lo, hi = self.reachable
