@@ -493,9 +493,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "what",
-        choices=["pid", "track"],
+        choices=["pid", "track", "pid-reuse"],
         help="pid: the PID networks; track: the track network (simulates its pp/Pb-Pb mix, "
-        "uses --timeframes, --seed, --epochs and --work-dir as a dataset cache)",
+        "uses --timeframes, --seed, --epochs and --work-dir as a dataset cache); pid-reuse: "
+        "the PID network on the track network's embedding and its control (DIR/reuse, "
+        "DIR/reuse_control)",
     )
     p.add_argument("-o", "--output", required=True, help="model directory")
     p.add_argument("--data", default=None, help="reconstruction file (else simulate)")
@@ -530,23 +532,42 @@ def cmd_train(args: argparse.Namespace) -> int:
     from alice_dyn.pid.train import train_all
 
     command = "alice-dyn " + " ".join(sys.argv[1:]) if sys.argv else "alice-dyn train pid"
+    # pid-reuse: the PID network on the track network's embedding (and its control)
+    emb_dim = track_embedding_dim() if args.what == "pid-reuse" else 0
     if args.data:
         if not args.truth:
             raise SystemExit("alice-dyn train: --data needs --truth")
-        data = dataset_from_reco(args.data, args.truth)
+        data = dataset_from_reco(args.data, args.truth, embedding_dim=emb_dim)
     else:
         lo, hi = (float(v) / 100.0 for v in args.centrality.split("-"))
         work = args.work_dir or tempfile.mkdtemp(prefix="alice_dyn_pid_")
         data = make_pid_dataset(work, args.timeframes, system=args.system, seed=args.seed,
                                 centrality_min=lo, centrality_max=hi,
-                                collisions_per_tf=args.collisions_per_tf)  # fmt: skip
+                                collisions_per_tf=args.collisions_per_tf,
+                                embedding_dim=emb_dim)  # fmt: skip
     print(
         f"PID dataset: {len(data)} tracks, classes {np.bincount(data.labels, minlength=5).tolist()}"
     )
+    if args.what == "pid-reuse":
+        from alice_dyn.pid.reuse import train_reuse_all
+
+        report = train_reuse_all(data, args.output, seed=args.seed, epochs=args.epochs,
+                                 command=command)  # fmt: skip
+        print(json.dumps(report, indent=1))
+        print(f"models written to {args.output}/reuse and {args.output}/reuse_control")
+        return 0
     report = train_all(data, args.output, seed=args.seed, epochs=args.epochs, command=command)
     print(json.dumps({k: report[k] for k in ("n_train", "n_val", "baselines")}, indent=1))
     print(f"model written to {args.output}")
     return 0
+
+
+def track_embedding_dim() -> int:
+    """Width of the shipped track network's embedding (what ``track-net`` passes on)."""
+    from alice_dyn.nn.model_io import read_config
+    from alice_dyn.tracknet.network import DEFAULT_MODEL_DIR
+
+    return int(read_config(DEFAULT_MODEL_DIR)["model"]["kwargs"]["d"])
 
 
 def _add_calibrate(sub: argparse._SubParsersAction) -> None:

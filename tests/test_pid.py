@@ -197,3 +197,37 @@ def test_exit_budget_follows_the_timeframe_deadline(pp_dataset):
     relaxed = StubContext(TimeframeTiming(clock.now(), budget_ms=1e6, clock=clock))
     again = budget.run(relaxed, x)  # load dropped: back to full depth
     assert again.exit_index.eq(model.num_exits - 1).all()
+
+
+def test_pid_reuses_the_track_network_embedding(tmp_path):
+    """Training data keep the track network's embedding; the reusing network and its control
+    train, compare and run in the pid-net stage on the embedding track-net passes on."""
+    import uproot
+
+    from alice_dyn.cli import track_embedding_dim
+    from alice_dyn.pid import reuse
+    from alice_dyn.pid.data_gen import make_pid_dataset
+
+    torch.set_num_threads(1)
+    d = track_embedding_dim()
+    ds = make_pid_dataset(tmp_path / "data", 2, system="pp", seed=11, embedding_dim=d)
+    emb = ds.extra["trackemb"]
+    assert emb.shape == (len(ds), d) and np.isfinite(emb).all() and emb.std() > 0
+    back = PIDDataset.load(tmp_path / "data" / "pid.npz")
+    assert np.array_equal(back.extra["trackemb"], emb)
+    report = reuse.train_reuse_all(ds, tmp_path / "m", seed=2, epochs=2, command="test")
+    assert report["reuse"]["flops_per_track"] > report["reuse_control"]["flops_per_track"]
+    r_model, r_scaler, r_cfg = reuse.load_reuse(tmp_path / "m" / "reuse")
+    assert {"25", "50", "75"} <= set(r_cfg["thresholds"]) and r_cfg["level_curve"]
+    st_model, st_scaler, _ = load_pid_net(DEFAULT_MODEL_DIR / PRIMARY)
+    cmp_ = reuse.compare_reuse(
+        ds, (st_model, st_scaler), (r_model, r_scaler),
+        reuse.load_reuse(tmp_path / "m" / "reuse_control")[:2],
+    )  # fmt: skip
+    assert cmp_["flops_saving"] > 0.5  # one block instead of six
+    out = tmp_path / "reco.root"
+    kv = f"PIDNetParam.model={tmp_path / 'm'};PIDNetParam.reuse_track_embedding=true"
+    assert main(["run", "tpc-reco", "-i", str(PP), "-o", str(out), "--configKeyValues", kv]) == 0
+    with uproot.open(out) as f:
+        t = f["DF_0/O2pidnet"].arrays(library="np")
+    assert np.allclose(sum(t[f"fPidNet{s}"] for s in ("El", "Mu", "Pi", "Ka", "Pr")), 1, atol=1e-4)

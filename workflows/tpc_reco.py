@@ -29,7 +29,7 @@ def define_workflow(inputs: list[str], output: str) -> list:
         trd_matcher_spec(),
         nsigma_pid_spec(),
         aod_producer_spec(tracknet=True),
-        pid_net_spec(),
+        pid_net_spec(tracknet=True),
         aod_writer_spec(
             output,
             inputs=WRITER_INPUTS + ";pidnet:AOD/PIDNET;tracknet:AOD/TRACKNET;tfmeta:GLO/TFMETA",

@@ -136,3 +136,37 @@ def compare_reuse(
         res["reuse"]["accuracy"] - res["control"]["accuracy"]
     )
     return res
+
+
+def train_reuse_all(
+    data: PIDDataset,
+    out_dir: str | Path,
+    *,
+    seed: int = 1,
+    epochs: int = 30,
+    depth: int = 1,
+    command: str = "",
+) -> dict:
+    """Train the reusing network and its control (same depth, no embedding) on the split of
+    :func:`alice_dyn.pid.train.train_all`; writes ``DIR/reuse`` and ``DIR/reuse_control``."""
+    from alice_dyn.nn import dataset_hash, provenance
+    from alice_dyn.pid.train import split
+
+    from alice_dyn.pid.network import budget_policies
+
+    out = Path(out_dir)
+    train, rest = split(data, 0.3, seed)
+    val, calib = split(rest, 0.5, seed + 1)
+    digest = dataset_hash(data.extra[REUSE_GROUP], data.labels)
+    report: dict = {"command": command, "n_train": len(train), "n_val": len(val), "depth": depth}
+    for name, use in (("reuse", True), ("reuse_control", False)):
+        model, scaler, _ = train_reuse(
+            train, val, use_embedding=use, depth=depth, seed=seed, epochs=epochs
+        )
+        res = accuracy_and_flops(model, scaler.tensors(val), val.labels)
+        prov = provenance(seed=seed, command=command, dataset=digest)
+        budgets, curve = budget_policies(model, scaler.tensors(calib))
+        extra = {"thresholds": budgets, "level_curve": curve, "provenance": prov, "metrics": res}
+        save_reuse(model, scaler, out / name, extra)
+        report[name] = res
+    return report

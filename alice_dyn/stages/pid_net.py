@@ -10,6 +10,8 @@ per-track exits. Configuration group ``PIDNetParam``:
   exits are chosen per timeframe — ``full``, ``25``/``50``/``75`` (calibrated thresholds),
   ``threshold``, or the run-time modes ``flops`` and ``latency`` (which follows the
   timeframe's deadline in online processing); see :mod:`alice_dyn.stages.exit_budget`;
+* ``reuse_track_embedding``: run the network that takes the track network's embedding as one
+  more feature group (``DIR/reuse``, :mod:`alice_dyn.pid.reuse`; needs the ``track-net`` stage);
 * ``threads``: PyTorch intra-op threads (default 1: fastest for this small network, and
   required in forked multi-process workers: PyTorch's OpenMP pool hangs in a child forked after
   the parent used it, unless the child sets one thread before its first operation).
@@ -48,6 +50,7 @@ class PIDNetParam:
     flops_fraction: float = 0.35
     max_ms_per_tf: float = 5.0
     reserve_ms: float = 15.0
+    reuse_track_embedding: bool = False
     threads: int = 1
 
     def __post_init__(self) -> None:
@@ -63,7 +66,15 @@ class PIDNetTask(Task):
         import torch
 
         torch.set_num_threads(prm.threads)  # before any torch operation (see the docstring)
-        self.model, self.scaler, cfg = load_pid_net(f"{prm.model or DEFAULT_MODEL_DIR}/{PRIMARY}")
+        self.reuse = bool(prm.reuse_track_embedding)
+        if self.reuse:  # the network on the track network's embedding (alice_dyn.pid.reuse)
+            from alice_dyn.pid.reuse import load_reuse
+
+            self.model, self.scaler, cfg = load_reuse(f"{prm.model or DEFAULT_MODEL_DIR}/reuse")
+        else:
+            self.model, self.scaler, cfg = load_pid_net(
+                f"{prm.model or DEFAULT_MODEL_DIR}/{PRIMARY}"
+            )
         self.budget = ExitBudget(prm, self.model, cfg)
 
     def run(self, pc: ProcessingContext) -> None:
@@ -82,6 +93,16 @@ class PIDNetTask(Task):
         ds = PIDDataset(
             feats, masks, np.zeros(n, np.int64), cols["fTPCInnerParam"], np.zeros(n, np.int8)
         )
+        if self.reuse:
+            if not pc.inputs.is_valid("tracknet"):
+                raise ValueError(
+                    "PIDNetParam.reuse_track_embedding needs the track-net stage's TPC/TRACKNET "
+                    "(pid_net_spec(tracknet=True) in a workflow that runs track-net)"
+                )
+            emb = np.asarray(pc.inputs.get("tracknet")["embedding"], np.float32)
+            if len(emb) != n:
+                raise ValueError(f"TPC/TRACKNET has {len(emb)} rows for {n} AO2D tracks")
+            ds.extra["trackemb"] = emb
         import torch
 
         res = self.budget.run(pc, self.scaler.tensors(ds))
@@ -94,17 +115,23 @@ class PIDNetTask(Task):
         out["fPidNetFlops"][:] = flops
 
 
-def pid_net_spec() -> DataProcessorSpec:
+def pid_net_spec(tracknet: bool = False) -> DataProcessorSpec:
+    """The stage; ``tracknet``: also receive ``TPC/TRACKNET`` (the track network's output, one
+    row per track in the AO2D order) for ``PIDNetParam.reuse_track_embedding``."""
+    inputs = [
+        dt.input_spec("track", dt.AOD_TABLES["track_iu"]),
+        dt.input_spec("extra", dt.AOD_TABLES["trackextra"]),
+        dt.input_spec("pidtpc", dt.AOD_TABLES["pidtpc"]),
+        dt.input_spec("pidtof", dt.AOD_TABLES["pidtof"]),
+    ]
+    if tracknet:
+        inputs.append(dt.input_spec("tracknet", dt.TRACKNET))
     return DataProcessorSpec(
         name=NAME,
-        inputs=[
-            dt.input_spec("track", dt.AOD_TABLES["track_iu"]),
-            dt.input_spec("extra", dt.AOD_TABLES["trackextra"]),
-            dt.input_spec("pidtpc", dt.AOD_TABLES["pidtpc"]),
-            dt.input_spec("pidtof", dt.AOD_TABLES["pidtof"]),
-        ],
+        inputs=inputs,
         outputs=[dt.output_spec(PIDNET)],
         algorithm=PIDNetTask,
         config_groups=("PIDNetParam",),
         factory=f"{__name__}:pid_net_spec",
+        factory_kwargs={"tracknet": tracknet},
     )
