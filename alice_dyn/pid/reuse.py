@@ -150,9 +150,8 @@ def train_reuse_all(
     """Train the reusing network and its control (same depth, no embedding) on the split of
     :func:`alice_dyn.pid.train.train_all`; writes ``DIR/reuse`` and ``DIR/reuse_control``."""
     from alice_dyn.nn import dataset_hash, provenance
-    from alice_dyn.pid.train import split
-
     from alice_dyn.pid.network import budget_policies
+    from alice_dyn.pid.train import split
 
     out = Path(out_dir)
     train, rest = split(data, 0.3, seed)
