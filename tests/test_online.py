@@ -470,3 +470,30 @@ def test_workflow_without_online_modes_runs_the_user_configuration_twice(tmp_pat
     assert report["adaptive"]["config_key_values"] == ["ToyOnline.cost_ms=0.5"]
     assert report["adaptive"]["accuracy"] is None and report["target_met"] is False
     assert all(s.ok for s in summaries.values())
+
+
+def test_quiet_gc_freezes_startup_objects_and_collects_while_waiting(monkeypatch):
+    import gc
+
+    from alice_dyn.framework import online as onl
+
+    calls = []
+    real_collect = gc.collect
+    assert gc.isenabled()
+    with onl.quiet_gc():
+        assert not gc.isenabled() and gc.get_freeze_count() > 0
+        monkeypatch.setattr(gc, "collect", lambda *a: calls.append(a) or 0)
+        clock = onl.FakeClock()
+        pacer = onl.Pacer(onl.OnlineOptions(onl.ReplaySchedule(10.0), clock=clock))
+        pacer.wait(0)  # the first arrival is due at once: no idle time, no collection
+        assert calls == []
+        pacer.wait(1)  # 100 ms to wait: collects in the idle time
+        assert len(calls) == 1
+        clock.advance(100.0)  # far behind: no idle time ...
+        for i in range(2, 2 + onl.GC_EVERY_TIMESLICES):
+            pacer.wait(i)
+        assert len(calls) == 2  # ... but at the latest after GC_EVERY_TIMESLICES
+        monkeypatch.setattr(gc, "collect", real_collect)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    with onl.quiet_gc(False):
+        assert gc.isenabled()

@@ -15,13 +15,20 @@ arrival, finish (``done_s``), backlog and ``pc.report`` values, offline too.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from tqdm import tqdm
 
 from alice_dyn.framework.config import ConfigStore
 from alice_dyn.framework.message import Message
-from alice_dyn.framework.online import OnlineOptions, Pacer, TimeframeTiming, current_clock
+from alice_dyn.framework.online import (
+    OnlineOptions,
+    Pacer,
+    TimeframeTiming,
+    current_clock,
+    quiet_gc,
+)
 from alice_dyn.framework.runtime import (
     FAILED,
     INCOMPLETE,
@@ -65,9 +72,11 @@ def run_inline(
         total=max_timeframes,
         disable=None if progress is None else not progress,
     )
+    gc_guard = contextlib.ExitStack()
     try:
         for rt in runtimes.values():
             rt.init()
+        gc_guard.enter_context(quiet_gc(online is not None))  # after init: models are frozen
         timeslice = 0
         while active_sources and (max_timeframes is None or timeslice < max_timeframes):
             produced = False
@@ -134,6 +143,7 @@ def run_inline(
     except ProcessorError as err:
         summary.error = err
     finally:
+        gc_guard.close()
         for rt in runtimes.values():
             rt.stop()
         bar.close()
