@@ -27,6 +27,7 @@ from typing import Any
 
 from alice_dyn.framework.config import ConfigError, ConfigStore
 from alice_dyn.framework.metrics import format_metrics, write_metrics_json
+from alice_dyn.framework.online import OnlineOptions
 from alice_dyn.framework.runtime import RunSummary
 from alice_dyn.framework.spec import DataProcessorSpec, SpecError
 from alice_dyn.framework.topology import FORWARDING_POLICIES, build_topology
@@ -182,8 +183,10 @@ def run_specs(
     keep_sink: bool = False,
     queue_depth: int = 4,
     timeout_s: float | None = None,
+    online: OnlineOptions | None = None,
 ) -> RunSummary:
-    """Build the topology of ``specs``, configure it and run it with ``runner``."""
+    """Build the topology of ``specs``, configure it (INI files, then ``config_key_values``) and
+    run it with ``runner``; in online (replay) mode when ``online`` is given."""
     topology = build_topology(specs, forwarding_policy)
     groups = list(dict.fromkeys(g for s in specs for g in s.config_groups))
     store = ConfigStore(groups)
@@ -203,14 +206,15 @@ def run_specs(
         from alice_dyn.framework.runner_inline import run_inline
 
         return run_inline(
-            topology, store, max_timeframes=max_timeframes, progress=progress, keep_sink=keep_sink
-        )
+            topology, store, max_timeframes=max_timeframes, progress=progress, keep_sink=keep_sink,
+            online=online,
+        )  # fmt: skip
     if runner == "multiprocess":
         from alice_dyn.framework.runner_mp import run_multiprocess
 
         return run_multiprocess(
             topology, store, pipeline=lanes, max_timeframes=max_timeframes, progress=progress,
-            keep_sink=keep_sink, queue_depth=queue_depth, timeout_s=timeout_s,
+            keep_sink=keep_sink, queue_depth=queue_depth, timeout_s=timeout_s, online=online,
         )  # fmt: skip
     raise SpecError(f"unknown runner {runner!r}; use one of {RUNNERS}")
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from alice_dyn.framework.config import ConfigStore
+from alice_dyn.framework.executable import run_specs
 from alice_dyn.framework.online import (
     Burst,
     Clock,
@@ -38,7 +38,6 @@ from alice_dyn.framework.online import (
 )
 from alice_dyn.framework.runtime import PROCESSED, RunSummary
 from alice_dyn.framework.spec import SpecError
-from alice_dyn.framework.topology import build_topology
 
 #: the order of the two runs
 MODES = ("static", "adaptive")
@@ -93,33 +92,12 @@ def run_workflow_online(
 ) -> RunSummary:
     """Define the workflow for ``output``, configure it (INI files, then ``config_key_values``)
     and run it with ``runner``, in online mode unless ``online`` is ``None``."""
-    specs = module.define_workflow(list(inputs), output)
-    topology = build_topology(specs, forwarding_policy)
-    groups = list(dict.fromkeys(g for s in specs for g in s.config_groups))
-    store = ConfigStore(groups)
-    for path in config_files:
-        store.apply_ini(path)
-    for text in config_key_values:
-        store.apply_key_values(text)
-    lanes = pipeline or {}
-    unknown = set(lanes) - set(topology.by_name)
-    if unknown:
-        raise SpecError(f"--pipeline names unknown processor(s) {sorted(unknown)}")
-    if runner == "inline":
-        if any(n > 1 for n in lanes.values()):
-            raise SpecError("--pipeline lanes need the multiprocess runner (--runner multiprocess)")
-        from alice_dyn.framework.runner_inline import run_inline
-
-        return run_inline(topology, store, max_timeframes=max_timeframes, progress=progress,
-                          online=online)  # fmt: skip
-    if runner == "multiprocess":
-        from alice_dyn.framework.runner_mp import run_multiprocess
-
-        return run_multiprocess(
-            topology, store, pipeline=lanes, max_timeframes=max_timeframes, progress=progress,
-            queue_depth=queue_depth, timeout_s=timeout_s, online=online,
-        )  # fmt: skip
-    raise SpecError(f"unknown runner {runner!r}")
+    return run_specs(
+        module.define_workflow(list(inputs), output), runner=runner,
+        config_key_values=config_key_values, config_files=config_files, pipeline=pipeline,
+        forwarding_policy=forwarding_policy, max_timeframes=max_timeframes, progress=progress,
+        queue_depth=queue_depth, timeout_s=timeout_s, online=online,
+    )  # fmt: skip
 
 
 def accuracy_of(

@@ -110,6 +110,17 @@ class ThresholdCalibrator:
         """The policy with every threshold at ``level`` (in the policy's own units)."""
         return self.policy.with_thresholds(self.policy.sign * level)
 
+    def calibration(self, target_fraction: float, level: float) -> dict:
+        """What a calibrated policy records: target, fraction reached on the validation data,
+        level, reachable range, number of validation samples (JSON)."""
+        return {
+            "target_fraction": float(target_fraction),
+            "val_fraction": self.fraction(level),
+            "level": level,
+            "reachable": list(self.reachable),
+            "n_val": int(self.conf.shape[0]),
+        }
+
     def curve(self, fractions: np.ndarray | None = None) -> dict:
         """The level for a grid of FLOPs fractions (JSON), for :class:`TabulatedCalibrator`."""
         lo, hi = self.reachable
@@ -168,13 +179,7 @@ def calibrate_thresholds(
     cal = ThresholdCalibrator(model, val_inputs, policy)
     level = cal.level_for(target_fraction)
     p = cal.policy_at(level)
-    p.calibration = {
-        "target_fraction": float(target_fraction),
-        "val_fraction": cal.fraction(level),
-        "level": level,
-        "reachable": list(cal.reachable),
-        "n_val": int(cal.conf.shape[0]),
-    }
+    p.calibration = cal.calibration(target_fraction, level)
     return p
 
 

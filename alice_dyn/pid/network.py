@@ -124,13 +124,7 @@ def budget_policies(model: EarlyExitNet, val_inputs) -> tuple[dict[str, dict], d
     for f in BUDGET_FRACTIONS:
         level = cal.level_for(f)
         p = cal.policy_at(level)
-        calibration = {
-            "target_fraction": f,
-            "val_fraction": cal.fraction(level),
-            "level": level,
-            "reachable": list(cal.reachable),
-            "n_val": int(cal.conf.shape[0]),
-        }
+        calibration = cal.calibration(f, level)
         out[f"{round(f * 100)}"] = {**p.to_json(), "calibration": calibration}
     return out, cal.curve()
 

@@ -238,13 +238,7 @@ def train_all(
             level = cal.level_for(f)
             p = cal.policy_at(level)
             key = f"{round(f * 100)}"
-            calibration = {
-                "target_fraction": f,
-                "val_fraction": cal.fraction(level),
-                "level": level,
-                "reachable": list(cal.reachable),
-                "n_val": int(cal.conf.shape[0]),
-            }
+            calibration = cal.calibration(f, level)
             out_v, idx_v = select(model, outs_val, p)
             budgets[key] = {
                 **p.to_json(),
