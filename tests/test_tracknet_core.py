@@ -4,6 +4,7 @@ FlopCounterMode, compaction vs reference, embeddings, save/load). Fast: syntheti
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import subprocess
@@ -91,6 +92,31 @@ def test_track_feature_twins_equal_reference():
         np.testing.assert_allclose(gpu, ref, rtol=1e-6, atol=1e-6)
 
 
+def test_track_feature_row_ranges_are_slices_of_all_rows():
+    """A row range gives the slice of the full output in every twin (the gap of a chunk's
+    first cluster still counts from the track's previous cluster), for a track subset too."""
+    args = synthetic_candidates(np.random.default_rng(5))
+    full, full_mask = tfk.track_cluster_features_ref(*args, 0.5)
+    assert full_mask.any(1).all()
+    twins = [tfk.track_cluster_features_ref, tfk.track_cluster_features_cpu]
+    if _cuda.numba_cuda_available():
+        twins.append(functools.partial(tfk.track_cluster_features_gpu, xp=np))
+    sub = np.array([7, 2, 9])
+    refs, start, n, par, *rest = args
+    for lo, hi in ((114, 152), (76, 114), (0, 38), (40, 41)):
+        for fn in twins:
+            f, m = fn(*args, 0.5, (lo, hi))
+            assert f.shape == (12, hi - lo, tfk.N_CLUSTER_FEATURES)
+            assert np.array_equal(m, full_mask[:, lo:hi])
+            np.testing.assert_allclose(f, full[:, lo:hi], rtol=1e-6, atol=1e-6)
+            fs, ms = fn(refs, start[sub], n[sub], par[sub], *rest, 0.5, (lo, hi))
+            assert np.array_equal(ms, full_mask[sub, lo:hi])
+            np.testing.assert_allclose(fs, full[sub, lo:hi], rtol=1e-6, atol=1e-6)
+    for bad in ((0, 0), (-1, 5), (100, 153)):
+        with pytest.raises(ValueError, match="rows"):
+            tfk.track_cluster_features_cpu(*args, 0.5, bad)
+
+
 def test_track_features_on_a_helix_have_small_residuals():
     """Clusters exactly on the track's helix: residuals 0, path grows, crossing flags."""
     from alice_dyn.kernels.matching import helix_at, helix_from_track_params
@@ -125,7 +151,7 @@ disp.get_current_device = lambda: types.SimpleNamespace(compute_capability=(9, 0
 A = lambda t, nd=1: T.Array(t, nd, "C")
 k = track_features._cuda_kernels()
 sig = (A(T.int32), A(T.int32), A(T.int32), A(T.float64, 2), A(T.float64, 2), A(T.uint8),
-       A(T.uint8), T.float64, A(T.float64), A(T.float32, 3), A(T.boolean, 2))
+       A(T.uint8), T.float64, A(T.float64), T.int64, T.int64, A(T.float32, 3), A(T.boolean, 2))
 ptx, _ = cuda.compile_ptx(k.py_func, sig, cc=(9, 0))
 assert ".entry" in ptx
 print("compiled")

@@ -15,9 +15,10 @@ import uproot
 from alice_dyn.event.tracks import REJECTED
 from alice_dyn.framework.executable import run_specs
 from alice_dyn.io import read_timeframes
-from alice_dyn.nn import ConfidencePolicy
+from alice_dyn.nn import ConfidencePolicy, run_dynamic
 from alice_dyn.stages import data_types as dt
 from alice_dyn.stages import tpc_cluster_reader_spec, tpc_cluster_transform_spec
+from alice_dyn.stages.exit_budget import FULL_DEPTH
 from alice_dyn.stages.tpc_tracker import tpc_tracker_spec
 from alice_dyn.stages.track_net import TrackNetParam, reject_threshold, track_net_spec
 from alice_dyn.tracknet.data_gen import write_mix_file
@@ -95,6 +96,34 @@ def test_shipped_model_loads_runs_and_is_small():
     # refined q/pT stays close to the classical fit (corrections of a few sigma at most)
     pull = (full.refined[:, 0] - inp.reco[:, 0]) / inp.scale[:, 0]
     assert np.median(np.abs(pull)) < 3.0
+
+
+def test_lazy_cluster_inputs_equal_eager_and_skip_unread_rows():
+    """Inputs built chunk by chunk (the stage's path) give the eager path's outputs for every
+    budget, and an early exit builds fewer (track, row) slots."""
+    model, scaler, cfg = load_track_net()
+    c = classical_chain(read_timeframes(PP)[0])
+    eager = track_inputs(c.tracks, c.refs, c.clusters, c.bfield_t)
+    n = len(c.tracks)
+    warm = track_inputs(c.tracks, c.refs, c.clusters, c.bfield_t, lazy_clusters=True)
+    run_dynamic(model, scaler.tensors(warm), FULL_DEPTH)  # FLOPs table counted on 1 track, cached
+    built = {}
+    for name in ("full", "75", "25"):
+        pol = (
+            FULL_DEPTH
+            if name == "full"
+            else ConfidencePolicy(cfg["thresholds"][name]["thresholds"])
+        )
+        lazy = track_inputs(c.tracks, c.refs, c.clusters, c.bfield_t, lazy_clusters=True)
+        a = run_dynamic(model, scaler.tensors(eager), pol, keep_embedding=True)
+        b = run_dynamic(model, scaler.tensors(lazy), pol, keep_embedding=True)
+        assert torch.equal(a.exit_index, b.exit_index)
+        torch.testing.assert_close(b.outputs, a.outputs, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(b.embedding, a.embedding, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(b.flops, a.flops)
+        built[name] = lazy.clusters.built
+    assert built["full"] == n * 152
+    assert built["25"] < 0.6 * built["full"]
 
 
 def _minimal_specs():

@@ -32,6 +32,11 @@ Inputs: ``track_par`` ``(n_tracks, 7)`` float64 columns ``x, alpha, y, z, snp, t
 ``x, y, z`` (cm, as ``TPC/CLUSTERGLOBAL``) and ``q_tot, q_max`` (ADC); ``sector``, ``row``
 ``(n_clusters,)`` integers; ``bfield_t`` (T). The arithmetic is float64, rounded once.
 
+``rows=(lo, hi)`` limits the output to pad rows ``lo <= row < hi``: ``(n_tracks, hi - lo, 11)``,
+the slice ``[:, lo:hi]`` of the full output (the ``gap`` of a chunk's first cluster still counts
+from the track's previous cluster). Clusters outside the range cost no arithmetic, so a network
+that reads a track by chunks of rows (outer first) and stops early pays only for what it read.
+
 NumPy reference, Numba CPU twin (one track per prange iteration), numba.cuda twin (one thread
 per (track, cluster)).
 """
@@ -77,6 +82,13 @@ def _check(track_par: Any, cluster_xyzq: Any, sector: Any, row: Any, refs, start
         raise ValueError("sector and row must be (n_clusters,) like cluster_xyzq")
 
 
+def _row_range(rows: tuple[int, int] | None) -> tuple[int, int]:
+    lo, hi = (0, N_SLOTS) if rows is None else (int(rows[0]), int(rows[1]))
+    if not 0 <= lo < hi <= N_SLOTS:
+        raise ValueError(f"rows must be (lo, hi) with 0 <= lo < hi <= {N_SLOTS}, got {rows}")
+    return lo, hi
+
+
 # ------------------------------------------------------------------------------------------
 # NumPy reference
 # ------------------------------------------------------------------------------------------
@@ -108,12 +120,17 @@ def track_cluster_features_ref(
     sector: Any,
     row: Any,
     bfield_t: float,
+    rows: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """NumPy reference of :func:`track_cluster_features`."""
+    """NumPy reference of :func:`track_cluster_features` (a row range is the slice of all rows)."""
     refs, start, n = np.asarray(refs), np.asarray(start, np.int64), np.asarray(n, np.int64)
     tp, cl = np.asarray(track_par, np.float64), np.asarray(cluster_xyzq, np.float64)
     sector, row = np.asarray(sector), np.asarray(row)
     _check(tp, cl, sector, row, refs, start, n)
+    lo, hi = _row_range(rows)
+    if (lo, hi) != (0, N_SLOTS):
+        out, mask = track_cluster_features_ref(refs, start, n, tp, cl, sector, row, bfield_t)
+        return np.ascontiguousarray(out[:, lo:hi]), np.ascontiguousarray(mask[:, lo:hi])
     n_tr = len(n)
     out = np.zeros((n_tr, N_SLOTS, N_CLUSTER_FEATURES), np.float32)
     mask = np.zeros((n_tr, N_SLOTS), bool)
@@ -216,7 +233,7 @@ def _cluster_one(xc, yc, r, sense, phi0, z_ref, tgl, alpha_tr, gx, gy, gz, qt, q
 
 
 @njit(parallel=True, cache=True)
-def _features_cpu(refs, start, n, tp, cl, sector, row, bfield_t, alpha_tab, out, mask):
+def _features_cpu(refs, start, n, tp, cl, sector, row, bfield_t, alpha_tab, lo, hi, out, mask):
     for t in prange(start.shape[0]):
         xc, yc, r, sense, phi0 = _helix_one(
             tp[t, 0], tp[t, 1], tp[t, 2], tp[t, 4], tp[t, 6], bfield_t
@@ -226,13 +243,15 @@ def _features_cpu(refs, start, n, tp, cl, sector, row, bfield_t, alpha_tab, out,
         for k in range(np.int64(n[t])):
             c = np.int64(refs[s0 + k])
             rw = np.int64(row[c])
-            f = _cluster_one(
-                xc, yc, r, sense, phi0, tp[t, 3], tp[t, 5], tp[t, 1], cl[c, 0], cl[c, 1],
-                cl[c, 2], cl[c, 3], cl[c, 4], alpha_tab[np.int64(sector[c])], np.float64(rw), pr,
-            )  # fmt: skip
-            for j in range(len(f)):
-                out[t, rw, j] = f[j]
-            mask[t, rw] = True
+            if lo <= rw < hi:
+                f = _cluster_one(
+                    xc, yc, r, sense, phi0, tp[t, 3], tp[t, 5], tp[t, 1], cl[c, 0], cl[c, 1],
+                    cl[c, 2], cl[c, 3], cl[c, 4], alpha_tab[np.int64(sector[c])],
+                    np.float64(rw), pr,
+                )  # fmt: skip
+                for j in range(len(f)):
+                    out[t, rw - lo, j] = f[j]
+                mask[t, rw - lo] = True
             pr = np.float64(rw)
 
 
@@ -245,6 +264,7 @@ def track_cluster_features_cpu(
     sector: Any,
     row: Any,
     bfield_t: float,
+    rows: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Numba CPU twin of :func:`track_cluster_features_ref`."""
     refs, start, n = np.asarray(refs), np.asarray(start), np.asarray(n)
@@ -252,12 +272,14 @@ def track_cluster_features_cpu(
     cl = np.ascontiguousarray(cluster_xyzq, np.float64)
     sector, row = np.asarray(sector), np.asarray(row)
     _check(tp, cl, sector, row, refs, start, n)
-    out = np.zeros((len(n), N_SLOTS, N_CLUSTER_FEATURES), np.float32)
-    mask = np.zeros((len(n), N_SLOTS), np.bool_)
+    lo, hi = _row_range(rows)
+    out = np.zeros((len(n), hi - lo, N_CLUSTER_FEATURES), np.float32)
+    mask = np.zeros((len(n), hi - lo), np.bool_)
     if len(n):
         _features_cpu(
-            refs, start, n, tp, cl, sector, row, float(bfield_t), geo.SECTOR_ALPHA_RAD, out, mask
-        )
+            refs, start, n, tp, cl, sector, row, float(bfield_t), geo.SECTOR_ALPHA_RAD, lo, hi,
+            out, mask,
+        )  # fmt: skip
     return out, mask
 
 
@@ -273,17 +295,19 @@ def _cuda_kernels():
     cluster_one = cuda.jit(device=True)(_cluster_one.py_func)
 
     @cuda.jit
-    def features(refs, start, owner, tp, cl, sector, row, bfield_t, alpha_tab, out, mask):
+    def features(refs, start, owner, tp, cl, sector, row, bfield_t, alpha_tab, lo, hi, out, mask):
         i = cuda.grid(1)  # one thread per reference: (track, cluster)
         if i < owner.shape[0] and owner[i] >= 0:
+            c = np.int64(refs[i])
+            rw = np.int64(row[c])
+            if rw < lo or rw >= hi:
+                return
             t = owner[i]
             s0 = np.int64(start[t])
             k = np.int64(i) - s0
             xc, yc, r, sense, phi0 = helix_one(
                 tp[t, 0], tp[t, 1], tp[t, 2], tp[t, 4], tp[t, 6], bfield_t
             )
-            c = np.int64(refs[i])
-            rw = np.int64(row[c])
             pr = -1.0
             if k > 0:
                 pr = np.float64(row[np.int64(refs[i - 1])])
@@ -291,18 +315,19 @@ def _cuda_kernels():
                 xc, yc, r, sense, phi0, tp[t, 3], tp[t, 5], tp[t, 1], cl[c, 0], cl[c, 1],
                 cl[c, 2], cl[c, 3], cl[c, 4], alpha_tab[np.int64(sector[c])], np.float64(rw), pr,
             )  # fmt: skip
-            out[t, rw, 0] = f[0]
-            out[t, rw, 1] = f[1]
-            out[t, rw, 2] = f[2]
-            out[t, rw, 3] = f[3]
-            out[t, rw, 4] = f[4]
-            out[t, rw, 5] = f[5]
-            out[t, rw, 6] = f[6]
-            out[t, rw, 7] = f[7]
-            out[t, rw, 8] = f[8]
-            out[t, rw, 9] = f[9]
-            out[t, rw, 10] = f[10]
-            mask[t, rw] = True
+            s = rw - lo
+            out[t, s, 0] = f[0]
+            out[t, s, 1] = f[1]
+            out[t, s, 2] = f[2]
+            out[t, s, 3] = f[3]
+            out[t, s, 4] = f[4]
+            out[t, s, 5] = f[5]
+            out[t, s, 6] = f[6]
+            out[t, s, 7] = f[7]
+            out[t, s, 8] = f[8]
+            out[t, s, 9] = f[9]
+            out[t, s, 10] = f[10]
+            mask[t, s] = True
 
     return features
 
@@ -330,23 +355,25 @@ def track_cluster_features_gpu(
     sector: Any,
     row: Any,
     bfield_t: float,
+    rows: tuple[int, int] | None = None,
     *,
     xp: Any = None,
 ) -> tuple[Any, Any]:
     """numba.cuda twin of :func:`track_cluster_features_ref` (one thread per reference;
-    references outside every track do nothing)."""
+    references outside every track or outside ``rows`` do nothing)."""
     xp = _cuda.default_xp(xp)
     refs, start, n, sector, row = (xp.asarray(a) for a in (refs, start, n, sector, row))
     tp = xp.ascontiguousarray(xp.asarray(track_par, np.float64))
     cl = xp.ascontiguousarray(xp.asarray(cluster_xyzq, np.float64))
     _check(tp, cl, sector, row, refs, start, n)
-    out = xp.zeros((n.shape[0], N_SLOTS, N_CLUSTER_FEATURES), np.float32)
-    mask = xp.zeros((n.shape[0], N_SLOTS), np.bool_)
+    lo, hi = _row_range(rows)
+    out = xp.zeros((n.shape[0], hi - lo, N_CLUSTER_FEATURES), np.float32)
+    mask = xp.zeros((n.shape[0], hi - lo), np.bool_)
     if refs.shape[0] and n.shape[0]:
         owner = _owners(start, n, int(refs.shape[0]), xp)
         alpha_tab = _cuda.device_table(xp, "sector_alpha", geo.SECTOR_ALPHA_RAD)
         _cuda_kernels()[_cuda.blocks(refs.shape[0]), _cuda.THREADS_PER_BLOCK](
-            refs, start, owner, tp, cl, sector, row, float(bfield_t), alpha_tab, out, mask
+            refs, start, owner, tp, cl, sector, row, float(bfield_t), alpha_tab, lo, hi, out, mask
         )
     return out, mask
 
@@ -360,18 +387,20 @@ def track_cluster_features(
     sector: Any,
     row: Any,
     bfield_t: float,
+    rows: tuple[int, int] | None = None,
     *,
     backend: str | Backend = "cpu",
 ) -> tuple[Any, Any]:
-    """``(features float32 (n_tracks, 152, 11), mask bool (n_tracks, 152))``; see the module
-    docstring for the inputs, the features and the row slots."""
+    """``(features float32 (n_tracks, L, 11), mask bool (n_tracks, L))`` for the pad rows
+    ``rows = (lo, hi)`` (default all 152, ``L = hi - lo``); see the module docstring for the
+    inputs, the features and the row slots."""
     be = get_backend(backend)
     if be.is_gpu:
         return track_cluster_features_gpu(
-            refs, start, n, track_par, cluster_xyzq, sector, row, bfield_t, xp=be.xp
+            refs, start, n, track_par, cluster_xyzq, sector, row, bfield_t, rows, xp=be.xp
         )
     return track_cluster_features_cpu(
-        refs, start, n, track_par, cluster_xyzq, sector, row, bfield_t
+        refs, start, n, track_par, cluster_xyzq, sector, row, bfield_t, rows
     )
 
 

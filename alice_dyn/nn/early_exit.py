@@ -47,9 +47,12 @@ Inputs = Tensor | Mapping[str, Tensor]
 
 
 def take(x: Any, idx: Tensor) -> Any:
-    """Rows ``idx`` (a 1-D long tensor) of every tensor in ``x`` (tensor, tuple/list, dict)."""
+    """Rows ``idx`` (a 1-D long tensor) of every tensor in ``x`` (tensor, tuple/list, dict);
+    an input built on demand compacts itself through its ``take_rows(idx)`` method."""
     if isinstance(x, Tensor):
         return x.index_select(0, idx)
+    if hasattr(x, "take_rows"):
+        return x.take_rows(idx)
     if isinstance(x, Mapping):
         return {k: take(v, idx) for k, v in x.items()}
     if isinstance(x, tuple | list):

@@ -85,7 +85,9 @@ class AODWriterTask(Task):
         self.n_tf = 0
 
     def run(self, pc: ProcessingContext) -> None:
-        folder = f"DF_{pc.timeslice}"
+        # the folder is looked up once: uproot finds a path's directory by a scan that grows
+        # with the number of DF_ folders already in the file
+        folder = self.file.mkdir(f"DF_{pc.timeslice}")
         meta: dict[str, Any] = {"fTfId": pc.tf_id}
         for binding in self.bindings:
             if not pc.inputs.is_valid(binding):
@@ -95,7 +97,7 @@ class AODWriterTask(Task):
             cols = table_columns(binding, header, payload)
             if cols is None:
                 if isinstance(payload, dict):
-                    self.file[f"{folder}/metadata"] = json.dumps(payload, default=str)
+                    folder["metadata"] = json.dumps(payload, default=str)
                     meta.update(
                         {
                             column_name(k): v
@@ -108,10 +110,10 @@ class AODWriterTask(Task):
                     f"input {binding!r}: cannot write a {type(payload).__name__} payload"
                 )
             cols = {k: np.ascontiguousarray(v) for k, v in cols.items()}
-            tree = self.file.mktree(f"{folder}/O2{binding}", {k: v.dtype for k, v in cols.items()})
+            tree = folder.mktree(f"O2{binding}", {k: v.dtype for k, v in cols.items()})
             tree.extend(cols)
         mcols = {k: np.array([v]) for k, v in meta.items()}
-        tree = self.file.mktree(f"{folder}/O2tfmeta", {k: v.dtype for k, v in mcols.items()})
+        tree = folder.mktree("O2tfmeta", {k: v.dtype for k, v in mcols.items()})
         tree.extend(mcols)
         self.n_tf += 1
 

@@ -4,7 +4,9 @@ Layer: stages. Runs right after ``tpc-tracker``: reads ``TPC/TRACKS``, ``TPC/CLU
 clusters in global coordinates (``TPC/CLUSTERGLOBAL``) and the field (``GLO/TFMETA``), builds
 the network inputs with the one feature function the training used
 (:func:`alice_dyn.tracknet.features.track_inputs`) and runs batched dynamic inference with
-per-track exits. Configuration group ``TrackNetParam``:
+per-track exits. The cluster features are built on demand, one chunk of pad rows at a time
+for the tracks still in the batch, so a track that exits early also skips the input building
+of the rows it did not read (same values as building them all first). Configuration group ``TrackNetParam``:
 
 * ``model``: model directory (default: the shipped one);
 * ``budget``, ``threshold``, ``flops_fraction``, ``max_ms_per_tf``, ``reserve_ms``: the exit
@@ -118,7 +120,11 @@ class TrackNetTask(Task):
         if n == 0:
             return
         inputs = track_inputs(
-            tracks, pc.inputs.get("refs"), pc.inputs.get("clusters"), field_of(pc, 0.5)
+            tracks,
+            pc.inputs.get("refs"),
+            pc.inputs.get("clusters"),
+            field_of(pc, 0.5),
+            lazy_clusters=True,  # built chunk by chunk, only for the tracks still in the batch
         )
         res = self.budget.run(pc, self.scaler.tensors(inputs), keep_embedding=True)
         probs, refined, sigma = outputs_to_physics(

@@ -21,12 +21,20 @@ z, sector, row, q_tot, q_max) into
 
 :class:`FeatureScaler` standardises both (cluster features over real clusters only) and makes
 the network's input dict ``{"track", "clusters", "mask"}``.
+
+With ``lazy_clusters=True`` (the stage) the cluster features are not built up front:
+``TrackInputs.clusters`` is a :class:`ClusterSource` and the input dict's ``clusters`` a
+:class:`ClusterChunks`, which builds the scaled features of pad rows ``[lo, hi)`` for the tracks
+still in the batch when a block of the network asks for them. With the progressive network an
+early exit then also saves the input building of the rows it did not read. The values are
+those of the eager path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,6 +67,8 @@ __all__ = [
     "N_TRACK_FEATURES",
     "TARGETS",
     "TRACK_FEATURES",
+    "ClusterChunks",
+    "ClusterSource",
     "FeatureScaler",
     "TrackInputs",
     "track_inputs",
@@ -66,11 +76,51 @@ __all__ = [
 
 
 @dataclass
+class ClusterSource:
+    """What :func:`~alice_dyn.kernels.track_features.track_cluster_features` needs to build
+    the cluster features of ``n`` tracks later, pad rows ``[lo, hi)`` and tracks at a time.
+
+    ``built`` counts the (track, pad-row) slots built so far (input work actually done).
+    """
+
+    refs: np.ndarray
+    start: np.ndarray  # (n,)
+    n_clusters: np.ndarray  # (n,)
+    track_par: np.ndarray  # (n, 7) float64: x, alpha, y, z, snp, tgl, q2pt
+    xyzq: np.ndarray  # (n_clusters, 5) float64
+    sector: np.ndarray
+    row: np.ndarray
+    bfield_t: float
+    backend: str | Backend = "cpu"
+    built: int = 0
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def features(
+        self, rows: tuple[int, int] = (0, N_SLOTS), tracks: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(features (m, hi - lo, 11) float32, mask (m, hi - lo) bool)`` on the host for
+        ``tracks`` (indices; default all) and pad rows ``rows``."""
+        start, ncl, par = self.start, self.n_clusters, self.track_par
+        if tracks is not None:
+            start, ncl, par = start[tracks], ncl[tracks], par[tracks]
+        feats, mask = track_cluster_features(
+            self.refs, start, ncl, par, self.xyzq, self.sector, self.row, self.bfield_t, rows,
+            backend=self.backend,
+        )  # fmt: skip
+        if hasattr(feats, "get"):  # CuPy -> host
+            feats, mask = feats.get(), mask.get()
+        self.built += len(start) * (rows[1] - rows[0])
+        return feats, mask
+
+
+@dataclass
 class TrackInputs:
     """Unscaled network inputs and the classical parameters of ``n`` tracks."""
 
-    clusters: np.ndarray  # (n, 152, 11) float32
-    mask: np.ndarray  # (n, 152) bool
+    clusters: np.ndarray | ClusterSource  # (n, 152, 11) float32, or built on demand
+    mask: np.ndarray | None  # (n, 152) bool (None with a ClusterSource)
     track: np.ndarray  # (n, 17) float32
     reco: np.ndarray  # (n, 5) float64: q2pt, tgl, snp, y, z of the classical fit
     scale: np.ndarray  # (n, 5) float64: their sqrt(covariance) (floored)
@@ -108,8 +158,10 @@ def track_inputs(
     bfield_t: float,
     *,
     backend: str | Backend = "cpu",
+    lazy_clusters: bool = False,
 ) -> TrackInputs:
-    """The network inputs of ``tracks`` (see the module docstring)."""
+    """The network inputs of ``tracks`` (see the module docstring); ``lazy_clusters``: a
+    :class:`ClusterSource` instead of the cluster features (built when the network reads them)."""
     n = len(tracks)
     xyzq, sector, row = cluster_arrays(clusters)
     f8 = np.float64
@@ -120,11 +172,8 @@ def track_inputs(
     refs = np.asarray(refs)
     start = np.asarray(tracks.cluster_start)
     ncl = np.asarray(tracks.n_clusters)
-    feats, mask = track_cluster_features(
-        refs, start, ncl, par, xyzq, sector, row, bfield_t, backend=backend
-    )
-    if hasattr(feats, "get"):  # CuPy -> host
-        feats, mask = feats.get(), mask.get()
+    source = ClusterSource(refs, start, ncl, par, xyzq, sector, row, float(bfield_t), backend)
+    feats, mask = (source, None) if lazy_clusters else source.features()
     cov = np.asarray(tracks.cov, f8).reshape(n, 15)
     sig = np.sqrt(np.maximum(cov, 0.0))
     q2pt = par[:, 6]
@@ -189,18 +238,28 @@ class FeatureScaler:
             np.maximum(c.std(0), 1e-3).tolist(),
         )
 
-    def tensors(self, x: TrackInputs) -> dict[str, torch.Tensor]:
+    def tensors(self, x: TrackInputs) -> dict[str, Any]:
         """``{"track": (n, 17), "clusters": (n, 152, 11) (zero in empty slots), "mask":
-        (n, 152)}``, float32 tensors."""
+        (n, 152)}``, float32 tensors; with a :class:`ClusterSource`, ``{"track", "clusters":
+        ClusterChunks}``."""
         f4 = np.float32
         t = (x.track - np.asarray(self.track_mean, f4)) / np.asarray(self.track_std, f4)
-        c = (x.clusters - np.asarray(self.cluster_mean, f4)) / np.asarray(self.cluster_std, f4)
-        c *= x.mask[..., None]
-        return {
-            "track": torch.from_numpy(np.ascontiguousarray(t, f4)),
-            "clusters": torch.from_numpy(np.ascontiguousarray(c, f4)),
-            "mask": torch.from_numpy(x.mask.astype(f4)),
-        }
+        out: dict[str, Any] = {"track": torch.from_numpy(np.ascontiguousarray(t, f4))}
+        if isinstance(x.clusters, ClusterSource):
+            out["clusters"] = ClusterChunks(x.clusters, self)
+            return out
+        assert x.mask is not None
+        out["clusters"], out["mask"] = self.cluster_tensors(x.clusters, x.mask)
+        return out
+
+    def cluster_tensors(
+        self, clusters: np.ndarray, mask: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scaled cluster features (zero in empty slots) and the float mask, as tensors."""
+        f4 = np.float32
+        c = (clusters - np.asarray(self.cluster_mean, f4)) / np.asarray(self.cluster_std, f4)
+        c *= mask[..., None]
+        return torch.from_numpy(np.ascontiguousarray(c, f4)), torch.from_numpy(mask.astype(f4))
 
     def to_json(self) -> dict:
         return {
@@ -220,3 +279,29 @@ class FeatureScaler:
         ) != list(CLUSTER_FEATURES):
             raise ValueError("the model was trained on other features than this code makes")
         return cls(d["track_mean"], d["track_std"], d["cluster_mean"], d["cluster_std"])
+
+
+class ClusterChunks:
+    """The ``clusters`` network input built on demand: :meth:`rows` gives the scaled features
+    and mask of pad rows ``[lo, hi)`` for the tracks still in the batch (``index`` into the
+    source's tracks); compaction (:meth:`take_rows`, used by :func:`alice_dyn.nn.take`) keeps
+    the rows of the remaining tracks without building anything."""
+
+    def __init__(
+        self, source: ClusterSource, scaler: FeatureScaler, index: np.ndarray | None = None
+    ):
+        self.source = source
+        self.scaler = scaler
+        self.all_tracks = index is None
+        self.index = np.arange(len(source)) if index is None else index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def take_rows(self, idx: torch.Tensor) -> ClusterChunks:
+        return ClusterChunks(self.source, self.scaler, self.index[idx.cpu().numpy()])
+
+    def rows(self, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(features (m, hi - lo, 11), mask (m, hi - lo))`` float32 tensors."""
+        feats, mask = self.source.features((lo, hi), None if self.all_tracks else self.index)
+        return self.scaler.cluster_tensors(feats, mask)

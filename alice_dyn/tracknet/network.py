@@ -20,7 +20,9 @@ Linear(dc, dc)`` on every slot, then masked mean and max pooling):
   residual MLP block; an exit follows every chunk. A track that leaves after chunk ``k`` never
   has its inner rows encoded. Its ``h`` is a dict ``{"h", "clusters", "mask", "sum", "count",
   "max"}`` (the raw inputs and running statistics ride along for the later blocks; compaction
-  takes their rows).
+  takes their rows). ``clusters`` may also be a
+  :class:`~alice_dyn.tracknet.features.ClusterChunks` (``mask`` None), which builds a chunk's
+  features only for the tracks that reach its block.
 
 :class:`TrackNet` adds ``embedding(h)`` (the ``(n, d)`` part of ``h``), so
 ``run_dynamic(..., keep_embedding=True)`` returns the embedding at each track's exit.
@@ -47,6 +49,7 @@ from alice_dyn.tracknet.features import (
     N_SLOTS,
     N_TRACK_FEATURES,
     TARGETS,
+    ClusterChunks,
     FeatureScaler,
 )
 
@@ -81,6 +84,14 @@ class ClusterEncoder(nn.Module):
         return n * length * (self.dc * 4 + 3)
 
 
+def slot_rows(clusters: Any, mask: Tensor | None, lo: int, hi: int) -> tuple[Tensor, Tensor]:
+    """Pad rows ``[lo, hi)`` of the cluster input: a slice of the ``(n, 152, 11)`` tensor and
+    its mask, or built on demand by a :class:`~alice_dyn.tracknet.features.ClusterChunks`."""
+    if isinstance(clusters, ClusterChunks):
+        return clusters.rows(lo, hi)
+    return clusters[:, lo:hi], mask[:, lo:hi]  # type: ignore[index]
+
+
 def pooled(total: Tensor, count: Tensor, mx: Tensor) -> Tensor:
     """``(n, 2 dc)``: mean and max of the encoded clusters (zeros for a track without any)."""
     return torch.cat([total / count.clamp_min(1.0), mx * (count > 0)], dim=-1)
@@ -103,7 +114,7 @@ class TrackStem(nn.Module):
         self.norm = nn.LayerNorm(d)
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
-        p = pooled(*self.encoder(inputs["clusters"], inputs["mask"]))
+        p = pooled(*self.encoder(*slot_rows(inputs["clusters"], inputs.get("mask"), 0, N_SLOTS)))
         return self.norm(self.pool_proj(p) + self.track_proj(inputs["track"]))
 
     def flops(self, args: tuple, output: Tensor) -> int:
@@ -129,7 +140,7 @@ class ProgressiveStem(nn.Module):
         return {
             "h": h,
             "clusters": inputs["clusters"],
-            "mask": inputs["mask"],
+            "mask": inputs.get("mask"),
             "sum": h.new_zeros(n, self.dc),
             "count": h.new_zeros(n, 1),
             "max": h.new_full((n, self.dc), -1e4),
@@ -151,9 +162,7 @@ class ChunkBlock(nn.Module):
         self.block = ResidualMLPBlock(d, expansion=expansion)
 
     def forward(self, h: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        x = h["clusters"][:, self.lo : self.hi]
-        m = h["mask"][:, self.lo : self.hi]
-        total, count, mx = self.encoder(x, m)
+        total, count, mx = self.encoder(*slot_rows(h["clusters"], h["mask"], self.lo, self.hi))
         total, count, mx = h["sum"] + total, h["count"] + count, torch.maximum(h["max"], mx)
         e = self.block(h["h"] + self.fuse(pooled(total, count, mx)))
         return {**h, "h": e, "sum": total, "count": count, "max": mx}
