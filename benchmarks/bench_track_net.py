@@ -6,7 +6,10 @@ and a pile-up timeframe), runs the classical chain, builds the inputs and, for e
 of the model directory (default: the shipped one), prints for one batch of up to 8192 tracks:
 wall time and average FLOPs per track of the full network (every track to the last exit) and
 of batched dynamic inference with compaction at the calibrated 25/50/75% budgets, and the
-ratios dynamic / full of both. Also: the feature assembly (kernel) time for the same tracks.
+ratios dynamic / full of both. Also: the feature assembly (kernel) time for the same tracks,
+and the stage's whole path per timeframe (inputs + network) with the cluster features built
+up front ("eager") against built chunk by chunk for the tracks still in the batch ("lazy",
+what ``track-net`` does), as ratios to the eager full network.
 Wall times: best of 5 runs after a warm-up.
 """
 
@@ -49,11 +52,12 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     names = [m[0] for m in MIX]
-    parts, t_feat, n_feat = [], 0.0, 0
+    parts, chains, t_feat, n_feat = [], [], 0.0, 0
     for i, name in enumerate(args.settings.split(",")):
         _, cfg = mix_config(names.index(name), 404)
         tf = simulate_timeframe(cfg, 1000 + i)
         c = classical_chain(tf)
+        chains.append(c)
         inp, dt = timed(
             lambda c=c: track_inputs(c.tracks, c.refs, c.clusters, c.bfield_t), repeats=2
         )
@@ -82,6 +86,35 @@ def main() -> None:
                 f"{v:<12} {name:<10} {1e3 * t:>9.2f} {res.mean_flops / 1e3:>13.1f} "
                 f"{t / t_full:>11.3f} {res.mean_flops / full.mean_flops:>12.3f} {n / t:>10.3e}"
             )
+
+    stage_path(args.model, chains)
+
+
+def stage_path(model_dir: str, chains: list) -> None:
+    """Inputs + network per timeframe, eager vs lazy cluster features, shipped variant."""
+    model, scaler, cfg = load_track_net(model_dir)
+    n = sum(len(c.tracks) for c in chains)
+
+    def run(pol: ConfidencePolicy, lazy: bool) -> float:
+        def once() -> None:
+            for c in chains:
+                x = track_inputs(c.tracks, c.refs, c.clusters, c.bfield_t, lazy_clusters=lazy)
+                run_dynamic(model, scaler.tensors(x), pol)
+
+        with torch.no_grad():
+            return timed(once)[1]
+
+    print(f"\nstage path, inputs + network ({cfg['variant']}, {n} tracks in {len(chains)} TFs)")
+    print(f"{'budget':<8} {'eager ms':>9} {'lazy ms':>9} {'eager ratio':>12} {'lazy ratio':>11}")
+    full = ConfidencePolicy(2.0)
+    budgets = [("full", full)] + [
+        (k, ConfidencePolicy(b["thresholds"])) for k, b in cfg["thresholds"].items()
+    ]
+    t_ref = run(full, False)
+    for name, pol in budgets:
+        te, tl = run(pol, False), run(pol, True)
+        ratios = f"{te / t_ref:>12.3f} {tl / t_ref:>11.3f}"
+        print(f"{name:<8} {1e3 * te:>9.2f} {1e3 * tl:>9.2f} {ratios}")
 
 
 if __name__ == "__main__":
