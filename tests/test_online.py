@@ -294,7 +294,11 @@ def _mp_source(pc):
 
 
 def _mp_worker(pc):
+    import gc
+
     _report_timing(pc)
+    pc.report("gc_enabled", int(gc.isenabled()))
+    pc.report("gc_frozen", gc.get_freeze_count())
     pc.outputs.snapshot("TST/OUT", pc.inputs.get("raw") * 2)
 
 
@@ -330,6 +334,8 @@ def test_multiprocess_runner_online():
         assert len({(v["arrival"], v["backlog"], v["deadline"]) for v in reps.values()}) == 1
         assert reps["src"]["arrival"] == r.arrival_s
         assert reps["src"]["deadline"] == pytest.approx(r.arrival_s + 0.5)
+        # the worker process keeps the collector out of the timed path (quiet_gc)
+        assert reps["worker"]["gc_enabled"] == 0 and reps["worker"]["gc_frozen"] > 0
 
 
 # --------------------------------------------------------------------------------------------

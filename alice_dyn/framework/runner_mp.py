@@ -49,6 +49,8 @@ outputs, same fate of every timeframe), with processors running concurrently:
 from __future__ import annotations
 
 import bisect
+import contextlib
+import gc
 import importlib
 import itertools
 import multiprocessing as mp
@@ -69,7 +71,14 @@ from tqdm import tqdm
 from alice_dyn.framework import shm
 from alice_dyn.framework.config import ConfigStore
 from alice_dyn.framework.metrics import ProcessorMetrics
-from alice_dyn.framework.online import OnlineOptions, Pacer, TimeframeTiming, current_clock
+from alice_dyn.framework.online import (
+    GC_EVERY_TIMESLICES,
+    OnlineOptions,
+    Pacer,
+    TimeframeTiming,
+    current_clock,
+    quiet_gc,
+)
 from alice_dyn.framework.runtime import (
     FAILED,
     INCOMPLETE,
@@ -158,6 +167,7 @@ class _Worker:
         self.spec_ref = spec_ref
         self.config = config
         self.lane = lane
+        self.transport = transport
         self.rt: ProcessorRuntime | None = None
         self._seen = (0, 0, 0, 0, 0)
 
@@ -247,8 +257,14 @@ class _Worker:
 
     def serve(self, tasks: _FrameReader, abort, parent_pid: int) -> None:
         stopped = False
+        online = bool(self.transport.get("online"))
+        since_gc = 0
+        gc_guard = contextlib.ExitStack()
         try:
             self.init()
+            # online runs: the collector out of the timed path, as in the inline runner; a
+            # worker collects when idle for a poll period, or after GC_EVERY_TIMESLICES runs
+            gc_guard.enter_context(quiet_gc(online))
             while True:
                 try:
                     item = tasks.recv(_POLL_S)
@@ -259,6 +275,9 @@ class _Worker:
                     if not _alive(parent_pid):  # the driver is gone: nobody will unlink
                         shm.sweep(self.arena.prefix)  # the segments this worker made
                         return
+                    if online and since_gc:
+                        gc.collect()
+                        since_gc = 0
                     continue
                 op = item[0]
                 if op == "run":
@@ -266,6 +285,10 @@ class _Worker:
                         self.arena.release(name, reusable)
                     if not abort.is_set():
                         self.run(item[1], item[2], item[4])
+                    since_gc += 1
+                    if online and since_gc >= GC_EVERY_TIMESLICES:
+                        gc.collect()
+                        since_gc = 0
                 elif op == "release":
                     for name, reusable in item[1]:
                         self.arena.release(name, reusable)
@@ -279,6 +302,7 @@ class _Worker:
                     self.send("stopped", self.rt.metrics if self.rt is not None else None)
                     return
         finally:
+            gc_guard.close()
             if not stopped and self.rt is not None:
                 self.rt.stop()
             self.results.close()
@@ -449,7 +473,11 @@ class _Driver:
         for p in self.topology.processors:
             cfg = config_for(p, self.config)
             upstream = sum(self.lanes_of[q] for q in self.producers[p.name])
-            transport = {"pool_slabs": self.window + 2, "cache": (self.window + 2) * upstream}
+            transport = {
+                "pool_slabs": self.window + 2,
+                "cache": (self.window + 2) * upstream,
+                "online": self.pacer is not None,
+            }
             self.lanes[p.name] = []
             for k in range(self.lanes_of[p.name]):
                 task_r, task_w = ctx.Pipe(duplex=False)
