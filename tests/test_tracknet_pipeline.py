@@ -71,6 +71,15 @@ def test_tiny_training_writes_a_complete_model_and_evaluates(tmp_path):
         assert pts[0]["q2pt_resolution"]["sigma_core"] is not None
     assert "99" in res["classical"]["cuts"] and res["at_equal_flops"]
     assert "track network on 1 timeframes" in format_track_net(res)
+    # the uncertainty exit is swept; where tracks leave is broken down by category
+    names = [p["setting"] for p in res["variants"]["progressive"]["points"]]
+    assert "uncertainty_1" in names and "_exit_index" not in pts[0]
+    cats = res["exit_by_category"]["budget_50"]
+    n_main = sum(cats[f"occupancy_{k}"]["n"] for k in ("low", "mid", "high"))
+    assert n_main == res["n_main"]
+    assert cats["looper_leg"]["n"] == res["n_tracks"] - res["n_main"]
+    assert sum(c["n"] for k, c in cats.items() if k.startswith("good_pt")) <= res["n_main"]
+    json.dumps(res)  # plain JSON
 
 
 def test_shipped_model_loads_runs_and_is_small():

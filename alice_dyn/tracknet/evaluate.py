@@ -19,6 +19,12 @@ compacted ``run_dynamic`` the stage runs), each track costing the FLOPs of its e
   ``reject_bad`` (score 1 - P(good)) at 99% / 98% good efficiency (``fake_rejection``,
   ``clone_rejection``), ``q2pt_resolution`` (refined; ``sigma_core``, ``vs_pt``) and
   ``pulls`` of the predicted uncertainties;
+  ``"uncertainty_<s>"`` points exit on the predicted sigma of q/pT instead (the first exit
+  whose sigma, in units of the classical fit's sigma, is <= ``s``);
+* ``exit_by_category``: for the primary variant at ``budget_50`` and at ``uncertainty_1``: per
+  category of track (good main tracks per true-pT bin, fakes, clones, looper legs, and main
+  tracks per timeframe-occupancy tercile) ``n``, ``flops_fraction``, ``mean_exit`` and
+  ``first_exit_fraction``;
 * ``at_equal_flops``: for budgets of 30/50/70/90/100% of ``reference_flops`` (the larger full
   network): per variant the point with the most FLOPs within the budget and its headline
   numbers;
@@ -27,15 +33,16 @@ compacted ``run_dynamic`` the stage runs), each track costing the FLOPs of its e
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from alice_dyn.nn import ConfidencePolicy
+from alice_dyn.nn import ConfidencePolicy, UncertaintyPolicy
 from alice_dyn.nn.flops import exit_flops_for
 from alice_dyn.tracknet import metrics as M
-from alice_dyn.tracknet.dataset import FAKE, GOOD, TrackDataset, dataset_from_timeframe
+from alice_dyn.tracknet.dataset import CLONE, FAKE, GOOD, TrackDataset, dataset_from_timeframe
 from alice_dyn.tracknet.features import TARGETS
 from alice_dyn.tracknet.network import (
     DEFAULT_MODEL_DIR,
@@ -45,13 +52,16 @@ from alice_dyn.tracknet.network import (
 )
 
 LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 0.9999)
+#: sigma(q/pT) thresholds of the uncertainty exit, in units of the classical fit's sigma
+SIGMA_LEVELS = (0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5, 2.0)
 EQUAL_FLOPS = (0.3, 0.5, 0.7, 0.9, 1.0)
 
 
-def _point(name, q, model, outs, table, full, ds: TrackDataset) -> dict:
+def _point(name, q, model, outs, table, full, ds: TrackDataset, policy=None) -> dict:
     from alice_dyn.tracknet.train import select
 
-    policy = None if q is None else ConfidencePolicy(q)
+    if policy is None and q is not None:
+        policy = ConfidencePolicy(q)
     out, idx = select(model, outs, policy)
     probs, refined, sigma = outputs_to_physics(model.task, out, ds.inputs.reco, ds.inputs.scale)
     good = ds.main & (ds.labels == GOOD)
@@ -66,7 +76,46 @@ def _point(name, q, model, outs, table, full, ds: TrackDataset) -> dict:
         "reject_bad": M.rejection_at_efficiency(1.0 - probs[:, GOOD], ds.labels, ds.main),
         "q2pt_resolution": M.resolution(refined[:, 0], ds.truth[:, 0], ds.pt_true, good),
         "pulls": M.pulls(refined, sigma, ds.truth, good),
+        "_exit_index": idx,  # removed before the JSON (exit_by_category)
     }
+
+
+def _exit_stats(idx: np.ndarray, table: np.ndarray, full: float, sel: np.ndarray) -> dict:
+    n = int(sel.sum())
+    if not n:
+        return {"n": 0, "flops_fraction": None, "mean_exit": None, "first_exit_fraction": None}
+    i = idx[sel]
+    return {
+        "n": n,
+        "flops_fraction": float(table[i].mean() / full),
+        "mean_exit": float(i.mean()),
+        "first_exit_fraction": float((i == 0).mean()),
+    }
+
+
+def exit_by_category(
+    idx: np.ndarray, table: np.ndarray, full: float, ds: TrackDataset, occupancy: np.ndarray
+) -> dict:
+    """Where tracks leave, per category (see the module docstring)."""
+    main, lab = ds.main, ds.labels
+    good = main & (lab == GOOD)
+    out: dict = {}
+    for lo, hi in itertools.pairwise(M.PT_EDGES):
+        sel = good & (ds.pt_true >= lo) & (ds.pt_true < hi)
+        out[f"good_pt_{lo:g}_{hi:g}"] = _exit_stats(idx, table, full, sel)
+    out["fake"] = _exit_stats(idx, table, full, main & (lab == FAKE))
+    out["clone"] = _exit_stats(idx, table, full, main & (lab == CLONE))
+    out["looper_leg"] = _exit_stats(idx, table, full, ~main)
+    edges = np.quantile(occupancy[main], [1 / 3, 2 / 3]) if main.any() else [0, 0]
+    for k, name in enumerate(("low", "mid", "high")):
+        lo = -np.inf if k == 0 else edges[k - 1]
+        hi = np.inf if k == 2 else edges[k]
+        sel = main & (occupancy > lo) & (occupancy <= hi)
+        out[f"occupancy_{name}"] = _exit_stats(idx, table, full, sel)
+        out[f"occupancy_{name}"]["tracks_per_tf"] = (
+            [float(occupancy[sel].min()), float(occupancy[sel].max())] if sel.any() else None
+        )
+    return out
 
 
 def _headline(p: dict) -> dict:
@@ -93,6 +142,7 @@ def evaluate_track_net(
         raise FileNotFoundError(f"{model_dir}: no track-network model (config.json)")
     nets = {v: load_track_net(p) for v, p in dirs.items()}
     parts: list[TrackDataset] = []
+    occupancy: list[np.ndarray] = []  # per track: tracks in its timeframe
     outs: dict[str, list[torch.Tensor]] = {v: [] for v in nets}
     with open_timeframes(truth_path) as reader:
         for i, tf in enumerate(reader):
@@ -100,6 +150,7 @@ def evaluate_track_net(
                 break
             ds = dataset_from_timeframe(tf)
             parts.append(ds)
+            occupancy.append(np.full(len(ds), len(ds), np.float64))
             for v, (model, scaler, _) in nets.items():
                 outs[v].append(all_exit_outputs(model, scaler.tensors(ds.inputs)))
     ds = TrackDataset.concatenate(parts)
@@ -133,6 +184,19 @@ def evaluate_track_net(
             pt["requested_fraction"] = b["calibration"]["target_fraction"]
             points.append(pt)
         points += [_point(f"threshold_{q:g}", q, model, o, table, full, ds) for q in LEVELS]
+        points += [
+            _point(f"uncertainty_{q:g}", q, model, o, table, full, ds, UncertaintyPolicy(q))
+            for q in SIGMA_LEVELS
+        ]
+        if v == next(iter(dirs)):  # the primary variant
+            occ = np.concatenate(occupancy)
+            res["exit_by_category"] = {
+                p["setting"]: exit_by_category(p["_exit_index"], table, full, ds, occ)
+                for p in points
+                if p["setting"] in ("budget_50", "uncertainty_1")
+            }
+        for p in points:
+            del p["_exit_index"]
         res["variants"][v] = {
             "full_flops": full,
             "exit_flops": table.tolist(),
@@ -195,8 +259,9 @@ def format_track_net(r: dict) -> str:
     )
     for v, vr in r["variants"].items():
         for p in vr["points"]:
-            if p["setting"].startswith("threshold_") and p["setting"] not in (
-                "threshold_0.9", "threshold_0.99", "threshold_0.999",
+            if p["setting"].startswith(("threshold_", "uncertainty_")) and p["setting"] not in (
+                "threshold_0.9", "threshold_0.99", "threshold_0.999", "uncertainty_0.7",
+                "uncertainty_1", "uncertainty_1.5",
             ):  # fmt: skip
                 continue
             lines.append(
@@ -206,6 +271,17 @@ def format_track_net(r: dict) -> str:
                 f"{_f(p['q2pt_resolution']['sigma_core']):>7s}   "
                 f"{_f(p['pulls']['q2pt']['core'], pct=False)}"
             )
+    for setting, cats in r.get("exit_by_category", {}).items():
+        lines.append(
+            f"  where tracks leave ({r['primary']['variant']}, {setting}): category  n  "
+            "FLOPs fraction  mean exit  first-exit fraction"
+        )
+        for name, c in cats.items():
+            if c["n"]:
+                lines.append(
+                    f"    {name:<22s} {c['n']:>7d}  {c['flops_fraction']:.2f}  "
+                    f"{c['mean_exit']:.2f}  {c['first_exit_fraction']:.2f}"
+                )
     lines.append("  at equal FLOPs (budget = fraction of the larger full network):")
     for row in r["at_equal_flops"]:
         parts = []
