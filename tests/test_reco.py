@@ -178,3 +178,28 @@ def test_shipped_dedx_calibration_is_reproduced_by_its_command():
     shipped = json.loads(DEFAULT_CALIBRATION.read_text())
     assert shipped["made_by"].startswith("alice-dyn calibrate dedx")
     assert json.loads(json.dumps(measure_calibration())) == shipped
+
+
+def test_trd_matching_equals_the_brute_force_reference():
+    """The phi-sorted candidate search gives the dense reference's matches, with and without
+    the collision time, for windows up to wider than the whole circle (every track's window
+    then wraps around phi = +-pi)."""
+    import dataclasses
+
+    from alice_dyn.reco.trd_matching import TRDMatchParam, match_trd, match_trd_ref
+
+    tf = simulate_timeframe(SimConfig.for_system("pp", seed=11, collisions_per_tf=8), 0)
+    tracks, _, labels, *_ = reconstruct(tf)
+    trd = tf.trd
+    n = len(tracks)
+    assert n > 50 and len(trd.layer) > 50
+    # the true collision time (as TOF would give it), a third of the tracks without
+    coll = tf.particles.collision[np.maximum(labels, 0)]
+    t0 = np.where((np.arange(n) % 3 == 0) | (labels < 0), np.nan, tf.collisions.t0_meas_ps[coll])
+    prms = [TRDMatchParam(), TRDMatchParam(max_drphi_cm=5.0), TRDMatchParam(max_drphi_cm=2000.0)]
+    for prm in prms:
+        args = (trd.layer, trd.x_cm, trd.y_cm, trd.z_cm, trd.q, 0.5, t0, 2.58e-3, prm)
+        a, b = match_trd(tracks, *args), match_trd_ref(tracks, *args)
+        for f in dataclasses.fields(a):
+            np.testing.assert_array_equal(getattr(a, f.name), getattr(b, f.name), f.name)
+        assert (a.n_tracklets > 0).sum() > 0.2 * n
