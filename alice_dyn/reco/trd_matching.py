@@ -41,7 +41,7 @@ class TRDMatches:
     signal: np.ndarray
 
 
-def match_trd_ref(
+def _match(
     tracks,
     layer: np.ndarray,
     tx: np.ndarray,
@@ -51,17 +51,22 @@ def match_trd_ref(
     bfield_t: float,
     track_t0_ps: np.ndarray,
     drift_cm_per_ns: float,
-    prm: TRDMatchParam = TRDMatchParam(),
+    prm: TRDMatchParam,
+    winners,
 ) -> TRDMatches:
-    """Brute-force reference of :func:`match_trd` (dense ``(n_tracks, n_tracklets)`` per
-    layer: only for small inputs)."""
+    """The layer loop shared by :func:`match_trd` and :func:`match_trd_ref`: ``winners`` gives
+    the matched ``(track, tracklet)`` pairs of one layer."""
     n = len(tracks)
     n_trk = np.zeros(n, np.int8)
     pattern = np.zeros(n, np.uint8)
     qsum = np.zeros(n)
     if n and len(layer):
-        h, zshift, max_dz = _layer_geometry(tracks, bfield_t, track_t0_ps, drift_cm_per_ns, prm)
-        used = np.zeros(len(layer), bool)
+        h = helices_from_tracks(tracks, bfield_t)
+        known = np.isfinite(track_t0_ps)
+        zshift = tracks.side() * np.nan_to_num(track_t0_ps) * 1e-3 * drift_cm_per_ns
+        zshift = np.where(known, zshift, 0.0)
+        max_dz = np.where(known, prm.max_dz_cm, prm.max_dz_unknown_time_cm)
+        layer, q = np.asarray(layer), np.asarray(q)
         for lay, radius in enumerate(TRD_RADII_CM):
             sel = np.flatnonzero(layer == lay)
             if not len(sel):
@@ -69,34 +74,70 @@ def match_trd_ref(
             s = path_to_radius(h, radius)
             ok = np.isfinite(s)
             gx, gy, gz = h.at(np.where(ok, s, 0.0))
-            gz = gz + zshift
-            dphi = np.arctan2(ty[sel], tx[sel])[None, :] - np.arctan2(gy, gx)[:, None]
-            drphi = np.abs((np.mod(dphi + np.pi, 2 * np.pi) - np.pi) * radius)
-            dz = np.abs(tz[sel][None, :] - gz[:, None])
-            score = np.where((drphi < prm.max_drphi_cm) & (dz < max_dz[:, None]), drphi, np.inf)
-            k = np.argmin(score, axis=1)
-            hit = ok & np.isfinite(score[np.arange(n), k])
-            # one tracklet per track; a tracklet claimed twice stays with the closer track
-            for t in np.flatnonzero(hit)[np.argsort(score[np.flatnonzero(hit), k[hit]])]:
-                j = sel[k[t]]
-                if used[j]:
-                    continue
-                used[j] = True
-                n_trk[t] += 1
-                pattern[t] |= np.uint8(1 << lay)
-                qsum[t] += q[j]
+            t, j = winners(
+                np.arctan2(gy, gx), gz + zshift, ok, np.arctan2(ty[sel], tx[sel]),
+                np.asarray(tz)[sel], float(radius), prm.max_drphi_cm, max_dz,
+            )  # fmt: skip
+            j = sel[j]
+            n_trk[t] += 1
+            pattern[t] |= np.uint8(1 << lay)
+            qsum[t] += q[j]
     signal = np.where(n_trk > 0, qsum / np.maximum(n_trk, 1), -1.0)
     return TRDMatches(n_trk, pattern, signal)
 
 
-def _layer_geometry(tracks, bfield_t, track_t0_ps, drift_cm_per_ns, prm):
-    """Helices, z shift from the collision time (cm) and z window per track (cm)."""
-    h = helices_from_tracks(tracks, bfield_t)
-    side = tracks.side()
-    known = np.isfinite(track_t0_ps)
-    zshift = np.where(known, side * np.nan_to_num(track_t0_ps) * 1e-3 * drift_cm_per_ns, 0.0)
-    max_dz = np.where(known, prm.max_dz_cm, prm.max_dz_unknown_time_cm)
-    return h, zshift, max_dz
+def _drphi(phi_h, phi_t, radius):
+    """|r dphi| (cm), dphi wrapped into [-pi, pi)."""
+    return np.abs((np.mod(phi_h - phi_t + np.pi, 2 * np.pi) - np.pi) * radius)
+
+
+def _winners_dense(phi_t, z_t, ok, phi_h, z_h, radius, max_drphi, max_dz):
+    """Brute force: ``(n_tracks, n_tracklets)`` matrices; a track's best is the argmin; a
+    tracklet claimed twice stays with the closer track (tracks in order of distance)."""
+    n = len(phi_t)
+    drphi = _drphi(phi_h[None, :], phi_t[:, None], radius)
+    dz = np.abs(z_h[None, :] - z_t[:, None])
+    score = np.where((drphi < max_drphi) & (dz < max_dz[:, None]), drphi, np.inf)
+    k = np.argmin(score, axis=1)
+    hit = np.flatnonzero(ok & np.isfinite(score[np.arange(n), k]))
+    used = np.zeros(len(phi_h), bool)
+    t_out, j_out = [], []
+    for t in hit[np.argsort(score[hit, k[hit]], kind="stable")]:
+        if not used[k[t]]:
+            used[k[t]] = True
+            t_out.append(t)
+            j_out.append(k[t])
+    return np.asarray(t_out, np.int64), np.asarray(j_out, np.int64)
+
+
+def _winners_sorted(phi_t, z_t, ok, phi_h, z_h, radius, max_drphi, max_dz):
+    """Tracklets sorted by phi; each track's candidates by binary search of its r-phi window
+    (the list extended by +-2 pi for the wrap-around); the same choice as the brute force."""
+    order = np.argsort(phi_h, kind="stable")
+    ph = phi_h[order]
+    ext_phi = np.concatenate([ph - 2 * np.pi, ph, ph + 2 * np.pi])
+    ext_idx = np.concatenate([order, order, order])
+    w = max_drphi / radius + 1e-12  # rad, slightly wide: the exact test follows
+    tr = np.flatnonzero(ok)
+    lo = np.searchsorted(ext_phi, phi_t[tr] - w, side="left")
+    hi = np.searchsorted(ext_phi, phi_t[tr] + w, side="right")
+    cnt = hi - lo
+    t = np.repeat(tr, cnt)
+    j = ext_idx[np.repeat(lo - np.cumsum(cnt) + cnt, cnt) + np.arange(int(cnt.sum()))]
+    d = _drphi(phi_h[j], phi_t[t], radius)
+    keep = (d < max_drphi) & (np.abs(z_h[j] - z_t[t]) < max_dz[t])
+    t, j, d = t[keep], j[keep], d[keep]
+    # each track's best: smallest drphi, then the lower tracklet index (as the argmin); a
+    # window wider than half the circle can list a tracklet twice, which changes nothing here
+    o = np.lexsort((j, d, t))
+    t, j, d = t[o], j[o], d[o]
+    first = np.ones(len(t), bool)
+    first[1:] = t[1:] != t[:-1]
+    t, j, d = t[first], j[first], d[first]
+    # a tracklet claimed twice stays with the closer track (ties: the lower track index)
+    o = np.argsort(d, kind="stable")
+    _, win = np.unique(j[o], return_index=True)
+    return t[o][win], j[o][win]
 
 
 def match_trd(
@@ -115,75 +156,13 @@ def match_trd(
     each track's collision time from TOF (NaN where unknown). Per layer a track takes the
     tracklet nearest in r-phi inside the r-phi and z windows (ties: the lower tracklet index);
     a tracklet claimed by several tracks stays with the closest (no second choice)."""
-    n = len(tracks)
-    n_trk = np.zeros(n, np.int8)
-    pattern = np.zeros(n, np.uint8)
-    qsum = np.zeros(n)
-    if n and len(layer):
-        h, zshift, max_dz = _layer_geometry(tracks, bfield_t, track_t0_ps, drift_cm_per_ns, prm)
-        layer = np.asarray(layer)
-        for lay, radius in enumerate(TRD_RADII_CM):
-            sel = np.flatnonzero(layer == lay)
-            if not len(sel):
-                continue
-            s = path_to_radius(h, radius)
-            ok = np.isfinite(s)
-            gx, gy, gz = h.at(np.where(ok, s, 0.0))
-            gz = gz + zshift
-            t, j, d = _candidates(
-                np.arctan2(gy, gx), gz, ok, np.arctan2(ty[sel], tx[sel]), np.asarray(tz)[sel],
-                radius, prm.max_drphi_cm, max_dz,
-            )  # fmt: skip
-            if not len(t):
-                continue
-            # each track's best: smallest drphi, then the lower tracklet index (as argmin)
-            o = np.lexsort((j, d, t))
-            t, j, d = t[o], j[o], d[o]
-            first = np.ones(len(t), bool)
-            first[1:] = t[1:] != t[:-1]
-            t, j, d = t[first], j[first], d[first]
-            # a tracklet claimed twice stays with the closer track (stable: track order on ties)
-            o = np.argsort(d, kind="stable")
-            _, win = np.unique(j[o], return_index=True)
-            t, j = t[o][win], sel[j[o][win]]
-            n_trk[t] += 1
-            pattern[t] |= np.uint8(1 << lay)
-            qsum[t] += np.asarray(q)[j]
-    signal = np.where(n_trk > 0, qsum / np.maximum(n_trk, 1), -1.0)
-    return TRDMatches(n_trk, pattern, signal)
+    args = (layer, tx, ty, tz, q, bfield_t, track_t0_ps, drift_cm_per_ns, prm)
+    return _match(tracks, *args, _winners_sorted)
 
 
-def _candidates(
-    phi_t: np.ndarray,
-    z_t: np.ndarray,
-    ok: np.ndarray,
-    phi_h: np.ndarray,
-    z_h: np.ndarray,
-    radius: float,
-    max_drphi: float,
-    max_dz: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(track, tracklet, drphi)`` of every pair inside the windows (tracklet: index into
-    ``phi_h``); tracklets sorted by phi, each track's phi window found by binary search
-    (the list extended by +-2 pi for the wrap-around)."""
-    order = np.argsort(phi_h, kind="stable")
-    ph = phi_h[order]
-    ext_phi = np.concatenate([ph - 2 * np.pi, ph, ph + 2 * np.pi])
-    ext_idx = np.concatenate([order, order, order])
-    w = max_drphi / radius + 1e-12  # rad, slightly wide: the exact test follows
-    tr = np.flatnonzero(ok)
-    lo = np.searchsorted(ext_phi, phi_t[tr] - w, side="left")
-    hi = np.searchsorted(ext_phi, phi_t[tr] + w, side="right")
-    cnt = hi - lo
-    t = np.repeat(tr, cnt)
-    pos = np.repeat(lo - np.cumsum(cnt) + cnt, cnt) + np.arange(int(cnt.sum()))
-    j = ext_idx[pos]
-    dphi = phi_h[j] - phi_t[t]
-    drphi = np.abs((np.mod(dphi + np.pi, 2 * np.pi) - np.pi) * radius)
-    keep = (drphi < max_drphi) & (np.abs(z_h[j] - z_t[t]) < max_dz[t])
-    t, j, drphi = t[keep], j[keep], drphi[keep]
-    # a window wider than half the circle could list a tracklet twice: keep one of each pair
-    if w > np.pi / 2 and len(t):
-        _, u = np.unique(t.astype(np.int64) * (len(phi_h) + 1) + j, return_index=True)
-        t, j, drphi = t[u], j[u], drphi[u]
-    return t, j, drphi
+def match_trd_ref(tracks, *args) -> TRDMatches:
+    """Brute-force reference of :func:`match_trd` (the same positional arguments; dense
+    ``(n_tracks, n_tracklets)`` matrices per layer: only for small inputs)."""
+    if len(args) == 8:
+        args = (*args, TRDMatchParam())
+    return _match(tracks, *args, _winners_dense)
