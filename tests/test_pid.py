@@ -231,3 +231,79 @@ def test_pid_reuses_the_track_network_embedding(tmp_path):
     with uproot.open(out) as f:
         t = f["DF_0/O2pidnet"].arrays(library="np")
     assert np.allclose(sum(t[f"fPidNet{s}"] for s in ("El", "Mu", "Pi", "Ka", "Pr")), 1, atol=1e-4)
+
+
+def _toy(labels, p, nsigma) -> PIDDataset:
+    n = len(labels)
+    return PIDDataset(
+        {g: np.zeros((n, len(c)), np.float32) for g, c in GROUPS.items()},
+        {g: np.ones(n, bool) for g in GROUPS},
+        np.asarray(labels, np.int64),
+        np.asarray(p, np.float32),
+        np.asarray(nsigma, np.int8),
+    )
+
+
+def test_equal_efficiency_comparison_is_exact_and_skips_tiny_bins():
+    """The network keeps exactly as many true tracks as n-sigma (the tightest threshold that
+    does), bins with too few true tracks or no n-sigma hit are listed, not compared."""
+    from alice_dyn.pid.evaluate import MIN_TRUE_COMPARED, _at_equal_efficiency
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    labels = rng.choice(5, n, p=[0.02, 0.01, 0.77, 0.1, 0.1])
+    p = np.full(n, 0.45)  # every track in the 0.4-0.5 bin
+    p[:200] = 1.2  # a second bin (1-1.5 GeV/c) ...
+    labels[:200] = 2
+    labels[:5] = 0  # ... with 5 electrons only: not compared
+    nsigma = np.where(rng.random(n) < 0.8, labels, (labels + 1) % 5)
+    probs = np.full((n, 5), 0.05)
+    probs[np.arange(n), labels] = 0.8 * rng.random(n)  # imperfect ranking
+    probs = probs / probs.sum(1, keepdims=True)
+    eq = _at_equal_efficiency(probs, _toy(labels, p, nsigma))
+    e_bins = {b["p_lo"]: b for b in eq["e"]["bins"]}
+    assert not e_bins[1.0]["compared"] and "fewer than" in e_bins[1.0]["reason"]
+    assert e_bins[1.0]["n_true"] < MIN_TRUE_COMPARED
+    assert not e_bins[0.2]["compared"]  # empty bin
+    b = e_bins[0.4]
+    assert b["compared"] and b["n_true"] >= MIN_TRUE_COMPARED
+    assert b["efficiency_network"] == pytest.approx(b["efficiency"])  # distinct scores: exact
+    assert b["diff"] == pytest.approx(b["purity"] - b["purity_nsigma"])
+    assert b["diff_err"] > 0 and b["diff_err_bootstrap"] > 0
+    for v in eq.values():
+        assert v["n_bins_compared"] + v["n_bins_not_compared"] == len(v["bins"])
+        assert v["n_bins_network_as_pure"] <= v["n_bins_within_stat_error"] <= v["n_bins_compared"]
+    # n-sigma at 100% efficiency: the network keeps every true track too; a perfect ranking
+    # is then at least as pure, whatever n-sigma's purity
+    ns_all = np.where(labels == 0, 0, nsigma)
+    perfect = np.eye(5)[labels] * 0.9 + 0.02
+    eq2 = _at_equal_efficiency(perfect, _toy(labels, p, ns_all))
+    b2 = {b["p_lo"]: b for b in eq2["e"]["bins"]}[0.4]
+    assert b2["efficiency"] == 1.0 and b2["efficiency_network"] == 1.0 and b2["purity"] == 1.0
+
+
+def test_oversampling_and_the_prior_shift_back():
+    from alice_dyn.pid.network import (
+        oversample,
+        oversampling_factors,
+        pid_net,
+        shift_head_biases,
+    )
+
+    labels = np.array([0] * 10 + [1] * 5 + [2] * 900 + [3] * 50 + [4] * 35)
+    f = oversampling_factors(labels, 0.05)
+    assert f == [5, 8, 1, 1, 1]  # 1% -> x5; 0.5% -> x10, capped at 8; common classes kept
+    ds = _toy(labels, np.ones(len(labels)), labels)
+    assert np.bincount(oversample(ds, f).labels).tolist() == [50, 40, 900, 50, 35]
+    torch.manual_seed(0)
+    model = pid_net(method="sdn", d=8, depth=2).eval()
+    x = {g: torch.randn(4, len(c)) for g, c in GROUPS.items()}
+    x.update({g + "_mask": torch.ones(4) for g in GROUPS})
+    with torch.no_grad():
+        before = model.forward_all(x)
+        shift_head_biases(model, f)
+        after = model.forward_all(x)
+    for a, b in zip(before, after, strict=True):
+        torch.testing.assert_close(a - b, torch.log(torch.tensor(f, dtype=a.dtype)).expand_as(a))
+    with pytest.raises(ValueError):
+        shift_head_biases(pid_net(method="ztw", d=8, depth=2), f)

@@ -21,10 +21,13 @@ Layer: PID. On held-out reconstructed tracks (an AO2D-like file and its simulati
   "purity", "efficiency_nsigma", "purity_nsigma"}`` (primary network, argmax decision, vs
   n-sigma);
 * ``per_species_at_nsigma_efficiency``: species -> ``{"bins": [...], "n_bins_compared",
-  "n_bins_network_as_pure", "n_bins_within_stat_error"}``: the network's purity at the n-sigma
-  efficiency of each bin (bins with at least 10 true tracks), how many bins it is at least as
-  pure, and how many it is at least as pure within one standard deviation of the difference
-  (binomial errors of both purities);
+  "n_bins_not_compared", "n_bins_network_as_pure", "n_bins_within_stat_error",
+  "n_bins_within_bootstrap_error"}``: the network's purity when it keeps as many true tracks
+  of the bin as n-sigma does (bins with at least :data:`MIN_TRUE_COMPARED` true tracks of
+  which n-sigma keeps at least one; the others are listed with ``compared: false`` and a
+  ``reason``), how many bins it is at least as pure, and how many it is at least as pure
+  within one standard deviation of the difference (binomial errors of both purities in
+  quadrature; and a bootstrap of the difference over the bin's tracks);
 * ``incremental`` (when the model directory has one): for the tracks with TOF or TRD,
   ``{"n_tracks", "accuracy_first_pass"`` (TPC only), ``"accuracy_updated"`` (cached first pass
   + update), ``"accuracy_full_recompute"`` (the network with every detector, full depth),
@@ -242,60 +245,120 @@ def evaluate_incremental(model, scaler, model_dir: Path, data: PIDDataset, polic
     return out
 
 
-def _at_equal_efficiency(probs: np.ndarray, data: PIDDataset) -> dict:
-    """Per species and p bin: the network's purity when its selection ``P(s) >= t`` is tuned
-    to the n-sigma efficiency in that bin (a ROC comparison at equal efficiency), against the
-    n-sigma purity; plus how many bins the network is at least as pure."""
+#: a (species, p) bin is compared only with at least this many true tracks of the species
+MIN_TRUE_COMPARED = 30
+#: resamples of the bootstrap error of the purity difference
+N_BOOTSTRAP = 200
+
+
+def _binomial_err(p: float | None, n: int) -> float | None:
+    return None if p is None or n <= 0 else float(np.sqrt(p * (1.0 - p) / n))
+
+
+def _matched_purity(
+    score: np.ndarray, true: np.ndarray, ns_pick: np.ndarray
+) -> tuple[int, int, int, int] | None:
+    """At equal efficiency inside one bin: ``(m, n-sigma selected, network selected, network
+    hits)``, with ``m`` the true tracks n-sigma keeps; the network keeps the ``m``
+    highest-scored true tracks and every track scored at least as high. None when n-sigma
+    keeps no true track."""
+    m = int(np.sum(ns_pick & true))
+    if m == 0:
+        return None
+    t = np.partition(score[true], -m)[-m]  # the m-th highest score of a true track
+    chosen = score >= t
+    return m, int(ns_pick.sum()), int(chosen.sum()), int(np.sum(chosen & true))
+
+
+def _at_equal_efficiency(probs: np.ndarray, data: PIDDataset, seed: int = 0) -> dict:
+    """Per species and p bin: the network's purity when its selection ``P(s) >= t`` keeps as
+    many true tracks as n-sigma does in that bin (a ROC comparison at equal efficiency; ties
+    can only add tracks), against the n-sigma purity. Bins with fewer than
+    :data:`MIN_TRUE_COMPARED` true tracks, or where n-sigma keeps none of them, are listed but
+    not compared (``compared: false``, ``reason``). Errors: binomial per purity, their
+    quadrature sum for the difference (``diff_err``) and a bootstrap of the difference over the
+    bin's tracks (``diff_err_bootstrap``: resampling moves the n-sigma efficiency, hence the
+    network's threshold, too)."""
     y = data.labels
+    rng = np.random.default_rng(seed)
     out: dict = {}
     for k, name in enumerate(SPECIES):
-        rows, n_better, n_bins, n_within = [], 0, 0, 0
+        rows = []
+        n_bins = n_better = n_within = n_within_boot = 0
         for lo, hi in itertools.pairwise(P_BINS):
-            sel = (data.p >= lo) & (data.p < hi)
-            true_s = sel & (y == k)
-            en, pn = _eff_pur(data.nsigma[sel], y[sel], k)
-            if not en or pn is None or true_s.sum() < 10:
-                rows.append(
-                    {
-                        "p_lo": lo,
-                        "p_hi": hi,
-                        "n_true": int(true_s.sum()),
-                        "efficiency": en,
-                        "purity_nsigma": pn,
-                        "purity": None,
-                    }
+            idx = np.flatnonzero((data.p >= lo) & (data.p < hi))
+            true, score, ns_pick = y[idx] == k, probs[idx, k], data.nsigma[idx] == k
+            n_true = int(true.sum())
+            row: dict = {"p_lo": lo, "p_hi": hi, "n_true": n_true}
+            en, pn = _eff_pur(data.nsigma[idx], y[idx], k)
+            row.update(
+                efficiency=en,
+                n_selected_nsigma=int(ns_pick.sum()),
+                purity_nsigma=pn,
+                purity_nsigma_err=_binomial_err(pn, int(ns_pick.sum())),
+                purity=None,
+            )
+            match = _matched_purity(score, true, ns_pick) if n_true else None
+            if n_true < MIN_TRUE_COMPARED or match is None:
+                row["compared"] = False
+                row["reason"] = (
+                    f"fewer than {MIN_TRUE_COMPARED} true tracks"
+                    if n_true < MIN_TRUE_COMPARED
+                    else "n-sigma selects none of the true tracks"
                 )
+                rows.append(row)
                 continue
-            # threshold keeping the fraction `en` of the true species
-            t = np.quantile(probs[true_s, k], 1.0 - en)
-            chosen = sel & (probs[:, k] >= t)
-            pur = float(np.mean(y[chosen] == k)) if chosen.any() else None
+            _m, _n_sel_ns, n_sel, n_hit = match
+            pur = n_hit / n_sel
+            diff = pur - pn
+            err = float(np.hypot(_binomial_err(pur, n_sel), row["purity_nsigma_err"]))
+            boot = []
+            for _ in range(N_BOOTSTRAP):
+                r = rng.integers(0, len(idx), len(idx))
+                b = _matched_purity(score[r], true[r], ns_pick[r])
+                if b is not None:
+                    boot.append(b[3] / b[2] - b[0] / b[1])
+            err_boot = float(np.std(boot)) if len(boot) > 1 else None
             n_bins += 1
-            n_better += int(pur is not None and pur >= pn)
-            # binomial uncertainty of the difference of the two purities
-            n_sel_net, n_sel_ns = int(chosen.sum()), int(np.sum(data.nsigma[sel] == k))
-            err = np.sqrt(
-                (pur or 0.0) * (1 - (pur or 0.0)) / max(n_sel_net, 1)
-                + pn * (1 - pn) / max(n_sel_ns, 1)
+            n_better += int(diff >= 0)
+            n_within += int(diff >= -err)
+            n_within_boot += int(err_boot is not None and diff >= -err_boot)
+            row.update(
+                compared=True,
+                efficiency_network=n_hit / n_true,
+                n_selected=n_sel,
+                purity=pur,
+                purity_err=_binomial_err(pur, n_sel),
+                diff=diff,
+                diff_err=err,
+                diff_err_bootstrap=err_boot,
             )
-            n_within += int(pur is not None and pur >= pn - err)
-            rows.append(
-                {
-                    "p_lo": lo,
-                    "p_hi": hi,
-                    "n_true": int(true_s.sum()),
-                    "efficiency": en,
-                    "purity_nsigma": pn,
-                    "purity": pur,
-                }
-            )
+            rows.append(row)
         out[name] = {
             "bins": rows,
             "n_bins_compared": n_bins,
+            "n_bins_not_compared": len(rows) - n_bins,
             "n_bins_network_as_pure": n_better,
             "n_bins_within_stat_error": n_within,
+            "n_bins_within_bootstrap_error": n_within_boot,
         }
     return out
+
+
+def worse_bins(eq: dict) -> list[str]:
+    """The compared bins where the network is less pure than n-sigma, one line each."""
+    lines = []
+    for name, v in eq.items():
+        for b in v["bins"]:
+            if b.get("compared") and b["diff"] < 0:
+                lines.append(
+                    f"{name} {b['p_lo']:g}-{b['p_hi']:g} GeV/c: n_true {b['n_true']}, "
+                    f"efficiency {b['efficiency']:.3f}, purity {b['purity']:.4f} +- "
+                    f"{b['purity_err']:.4f} vs n-sigma {b['purity_nsigma']:.4f} +- "
+                    f"{b['purity_nsigma_err']:.4f} (diff {b['diff']:+.4f}, sigma "
+                    f"{b['diff_err']:.4f} binomial, {b['diff_err_bootstrap']:.4f} bootstrap)"
+                )
+    return lines
 
 
 def format_pid_net(r: dict) -> str:
@@ -326,10 +389,13 @@ def format_pid_net(r: dict) -> str:
             "    "
             + ", ".join(
                 f"{s} {v['n_bins_network_as_pure']}/{v['n_bins_compared']} "
-                f"({v.get('n_bins_within_stat_error', '-')} within 1 sigma)"
+                f"({v.get('n_bins_within_stat_error', '-')}/"
+                f"{v.get('n_bins_within_bootstrap_error', '-')} within 1 sigma binomial/"
+                f"bootstrap, {v.get('n_bins_not_compared', '-')} not compared)"
                 for s, v in eq.items()
             )
         )
+        lines.extend("    less pure: " + w for w in worse_bins(eq))
     inc = r.get("incremental")
     if inc:
         lines.append(

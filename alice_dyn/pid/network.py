@@ -88,13 +88,65 @@ class FeatureScaler:
         return cls(d["mean"], d["std"])
 
 
+def oversampling_factors(
+    labels: np.ndarray, rare_fraction: float, max_factor: int = 8
+) -> list[int]:
+    """Per class, how many times each training track is repeated so that a class below
+    ``rare_fraction`` of the tracks reaches about that fraction (at most ``max_factor``)."""
+    counts = np.bincount(labels, minlength=N_CLASSES).astype(np.float64)
+    frac = counts / max(counts.sum(), 1.0)
+    out = []
+    for f in frac:
+        k = 1 if f <= 0 or f >= rare_fraction else round(rare_fraction / f)
+        out.append(int(min(max(k, 1), max_factor)))
+    return out
+
+
+def oversample(ds: PIDDataset, factors: list[int]) -> PIDDataset:
+    """``ds`` with every track of class ``c`` repeated ``factors[c]`` times (order kept)."""
+    return ds.take(np.repeat(np.arange(len(ds)), np.asarray(factors)[ds.labels]))
+
+
+@torch.no_grad()
+def shift_head_biases(model: EarlyExitNet, factors: list[int]) -> None:
+    """Undo the prior shift of oversampling: subtract ``log(factor_c)`` from class ``c``'s
+    logit at every exit (the last ``Linear`` of each head), so the probabilities refer to the
+    natural class mix again. SDN heads only (no cascading heads, no ensemble)."""
+    if model.ensemble is not None or any(getattr(h, "cascading", False) for h in model.heads):
+        raise ValueError("bias correction is defined for SDN heads only")
+    shift = torch.log(torch.as_tensor(factors, dtype=torch.float32))
+    for head in model.heads:
+        last = head.mlp[-1] if isinstance(head.mlp, torch.nn.Sequential) else head.mlp
+        last.bias -= shift.to(last.bias.dtype)
+
+
 def train_pid_net(
-    train: PIDDataset, val: PIDDataset, method: str, *, seed: int = 1, epochs: int = 30, **arch
+    train: PIDDataset,
+    val: PIDDataset,
+    method: str,
+    *,
+    seed: int = 1,
+    epochs: int = 30,
+    rare_fraction: float | None = None,
+    finetune_lr: float | None = None,
+    **arch,
 ) -> tuple[EarlyExitNet, FeatureScaler, dict]:
     """Train one PID network; ``ztw``: ZTW's staged recipe (backbone, then heads on the frozen
-    backbone with self-distillation, then the ensemble); ``sdn``: joint training."""
+    backbone with self-distillation, then the ensemble); ``sdn``: joint training.
+
+    ``rare_fraction`` (SDN only): classes rarer than that in ``train`` (electrons, muons) are
+    oversampled to about that fraction, in the training and the early-stopping data alike, and
+    every exit's logits are shifted back by ``-log(factor)`` afterwards (the model's
+    probabilities refer to the natural mix; the factors go to ``hist["oversampling"]``).
+    ``finetune_lr`` (SDN only): after the joint training (which keeps its best epoch), a second
+    joint training from there at this lower learning rate, same early stopping, kept only if
+    its best validation loss is lower (``hist["finetune"]``)."""
     torch.manual_seed(seed)
     scaler = FeatureScaler.fit(train)
+    factors = None
+    if rare_fraction and method == "sdn":
+        factors = oversampling_factors(train.labels, rare_fraction)
+        train, val = oversample(train, factors), oversample(val, factors)
     xtr, ytr = scaler.tensors(train), torch.as_tensor(train.labels)
     xva, yva = scaler.tensors(val), torch.as_tensor(val.labels)
     model = pid_net(method=method, **arch)
@@ -111,6 +163,15 @@ def train_pid_net(
         }
     else:
         hist = {"joint": train_joint(model, (xtr, ytr), **kw)}
+        if finetune_lr:
+            before = {k: v.clone() for k, v in model.state_dict().items()}
+            hist["finetune"] = train_joint(model, (xtr, ytr), **{**kw, "lr": finetune_lr})
+            if hist["finetune"]["best_val_loss"] > hist["joint"]["best_val_loss"]:
+                model.load_state_dict(before)  # no better than the first phase: keep it
+                hist["finetune"]["kept"] = False
+    if factors is not None:
+        shift_head_biases(model, factors)
+        hist["oversampling"] = {"rare_fraction": rare_fraction, "factors": factors}
     model.eval()
     return model, scaler, hist
 
