@@ -311,6 +311,10 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                    help="end-to-end latency budget per timeframe, ms")  # fmt: skip
     o.add_argument("--warmup-tf", type=int, default=1, metavar="N",
                    help="untimed timeframes per configuration first (JIT, caches)")  # fmt: skip
+    o.add_argument("--side-by-side", action="store_true",
+                   help="run the static and adaptive replays at the same time, each in its own "
+                   "process on its own CPU core (needs 2 cores; both see the same machine "
+                   "conditions)")  # fmt: skip
     o.add_argument("--report-json", default=None, metavar="FILE", help="write the report here")
     o.add_argument("--report-plots", default=None, metavar="DIR", help="write PNG plots here")
     p.set_defaults(func=cmd_run)
@@ -360,6 +364,7 @@ def cmd_run_online(args: argparse.Namespace, module) -> int:
         forwarding_policy=args.forwarding_policy, max_timeframes=args.max_tf,
         n_timeframes=_count_timeframes(args.inputs), queue_depth=args.queue_depth,
         timeout_s=args.timeout, progress=None, warmup_timeframes=args.warmup_tf,
+        side_by_side=args.side_by_side,
     )  # fmt: skip
     rc = 0
     for mode, summary in summaries.items():
@@ -392,6 +397,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "--budget-ms": args.budget_ms is not None,
         "--report-json": args.report_json is not None,
         "--report-plots": args.report_plots is not None,
+        "--side-by-side": args.side_by_side,
     }
     if not args.online and any(online_only.values()):
         given = [k for k, v in online_only.items() if v]

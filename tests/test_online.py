@@ -9,6 +9,7 @@ check structure and accounting, never timings.
 import itertools
 import json
 import math
+import os
 import types
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from alice_dyn.framework.online_report import (
     static_output,
 )
 from alice_dyn.framework.runtime import PROCESSED
+from alice_dyn.framework.workflows import load_workflow
 
 TOY = str(Path(__file__).resolve().parent / "online_toy_workflow.py")
 
@@ -426,6 +428,43 @@ def test_cli_online_end_to_end(tmp_path, capsys):
     names = {p.name for p in plots.iterdir()}
     assert {"online_latency.png", "online_rate.png", "online_accuracy.png"} <= names
     assert "online_exit_fractions_toy-worker.png" in names
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="side by side runs need 2 CPU cores",
+)
+def test_cli_online_side_by_side(tmp_path, capsys):
+    """Both configurations replay at the same time, each in its own process on its own core:
+    same accounting and keys, arrivals on one time axis, the two replays overlapping."""
+    rep = tmp_path / "rep.json"
+    args = ["run", TOY, "-i", _toy_input(tmp_path), "-o", str(tmp_path / "res.json"),
+            "--online", "--rate", "40", "--budget-ms", "40", "--side-by-side",
+            "--report-json", str(rep)]  # fmt: skip
+    assert cli.main(args) == 0
+    assert "side by side" in capsys.readouterr().out
+    d = json.loads(rep.read_text())
+    assert d["side_by_side"] is True and d["run_order"] == "side_by_side"
+    assert set(d["cores"]) == {"static", "adaptive"}
+    assert d["cores"]["static"] != d["cores"]["adaptive"]
+    assert d["warmup"]["static"]["timeframes"] == d["warmup"]["adaptive"]["timeframes"] == 1
+    rows = {m: d[m]["per_timeframe"] for m in ("static", "adaptive")}
+    for mode, level in (("static", 0), ("adaptive", 2)):
+        assert d[mode]["timeframes_in"] == d[mode]["timeframes_out"] == 12
+        assert {r["reports"]["toy-worker"]["level"] for r in rows[mode]} == {level}
+    # one time axis: the first arrival of one of them is 0, the other's close to it, and the
+    # replays (12 timeframes at 40 Hz: 0.275 s) overlap
+    firsts = [rows[m][0]["arrival_s"] for m in rows]
+    assert min(firsts) == 0.0 and max(firsts) < 0.25
+    assert all(r["arrival_s"] is not None for m in rows for r in rows[m])
+
+
+def test_side_by_side_needs_the_real_clock():
+    with pytest.raises(ValueError, match="real clock"):
+        run_online_comparison(
+            load_workflow(TOY), "toy", ["x"], "out.json", ReplaySchedule(10.0, []), 10.0,
+            clock=FakeClock(), side_by_side=True, warmup_timeframes=0,
+        )  # fmt: skip
 
 
 def test_cli_online_without_truth_reports_null_accuracy(tmp_path):

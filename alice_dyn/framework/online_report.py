@@ -11,6 +11,11 @@ with the same latency budget. A workflow module may declare
   counts, ``"accuracy"`` the headline (absent, or raising
   :class:`~alice_dyn.framework.online.NoTruthError`: accuracy ``null``).
 
+With ``side_by_side=True`` (``--side-by-side``) the two configurations run at the same time
+instead, each in its own process pinned to its own CPU core, started together on the same
+schedule: on a shared machine whose speed drifts from minute to minute both then see the same
+conditions (each process does its own untimed warm-up first).
+
 The report (JSON keys in ``docs/online_report.md``) has latency percentiles, accounting,
 accuracy and per-timeframe rows for both runs; :func:`make_online_plots` draws it.
 """
@@ -18,9 +23,12 @@ accuracy and per-timeframe rows for both runs; :func:`make_online_plots` draws i
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
+import multiprocessing.connection
 import os
 import sys
 import tempfile
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -235,6 +243,123 @@ def compare(static: dict[str, Any], adaptive: dict[str, Any], budget_ms: float |
     }
 
 
+def warm_up(
+    module: ModuleType,
+    inputs: Sequence[str],
+    output: str,
+    ckv: Sequence[str],
+    n: int,
+    config_files: Sequence[str] = (),
+    forwarding_policy: str = "dangling",
+) -> dict[str, Any] | None:
+    """``n`` untimed timeframes of one configuration, inline, into a temporary directory (JIT
+    compilation, imports and file caches then fall on no timed run)."""
+    if not n:
+        return None
+    print(f"== warm-up: {n} timeframe(s), not timed", flush=True)
+    with tempfile.TemporaryDirectory(prefix="alice_dyn_warmup_") as tmp:
+        warm = run_workflow_online(
+            module, inputs, str(Path(tmp) / f"warmup{Path(output).suffix}"), None,
+            config_key_values=ckv, config_files=config_files,
+            forwarding_policy=forwarding_policy, max_timeframes=n, progress=False,
+        )  # fmt: skip
+    return {
+        "timeframes": len(warm.timeframes),
+        "wall_s": warm.wall_seconds,
+        "error": str(warm.error) if warm.error is not None else None,
+    }
+
+
+def side_by_side_cores() -> dict[str, int]:
+    """``{mode: core}``: the first two CPU cores this process may use."""
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        allowed = list(range(os.cpu_count() or 1))
+    if len(allowed) < 2:
+        raise ValueError(f"side by side runs need 2 CPU cores, this process has {len(allowed)}")
+    return dict(zip(MODES, allowed[:2], strict=True))
+
+
+def _side_by_side_child(conn, barrier, core, workflow_file, inputs, out, ckv, opts, warm_n, kw):
+    """One configuration in its own process: pinned to ``core``, one thread for numba and
+    PyTorch, warm-up, then the timed replay once both processes are ready."""
+    try:
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {core})
+        import numba
+        import torch
+
+        numba.set_num_threads(1)
+        torch.set_num_threads(1)
+        from alice_dyn.framework.workflows import load_workflow
+
+        module = load_workflow(workflow_file)
+        warm = warm_up(module, inputs, out, ckv, warm_n, kw["config_files"],
+                       kw["forwarding_policy"])  # fmt: skip
+        barrier.wait(timeout=900)
+        summary = run_workflow_online(
+            module, inputs, out, opts, config_key_values=ckv, progress=False, **kw
+        )
+        conn.send(("ok", summary, warm))
+    except BaseException:  # report everything to the parent, which names the mode
+        conn.send(("error", traceback.format_exc(), None))
+    finally:
+        conn.close()
+
+
+def _run_side_by_side(
+    module: ModuleType,
+    inputs: Sequence[str],
+    outs: dict[str, str],
+    ckvs: dict[str, list[str]],
+    opts: OnlineOptions,
+    warm_n: int,
+    cores: dict[str, int],
+    kw: dict[str, Any],
+) -> dict[str, tuple[RunSummary, dict[str, Any] | None]]:
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(len(MODES))
+    procs, conns = {}, {}
+    for mode in MODES:
+        recv, send = ctx.Pipe(duplex=False)
+        procs[mode] = ctx.Process(
+            target=_side_by_side_child,
+            args=(send, barrier, cores[mode], module.__file__, list(inputs), outs[mode],
+                  ckvs[mode], opts, warm_n, kw),
+            name=f"alice-dyn online {mode}",
+        )  # fmt: skip
+        procs[mode].start()
+        send.close()
+        conns[mode] = recv
+    results: dict[str, Any] = {}
+    try:
+        pending = {conns[m]: m for m in MODES}
+        while pending:
+            for c in mp.connection.wait(list(pending)):
+                mode = pending.pop(c)
+                try:
+                    results[mode] = c.recv()
+                except EOFError:
+                    procs[mode].join(timeout=5)
+                    code = procs[mode].exitcode
+                    results[mode] = ("error", f"the process died (exit code {code})", None)
+                if results[mode][0] != "ok":
+                    barrier.abort()  # the other process must not wait for this one
+    finally:
+        for p in procs.values():
+            p.join(timeout=60)
+            if p.is_alive():
+                p.kill()
+    errors = {m: str(r[1]) for m, r in results.items() if r[0] != "ok"}
+    if errors:
+        first = "; ".join(f"{m}: {e.strip().splitlines()[-1]}" for m, e in errors.items())
+        raise RuntimeError(
+            f"side by side online run failed ({first})\n" + "\n".join(errors.values())
+        )
+    return {m: (results[m][1], results[m][2]) for m in MODES}
+
+
 def run_online_comparison(
     module: ModuleType,
     workflow: str,
@@ -255,8 +380,10 @@ def run_online_comparison(
     progress: bool | None = False,
     clock: Clock | None = None,
     warmup_timeframes: int = 1,
+    side_by_side: bool = False,
 ) -> tuple[dict[str, Any], dict[str, RunSummary]]:
-    """Run ``static`` then ``adaptive`` under ``schedule``; the report and both summaries.
+    """Run ``static`` then ``adaptive`` under ``schedule`` (or both at once, each on its own
+    core, with ``side_by_side``); the report and both summaries.
 
     The adaptive run writes ``output``, the static one :func:`static_output` of it.
     ``n_timeframes``: length of the replay when known (caps the backlog ``pc.timing`` shows near
@@ -271,39 +398,49 @@ def run_online_comparison(
         raise ValueError(f"--warmup-tf must be >= 0, not {warmup_timeframes}")
     ckvs = {m: [*config_key_values, *([modes[m]] if modes.get(m) else [])] for m in MODES}
     warmup: dict[str, Any] = {"timeframes_per_mode": warmup_timeframes}
-    if warmup_timeframes:
-        with tempfile.TemporaryDirectory(prefix="alice_dyn_warmup_") as tmp:
-            for mode in MODES:
-                print(f"== warm-up, {mode} configuration: {warmup_timeframes} timeframe(s), "
-                      "not timed", flush=True)  # fmt: skip
-                warm = run_workflow_online(
-                    module, inputs, str(Path(tmp) / f"warmup_{mode}{Path(output).suffix}"),
-                    None, config_key_values=ckvs[mode], config_files=config_files,
-                    forwarding_policy=forwarding_policy, max_timeframes=warmup_timeframes,
-                    progress=False,
-                )  # fmt: skip
-                warmup[mode] = {
-                    "timeframes": len(warm.timeframes),
-                    "wall_s": warm.wall_seconds,
-                    "error": str(warm.error) if warm.error is not None else None,
-                }
-    summaries: dict[str, RunSummary] = {}
-    reports: dict[str, dict[str, Any]] = {}
-    for mode in MODES:
-        out = output if mode == "adaptive" else static_output(output)
+    outs = {m: output if m == "adaptive" else static_output(output) for m in MODES}
+    for out in outs.values():
         Path(out).resolve().parent.mkdir(parents=True, exist_ok=True)
-        ckv = ckvs[mode]
-        opts = OnlineOptions(schedule, budget_ms, n_cap, clock)
-        print(f"== online replay, {mode} configuration -> {out}", flush=True)
-        summary = run_workflow_online(
-            module, inputs, out, opts, config_key_values=ckv, config_files=config_files,
-            runner=runner, pipeline=pipeline, forwarding_policy=forwarding_policy,
-            max_timeframes=max_timeframes, queue_depth=queue_depth, timeout_s=timeout_s,
-            progress=progress,
+    run_kw = dict(
+        config_files=config_files, runner=runner, pipeline=pipeline,
+        forwarding_policy=forwarding_policy, max_timeframes=max_timeframes,
+        queue_depth=queue_depth, timeout_s=timeout_s,
+    )  # fmt: skip
+    summaries: dict[str, RunSummary] = {}
+    cores: dict[str, int] | None = None
+    if side_by_side:
+        if clock is not None:
+            raise ValueError("side by side runs need the real clock (two processes)")
+        cores = side_by_side_cores()
+        for mode in MODES:
+            print(f"== online replay, {mode} configuration on core {cores[mode]} -> "
+                  f"{outs[mode]} (side by side)", flush=True)  # fmt: skip
+        results = _run_side_by_side(
+            module, inputs, outs, ckvs, OnlineOptions(schedule, budget_ms, n_cap),
+            warmup_timeframes, cores, run_kw,
         )  # fmt: skip
-        summaries[mode] = summary
+        for mode in MODES:
+            summaries[mode], warmup[mode] = results[mode]
+    else:
+        for mode in MODES:
+            warmup[mode] = warm_up(module, inputs, outs[mode], ckvs[mode], warmup_timeframes,
+                                   config_files, forwarding_policy)  # fmt: skip
+        for mode in MODES:
+            opts = OnlineOptions(schedule, budget_ms, n_cap, clock)
+            print(f"== online replay, {mode} configuration -> {outs[mode]}", flush=True)
+            summaries[mode] = run_workflow_online(
+                module, inputs, outs[mode], opts, config_key_values=ckvs[mode],
+                progress=progress, **run_kw,
+            )  # fmt: skip
+    reports: dict[str, dict[str, Any]] = {}
+    t0 = None
+    if side_by_side:  # one time axis for both (CLOCK_MONOTONIC is system-wide)
+        firsts = [r.arrival_s for m in MODES for r in summaries[m].timeframes.values()]
+        t0 = min((a for a in firsts if a is not None), default=None)
+    for mode in MODES:
+        summary, out = summaries[mode], outs[mode]
         counts, why = accuracy_of(module, out, inputs) if summary.ok else (None, "run failed")
-        reports[mode] = mode_report(mode, summary, budget_ms, out, ckv, counts, why)
+        reports[mode] = mode_report(mode, summary, budget_ms, out, ckvs[mode], counts, why, t0)
     report: dict[str, Any] = {
         "workflow": workflow,
         "inputs": list(inputs),
@@ -312,7 +449,9 @@ def run_online_comparison(
         "budget_ms": budget_ms,
         "n_timeframes": max(reports[m]["timeframes_in"] for m in MODES),
         "runner": runner,
-        "run_order": list(MODES),
+        "run_order": list(MODES) if not side_by_side else "side_by_side",
+        "side_by_side": bool(side_by_side),
+        "cores": cores,
         "warmup": warmup,
         "modes_declared": sorted(modes),
         "percentile_method": PERCENTILE_METHOD,
