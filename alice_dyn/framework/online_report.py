@@ -425,6 +425,9 @@ def run_online_comparison(
         for mode in MODES:
             warmup[mode] = warm_up(module, inputs, outs[mode], ckvs[mode], warmup_timeframes,
                                    config_files, forwarding_policy)  # fmt: skip
+    for mode in MODES:
+        if warmup[mode] is None:  # no warm-up: only timeframes_per_mode
+            del warmup[mode]
         for mode in MODES:
             opts = OnlineOptions(schedule, budget_ms, n_cap, clock)
             print(f"== online replay, {mode} configuration -> {outs[mode]}", flush=True)
