@@ -240,12 +240,15 @@ class ReplaySchedule:
 class OnlineOptions:
     """What ``run_inline(..., online=...)`` needs: the schedule, the budget (ms, or ``None``),
     how many timeframes the replay has (``None``: unknown; it caps the backlog near the end)
-    and the clock (``None``: the module-level :data:`clock`)."""
+    and the clock (``None``: the module-level :data:`clock`). ``start_s``: the clock's time (s)
+    of the first arrival, e.g. to start two replays in two processes together (``None``: when
+    the source first asks for a timeframe)."""
 
     schedule: ReplaySchedule
     budget_ms: float | None = None
     n_timeframes: int | None = None
     clock: Clock | None = None
+    start_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.budget_ms is not None:
@@ -307,7 +310,9 @@ class Pacer:
         """Monotonic time (s) at which timeslice ``i`` arrives (the first call starts the
         replay)."""
         if self.start is None:
-            self.start = self.clock.now()
+            self.start = self.options.start_s
+            if self.start is None:
+                self.start = self.clock.now()
         return self.start + self.arrival_offset(i)
 
     def backlog(self, i: int, now: float) -> int:

@@ -22,12 +22,14 @@ accuracy and per-timeframe rows for both runs; :func:`make_online_plots` draws i
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import multiprocessing as mp
 import multiprocessing.connection
 import os
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,6 +51,9 @@ from alice_dyn.framework.spec import SpecError
 
 #: the order of the two runs
 MODES = ("static", "adaptive")
+#: side by side: the first arrival, s after both processes passed the start barrier (room for
+#: the workflow's init, e.g. loading models)
+SIDE_BY_SIDE_START_S = 2.0
 #: how percentiles are computed (``numpy.percentile(..., method=PERCENTILE_METHOD)``)
 PERCENTILE_METHOD = "linear"
 #: keys of a mode's object that an ``online_accuracy`` metric may not take (it gets ``metric_``)
@@ -298,6 +303,8 @@ def _side_by_side_child(conn, barrier, core, workflow_file, inputs, out, ckv, op
         warm = warm_up(module, inputs, out, ckv, warm_n, kw["config_files"],
                        kw["forwarding_policy"])  # fmt: skip
         barrier.wait(timeout=900)
+        # both replays start at the same moment, after time for the workflow's init
+        opts = dataclasses.replace(opts, start_s=time.monotonic() + SIDE_BY_SIDE_START_S)
         summary = run_workflow_online(
             module, inputs, out, opts, config_key_values=ckv, progress=False, **kw
         )
@@ -425,9 +432,6 @@ def run_online_comparison(
         for mode in MODES:
             warmup[mode] = warm_up(module, inputs, outs[mode], ckvs[mode], warmup_timeframes,
                                    config_files, forwarding_policy)  # fmt: skip
-    for mode in MODES:
-        if warmup[mode] is None:  # no warm-up: only timeframes_per_mode
-            del warmup[mode]
         for mode in MODES:
             opts = OnlineOptions(schedule, budget_ms, n_cap, clock)
             print(f"== online replay, {mode} configuration -> {outs[mode]}", flush=True)
@@ -435,6 +439,9 @@ def run_online_comparison(
                 module, inputs, outs[mode], opts, config_key_values=ckvs[mode],
                 progress=progress, **run_kw,
             )  # fmt: skip
+    for mode in MODES:
+        if warmup[mode] is None:  # no warm-up: only timeframes_per_mode
+            del warmup[mode]
     reports: dict[str, dict[str, Any]] = {}
     t0 = None
     if side_by_side:  # one time axis for both (CLOCK_MONOTONIC is system-wide)
