@@ -221,6 +221,12 @@ def test_slow_task_builds_a_backlog_and_nothing_is_dropped():
     ]
     lat = [summary.timeframes[i].latency_ms for i in range(n)]
     assert lat == pytest.approx([250.0 + 150.0 * i for i in range(n)])
+    # the load tasks see: the arrival interval (100 ms) and the chain's time per timeframe
+    # (250 ms, an average over the finished ones), unknown for the first timeframe
+    src = {ts: t for name, ts, t, _ in seen if name == "worker"}
+    assert src[0].period_ms is None and src[0].service_ms is None
+    assert all(src[i].period_ms == pytest.approx(100.0) for i in range(1, n))
+    assert all(src[i].service_ms == pytest.approx(250.0) for i in range(1, n))
     # the sink runs after the worker: time left = deadline - now
     left = [summary.tf_reports[100 + i]["sink"]["time_left_ms"] for i in range(n)]
     assert left == pytest.approx([100.0 - x for x in lat])

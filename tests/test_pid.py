@@ -197,6 +197,21 @@ def test_exit_budget_follows_the_timeframe_deadline(pp_dataset):
     relaxed = StubContext(TimeframeTiming(clock.now(), budget_ms=1e6, clock=clock))
     again = budget.run(relaxed, x)  # load dropped: back to full depth
     assert again.exit_index.eq(model.num_exits - 1).all()
+    # the load: the chain (service_ms) must fit target_load x the arrival interval; the rest
+    # of the chain is service_ms less this stage's own recent time
+    assert budget.own_ms is not None and budget.own_ms > 0
+    for period, service, cut in ((1000.0, 100.0, False), (100.0, 95.0, True)):
+        t = TimeframeTiming(clock.now(), budget_ms=1e6, clock=clock, period_ms=period,
+                            service_ms=service)  # fmt: skip
+        ctx = StubContext(t)
+        expect = 0.9 * period - max(service - budget.own_ms, 0.0)
+        assert budget.allowed_ms(ctx) == pytest.approx(expect, rel=1e-6)
+        res = budget.run(ctx, x)
+        assert ctx.reports["load_ms"] == pytest.approx(expect, rel=0.2)
+        full = res.exit_index.eq(model.num_exits - 1).all()
+        assert bool(full) is not cut  # a chain that no longer fits between arrivals: cheaper
+    with pytest.raises(ValueError, match=r"PIDNetParam\.target_load"):
+        PIDNetParam(target_load=1.5)
 
 
 def test_pid_reuses_the_track_network_embedding(tmp_path):

@@ -78,12 +78,19 @@ class TimeframeTiming:
     (even when it had to wait in the queue), otherwise when the source was called for it.
     ``budget_ms``: end-to-end latency budget (ms), ``None`` without one. ``backlog``: timeframes
     that had already arrived but not yet entered when this one entered (0 offline).
+    The load, online only (``None`` otherwise or while unknown): ``period_ms``, the mean
+    interval between the last :data:`PERIOD_WINDOW` arrivals up to this one (ms; the observed
+    input rate); ``service_ms``, the workflow's recent time per timeframe from entering to
+    done (ms; exponential moving average over the finished timeframes; inline runner only).
+    ``service_ms > period_ms`` means the queue grows.
     """
 
     arrival_s: float
     budget_ms: float | None = None
     backlog: int = 0
     clock: Clock | None = field(default=None, repr=False, compare=False)
+    period_ms: float | None = None
+    service_ms: float | None = None
 
     @property
     def deadline_s(self) -> float | None:
@@ -283,6 +290,11 @@ def quiet_gc(active: bool = True) -> Iterator[None]:
             gc.enable()
 
 
+#: arrivals over which TimeframeTiming.period_ms averages
+PERIOD_WINDOW = 5
+#: weight of the newest timeframe in TimeframeTiming.service_ms
+SERVICE_EMA = 0.3
+
 #: collect while waiting when at least this much time (s) is left before the next arrival
 GC_IDLE_S = 0.02
 #: ... and at the latest after this many timeslices without such a pause
@@ -337,10 +349,22 @@ class Pacer:
         while now < due:
             self.clock.sleep(due - now)
             now = self.clock.now()
-        return TimeframeTiming(due, self.options.budget_ms, self.backlog(i, now), self.clock)
+        return TimeframeTiming(
+            due, self.options.budget_ms, self.backlog(i, now), self.clock, self.period_ms(i)
+        )
+
+    def period_ms(self, i: int) -> float | None:
+        """Mean interval (ms) between the arrivals of timeslices ``max(0, i - W) .. i``
+        (``W`` = :data:`PERIOD_WINDOW`; past arrivals only), ``None`` for the first."""
+        if i < 1:
+            return None
+        k = max(0, i - PERIOD_WINDOW)
+        return 1e3 * (self.arrival_offset(i) - self.arrival_offset(k)) / (i - k)
 
 
 __all__ = [
+    "PERIOD_WINDOW",
+    "SERVICE_EMA",
     "Burst",
     "Clock",
     "FakeClock",

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from alice_dyn.framework.config import ConfigStore
 from alice_dyn.framework.message import Message
 from alice_dyn.framework.online import (
+    SERVICE_EMA,
     OnlineOptions,
     Pacer,
     TimeframeTiming,
@@ -78,13 +79,16 @@ def run_inline(
             rt.init()
         gc_guard.enter_context(quiet_gc(online is not None))  # after init: models are frozen
         timeslice = 0
+        service_ms: float | None = None  # the chain's recent time per timeframe (online load)
         while active_sources and (max_timeframes is None or timeslice < max_timeframes):
             produced = False
             tf_id = timeslice
             if pacer is not None:
                 timing = pacer.wait(timeslice)
+                timing.service_ms = service_ms
             else:
                 timing = TimeframeTiming(clock.now())
+            entered = clock.now()
             for proc in topology.processors:
                 name = proc.name
                 rt = runtimes[name]
@@ -137,6 +141,10 @@ def run_inline(
                             mailbox[route.consumer].setdefault(timeslice, {})[route.binding] = msg
             if produced:
                 bar.update(1)
+                took = 1e3 * (clock.now() - entered)
+                service_ms = took if service_ms is None else (
+                    SERVICE_EMA * took + (1.0 - SERVICE_EMA) * service_ms
+                )  # fmt: skip
             timeslice += 1
         for rt in runtimes.values():
             rt.end_of_stream()

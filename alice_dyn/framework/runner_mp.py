@@ -860,7 +860,9 @@ class _Driver:
                 self.next_due = due
                 return None
             budget = self.pacer.options.budget_ms
-            timing = TimeframeTiming(due, budget, self.pacer.backlog(ts, now))
+            timing = TimeframeTiming(
+                due, budget, self.pacer.backlog(ts, now), period_ms=self.pacer.period_ms(ts)
+            )  # service_ms stays None: timeframes overlap in the pipeline
         self.timing[ts] = timing
         return timing
 

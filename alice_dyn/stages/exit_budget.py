@@ -1,7 +1,8 @@
 """Compute budgets of a network stage: how its early exits are chosen, timeframe by timeframe.
 
 Layer: stages (shared by ``track-net`` and ``pid-net``). The stage's configuration group has the
-fields ``budget``, ``threshold``, ``flops_fraction``, ``max_ms_per_tf`` and ``reserve_ms``:
+fields ``budget``, ``threshold``, ``flops_fraction``, ``max_ms_per_tf``, ``reserve_ms`` and
+``target_load``:
 
 * ``full``: no early exit (every track to the last exit);
 * ``25`` / ``50`` / ``75``: the thresholds calibrated at training time for that percentage of
@@ -13,7 +14,12 @@ fields ``budget``, ``threshold``, ``flops_fraction``, ``max_ms_per_tf`` and ``re
   has a deadline (online processing, ``pc.timing``), the time left before it, less
   ``reserve_ms`` for the stages after this one; while timeframes wait in the queue behind it
   (``backlog > 0``) it takes the cheapest exits, so that the queue drains (the time of the
-  queued timeframes is spent by the whole chain, not only by this stage). The thresholds are
+  queued timeframes is spent by the whole chain, not only by this stage). And it keeps the
+  queue from forming: when the framework tells the load (``pc.timing.period_ms``, the recent
+  interval between arrivals, and ``service_ms``, the workflow's recent time per timeframe),
+  the stage may take at most ``target_load * period_ms`` minus what the rest of the chain takes
+  (``service_ms`` less this stage's own recent time), so that the whole chain fits between two
+  arrivals. The thresholds are
   chosen *before* the timeframe runs from a cost model learnt on the previous ones
   (:class:`alice_dyn.nn.DeadlineGovernor`): they drop when a timeframe risks exceeding its
   budget and go back up (to the full network) when load drops. Nothing is dropped: every track
@@ -22,7 +28,7 @@ fields ``budget``, ``threshold``, ``flops_fraction``, ``max_ms_per_tf`` and ``re
 The fraction -> threshold mapping of the run-time modes is the calibration curve stored with
 the model (``level_curve``), so no timeframe pays for a calibration. Every timeframe reports
 (``pc.report``) ``exit_fractions`` (share of tracks per exit), ``flops_fraction`` and, in the
-run-time modes, ``allowed_ms``.
+run-time modes, ``allowed_ms`` (and ``load_ms``, the part allowed by the load, when known).
 """
 
 from __future__ import annotations
@@ -46,12 +52,17 @@ from alice_dyn.nn.early_exit import EarlyExitNet
 BUDGET_MODES = ("full", "25", "50", "75", "threshold", "flops", "latency")
 #: a confidence no softmax reaches: every sample goes to the last exit
 FULL_DEPTH = ConfidencePolicy(2.0)
+#: weight of the newest timeframe in a stage's own recent inference time
+OWN_EMA = 0.3
 
 
-def check_budget(group: str, budget: str) -> None:
-    """``ValueError`` naming the configuration key for an unknown budget mode."""
+def check_budget(group: str, budget: str, target_load: float = 0.9) -> None:
+    """``ValueError`` naming the configuration key for an unknown budget mode or a
+    ``target_load`` outside (0, 1]."""
     if budget not in BUDGET_MODES:
         raise ValueError(f"{group}.budget {budget!r}: one of {BUDGET_MODES}")
+    if not 0.0 < target_load <= 1.0:
+        raise ValueError(f"{group}.target_load must be in (0, 1], not {target_load}")
 
 
 class ExitBudget:
@@ -69,6 +80,8 @@ class ExitBudget:
         self.config = config
         self.controller: BudgetController | None = None
         self.governor: DeadlineGovernor | None = None
+        self.own_ms: float | None = None  # this stage's recent inference time (EMA), ms
+        self.load_ms: float | None = None  # the time the load allows (last timeframe), ms
         self.policy = None
         b = prm.budget
         if b == "full":
@@ -87,12 +100,22 @@ class ExitBudget:
     def allowed_ms(self, pc: Any) -> float:
         """Milliseconds this timeframe's inference may take (``latency`` mode)."""
         allowed = float(self.prm.max_ms_per_tf)
+        self.load_ms = None
         timing = getattr(pc, "timing", None)
         if timing is not None and timing.budget_ms is not None:
             if int(timing.backlog) > 0:
                 return 0.0
             allowed = min(allowed, timing.time_left_ms() - float(self.prm.reserve_ms))
+            period = getattr(timing, "period_ms", None)
+            service = getattr(timing, "service_ms", None)
+            if period is not None and service is not None and self.own_ms is not None:
+                others = max(float(service) - self.own_ms, 0.0)
+                self.load_ms = float(self.prm.target_load) * float(period) - others
+                allowed = min(allowed, self.load_ms)
         return allowed
+
+    def _observe_own(self, ms: float) -> None:
+        self.own_ms = ms if self.own_ms is None else OWN_EMA * ms + (1 - OWN_EMA) * self.own_ms
 
     def run(self, pc: Any, x, **kw) -> ExitResult:
         """Dynamic inference on this timeframe's inputs ``x``; reports to ``pc``."""
@@ -111,8 +134,11 @@ class ExitBudget:
                 self.governor = DeadlineGovernor(self._calibrator(x))
             allowed = self.allowed_ms(pc)
             res = self.governor.run(self.model, x, allowed, **kw)
+            self._observe_own(self.governor.history[-1]["ms"])
             extra["allowed_ms"] = allowed if math.isfinite(allowed) else -1.0
             extra["chosen_fraction"] = self.governor.fraction
+            if self.load_ms is not None:
+                extra["load_ms"] = self.load_ms
         report = getattr(pc, "report", None)
         if report is not None:
             n = max(int(res.exit_index.numel()), 1)

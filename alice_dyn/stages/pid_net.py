@@ -6,10 +6,11 @@ exactly what an analysis would), builds the detector feature groups with presenc
 per-track exits. Configuration group ``PIDNetParam``:
 
 * ``model``: model directory (default: the shipped one);
-* ``budget``, ``threshold``, ``flops_fraction``, ``max_ms_per_tf``, ``reserve_ms``: how the
-  exits are chosen per timeframe — ``full``, ``25``/``50``/``75`` (calibrated thresholds),
-  ``threshold``, or the run-time modes ``flops`` and ``latency`` (which follows the
-  timeframe's deadline in online processing); see :mod:`alice_dyn.stages.exit_budget`;
+* ``budget``, ``threshold``, ``flops_fraction``, ``max_ms_per_tf``, ``reserve_ms``,
+  ``target_load``: how the exits are chosen per timeframe — ``full``, ``25``/``50``/``75``
+  (calibrated thresholds), ``threshold``, or the run-time modes ``flops`` and ``latency``
+  (which follows the timeframe's deadline and the load in online processing); see
+  :mod:`alice_dyn.stages.exit_budget`;
 * ``reuse_track_embedding``: run the network that takes the track network's embedding as one
   more feature group (``DIR/reuse``, :mod:`alice_dyn.pid.reuse`; needs the ``track-net`` stage);
 * ``threads``: PyTorch intra-op threads (default 1: fastest for this small network, and
@@ -50,11 +51,12 @@ class PIDNetParam:
     flops_fraction: float = 0.35
     max_ms_per_tf: float = 5.0
     reserve_ms: float = 15.0
+    target_load: float = 0.9
     reuse_track_embedding: bool = False
     threads: int = 1
 
     def __post_init__(self) -> None:
-        check_budget("PIDNetParam", self.budget)
+        check_budget("PIDNetParam", self.budget, self.target_load)
 
 
 register_config_group("PIDNetParam", PIDNetParam)

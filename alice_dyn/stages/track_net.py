@@ -6,10 +6,12 @@ the network inputs with the one feature function the training used
 (:func:`alice_dyn.tracknet.features.track_inputs`) and runs batched dynamic inference with
 per-track exits. The cluster features are built on demand, one chunk of pad rows at a time
 for the tracks still in the batch, so a track that exits early also skips the input building
-of the rows it did not read (same values as building them all first). Configuration group ``TrackNetParam``:
+of the rows it did not read (same values as building them all first). Configuration group
+``TrackNetParam``:
 
 * ``model``: model directory (default: the shipped one);
-* ``budget``, ``threshold``, ``flops_fraction``, ``max_ms_per_tf``, ``reserve_ms``: the exit
+* ``budget``, ``threshold``, ``flops_fraction``, ``max_ms_per_tf``, ``reserve_ms``,
+  ``target_load``: the exit
   budget, shared with ``pid-net`` (:mod:`alice_dyn.stages.exit_budget`): ``full`` (no early
   exit), ``25``/``50``/``75`` (confidence thresholds calibrated for that percentage of the full
   network's FLOPs), ``threshold``, or the run-time modes ``flops`` (average FLOPs per track
@@ -66,11 +68,12 @@ class TrackNetParam:
     flops_fraction: float = 0.5
     max_ms_per_tf: float = 50.0
     reserve_ms: float = 30.0
+    target_load: float = 0.9
     reject_threshold: float = -1.0
     threads: int = 1
 
     def __post_init__(self) -> None:
-        check_budget("TrackNetParam", self.budget)
+        check_budget("TrackNetParam", self.budget, self.target_load)
 
 
 register_config_group("TrackNetParam", TrackNetParam)
