@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 
 import numpy as np
 import torch
 
-from alice_dyn.nn import ConfidencePolicy, run_dynamic
+from alice_dyn.nn import ConfidencePolicy, measure_wall_time, run_dynamic
 from alice_dyn.pid import incremental as inc
 from alice_dyn.pid.data_gen import make_pid_dataset
 from alice_dyn.pid.network import DEFAULT_MODEL_DIR, PRIMARY, load_pid_net
@@ -32,13 +31,9 @@ LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 
 
 def timed(fn, repeats: int = 5) -> tuple[object, float]:
-    fn()
-    best, out = np.inf, None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return out, best
+    """``fn``'s output (from a warm-up call) and its best wall time (s) of ``repeats``."""
+    out = fn()
+    return out, measure_wall_time(fn, repeats=repeats, warmup=0)["min_s"]
 
 
 def main() -> None:

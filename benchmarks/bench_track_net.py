@@ -16,12 +16,11 @@ Wall times: best of 5 runs after a warm-up.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
 
-from alice_dyn.nn import ConfidencePolicy, run_dynamic
+from alice_dyn.nn import ConfidencePolicy, measure_wall_time, run_dynamic
 from alice_dyn.nn.early_exit import take
 from alice_dyn.tracknet.data_gen import MIX, mix_config
 from alice_dyn.tracknet.dataset import classical_chain
@@ -31,13 +30,9 @@ from alice_dyn.tracknet.train import variant_dirs
 
 
 def timed(fn, repeats: int = 5) -> tuple[object, float]:
-    fn()
-    best, out = np.inf, None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return out, best
+    """``fn``'s output (from a warm-up call) and its best wall time (s) of ``repeats``."""
+    out = fn()
+    return out, measure_wall_time(fn, repeats=repeats, warmup=0)["min_s"]
 
 
 def main() -> None:

@@ -141,6 +141,7 @@ def run_inline(
                             mailbox[route.consumer].setdefault(timeslice, {})[route.binding] = msg
             if produced:
                 bar.update(1)
+            if produced and pacer is not None:  # the load, for the next timeframes
                 took = 1e3 * (clock.now() - entered)
                 service_ms = took if service_ms is None else (
                     SERVICE_EMA * took + (1.0 - SERVICE_EMA) * service_ms
