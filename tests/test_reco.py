@@ -144,6 +144,33 @@ def test_tof_matching_picks_the_right_collision_time():
     assert np.median(np.abs(ns[:, K])) < 1.0 and np.median(np.abs(ns[:, PI])) > 3.0
 
 
+def test_tof_matching_equals_its_brute_force_reference():
+    """The window search gives exactly the dense tracks x hits x collisions choice (hit,
+    collision, signal, chi2) on a timeframe with many collisions, also for a window wider
+    than the whole circle."""
+    import dataclasses
+
+    from alice_dyn.reco.tof_matching import TOFMatchParam, match_tof_ref
+
+    tf = simulate_timeframe(SimConfig.for_system("pp", seed=12, collisions_per_tf=24), 0)
+    tracks, _, labels, *_ = reconstruct(tf)
+    tof, col = tf.tof, tf.collisions
+    assert len(tracks) > 200 and len(tof) > 50 and len(col) == 24
+    for prm in (TOFMatchParam(), TOFMatchParam(max_chi2=1e7)):
+        args = (tof.x_cm, tof.y_cm, tof.z_cm, tof.time_ps, col.t0_meas_ps, col.t0_resolution_ps)
+        a = match_tof(tracks, *args, 0.5, 2.58e-3, prm)
+        b = match_tof_ref(tracks, *args, 0.5, 2.58e-3, prm)
+        for f in dataclasses.fields(a):
+            np.testing.assert_array_equal(getattr(a, f.name), getattr(b, f.name), f.name)
+        matched = a.hit >= 0
+        assert matched.sum() > 0.5 * len(tof)
+    # the default window matches to the track's own collision and own hit almost always
+    a = match_tof(tracks, *args, 0.5, 2.58e-3)
+    ok = (a.hit >= 0) & (labels >= 0)
+    assert np.mean(tof.label[a.hit[ok]] == labels[ok]) > 0.9
+    assert np.mean(a.collision[ok] == tf.particles.collision[labels[ok]]) > 0.9
+
+
 def test_dedx_calibration_centres_mip_pions_at_50():
     calib = DedxCalibration.load()
     tf = gun(PI, 0.5, n=60, eta=np.linspace(-0.8, 0.8, 60))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alice_dyn.reco.helix import helices_from_tracks, path_to_radius
+from alice_dyn.reco.phi_window import phi_window_pairs, signed_drphi
 
 TRD_RADII_CM = np.array([297.0, 310.0, 323.0, 336.0, 349.0, 362.0])
 
@@ -88,7 +89,7 @@ def _match(
 
 def _drphi(phi_h, phi_t, radius):
     """|r dphi| (cm), dphi wrapped into [-pi, pi)."""
-    return np.abs((np.mod(phi_h - phi_t + np.pi, 2 * np.pi) - np.pi) * radius)
+    return np.abs(signed_drphi(phi_h, phi_t, radius))
 
 
 def _winners_dense(phi_t, z_t, ok, phi_h, z_h, radius, max_drphi, max_dz):
@@ -111,19 +112,10 @@ def _winners_dense(phi_t, z_t, ok, phi_h, z_h, radius, max_drphi, max_dz):
 
 
 def _winners_sorted(phi_t, z_t, ok, phi_h, z_h, radius, max_drphi, max_dz):
-    """Tracklets sorted by phi; each track's candidates by binary search of its r-phi window
-    (the list extended by +-2 pi for the wrap-around); the same choice as the brute force."""
-    order = np.argsort(phi_h, kind="stable")
-    ph = phi_h[order]
-    ext_phi = np.concatenate([ph - 2 * np.pi, ph, ph + 2 * np.pi])
-    ext_idx = np.concatenate([order, order, order])
-    w = max_drphi / radius + 1e-12  # rad, slightly wide: the exact test follows
-    tr = np.flatnonzero(ok)
-    lo = np.searchsorted(ext_phi, phi_t[tr] - w, side="left")
-    hi = np.searchsorted(ext_phi, phi_t[tr] + w, side="right")
-    cnt = hi - lo
-    t = np.repeat(tr, cnt)
-    j = ext_idx[np.repeat(lo - np.cumsum(cnt) + cnt, cnt) + np.arange(int(cnt.sum()))]
+    """Each track's candidates by binary search of its r-phi window among the tracklets sorted
+    by phi (:func:`~alice_dyn.reco.phi_window.phi_window_pairs`); the same choice as the brute
+    force."""
+    t, j = phi_window_pairs(phi_t, np.flatnonzero(ok), phi_h, max_drphi / radius)
     d = _drphi(phi_h[j], phi_t[t], radius)
     keep = (d < max_drphi) & (np.abs(z_h[j] - z_t[t]) < max_dz[t])
     t, j, d = t[keep], j[keep], d[keep]
