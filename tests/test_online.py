@@ -10,6 +10,7 @@ import itertools
 import json
 import math
 import os
+import time
 import types
 from pathlib import Path
 
@@ -344,6 +345,62 @@ def test_multiprocess_runner_online():
         assert reps["src"]["deadline"] == pytest.approx(r.arrival_s + 0.5)
         # the worker process keeps the collector out of the timed path (quiet_gc)
         assert reps["worker"]["gc_enabled"] == 0 and reps["worker"]["gc_frozen"] > 0
+
+
+def _burn_cpu(seconds):
+    t0 = time.process_time()
+    while time.process_time() - t0 < seconds:
+        pass
+
+
+def _mp_busy_worker(pc):
+    _burn_cpu(0.02)  # 20 ms of CPU per timeframe
+    t = pc.timing
+    pc.report("service_ms", math.nan if t.service_ms is None else t.service_ms)
+    pc.report("parallelism", t.parallelism)
+    pc.outputs.snapshot("TST/OUT", pc.inputs.get("raw") * 2)
+
+
+def test_multiprocess_runner_tells_the_load():
+    """With ``--runner multiprocess`` tasks see ``service_ms``: the sum over processors of
+    their CPU time per timeframe (moving averages, once every processor has run), and the cores
+    it is shared over."""
+    topo = build_topology(
+        [
+            DataProcessorSpec("src", outputs=[OutputSpec("TST", "RAW")], algorithm=_mp_source),
+            DataProcessorSpec(
+                "worker",
+                inputs=[InputSpec("raw", "TST", "RAW")],
+                outputs=[OutputSpec("TST", "OUT")],
+                algorithm=_mp_busy_worker,
+            ),
+            DataProcessorSpec("sink", inputs=[InputSpec("o", "TST", "OUT")], algorithm=_mp_sink),
+        ]
+    )
+    opts = OnlineOptions(ReplaySchedule(5.0), budget_ms=1000.0)
+    summary = run_multiprocess(topo, progress=False, online=opts, timeout_s=60)
+    assert summary.ok and summary.count(PROCESSED) == 5
+    seen = [summary.timeframes[i].reports["worker"] for i in range(5)]
+    cores = min(len(os.sched_getaffinity(0)), 3)
+    assert all(r["parallelism"] == cores for r in seen)
+    known = [r["service_ms"] for r in seen if not math.isnan(r["service_ms"])]
+    assert math.isnan(seen[0]["service_ms"])  # nothing finished yet
+    # 200 ms between arrivals: once the workers are warm a timeframe is done before the next
+    # one arrives, and then the worker's 20 ms of CPU (plus the others' little) are known
+    assert known and all(20.0 <= v < 1000.0 for v in known)
+
+
+def test_load_allowance_inline_and_in_parallel():
+    """Inline a stage may take target x period less the rest of the chain; with parallelism the
+    chain's time is shared over the cores, but one lane still takes its timeframes in turn."""
+    t = TimeframeTiming(0.0, budget_ms=1e3, period_ms=100.0, service_ms=150.0)
+    assert t.load_allowance_ms(40.0, 0.9) == pytest.approx(90.0 - 110.0)
+    assert t.load_allowance_ms(None, 0.9) is None
+    assert TimeframeTiming(0.0, period_ms=100.0).load_allowance_ms(40.0, 0.9) is None
+    t2 = TimeframeTiming(0.0, period_ms=100.0, service_ms=150.0, parallelism=2.0)
+    assert t2.load_allowance_ms(40.0, 0.9) == pytest.approx(2 * 90.0 - 110.0)
+    t3 = TimeframeTiming(0.0, period_ms=100.0, service_ms=60.0, parallelism=2.0)
+    assert t3.load_allowance_ms(40.0, 0.9) == pytest.approx(90.0)  # the lane's own cap
 
 
 # --------------------------------------------------------------------------------------------

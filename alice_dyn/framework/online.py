@@ -80,9 +80,12 @@ class TimeframeTiming:
     that had already arrived but not yet entered when this one entered (0 offline).
     The load, online only (``None`` otherwise or while unknown): ``period_ms``, the mean
     interval between the last :data:`PERIOD_WINDOW` arrivals up to this one (ms; the observed
-    input rate); ``service_ms``, the workflow's recent time per timeframe from entering to
-    done (ms; exponential moving average over the finished timeframes; inline runner only).
-    ``service_ms > period_ms`` means the queue grows.
+    input rate); ``service_ms``, the workflow's recent time per timeframe if its processors ran
+    one after the other (ms; exponential moving averages over the finished timeframes: the
+    inline runner's time from entering to done; the multi-process runner's sum over processors
+    of their CPU time per timeframe); ``parallelism``, how many of those milliseconds pass per
+    millisecond (1 inline; the CPU cores the multi-process runner's workers share, at most its
+    number of processes). ``service_ms > parallelism * period_ms`` means the queue grows.
     """
 
     arrival_s: float
@@ -91,6 +94,7 @@ class TimeframeTiming:
     clock: Clock | None = field(default=None, repr=False, compare=False)
     period_ms: float | None = None
     service_ms: float | None = None
+    parallelism: float = 1.0
 
     @property
     def deadline_s(self) -> float | None:
@@ -109,6 +113,20 @@ class TimeframeTiming:
         if deadline is None:
             return math.inf
         return (deadline - current_clock(self.clock).now()) * 1e3
+
+    def load_allowance_ms(self, own_ms: float | None, target_load: float) -> float | None:
+        """Milliseconds per timeframe a processor whose recent time is ``own_ms`` may take so
+        that the workflow keeps up with the arrivals at ``target_load`` (< 1: headroom):
+        ``parallelism * target_load * period_ms`` less what the rest of the workflow takes
+        (``service_ms - own_ms``); with ``parallelism > 1`` also at most
+        ``target_load * period_ms`` (one lane takes its timeframes one after the other).
+        ``None`` while the load is unknown."""
+        if self.period_ms is None or self.service_ms is None or own_ms is None:
+            return None
+        per_lane = float(target_load) * float(self.period_ms)
+        others = max(float(self.service_ms) - float(own_ms), 0.0)
+        allowed = float(self.parallelism) * per_lane - others
+        return min(allowed, per_lane) if self.parallelism > 1 else allowed
 
     def __getstate__(self) -> dict[str, Any]:  # a clock object stays in its process
         state = dict(self.__dict__)

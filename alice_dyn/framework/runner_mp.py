@@ -43,7 +43,10 @@ outputs, same fate of every timeframe), with processors running concurrently:
   with every ``run`` request (``pc.timing`` is the same in every process); workers send back
   when they finished (monotonic s, system-wide) and their ``pc.report`` values. With
   ``online=OnlineOptions(...)`` the sources are asked for timeslice ``i`` only once it has
-  arrived on the replay schedule (at once when behind, e.g. held back by backpressure).
+  arrived on the replay schedule (at once when behind, e.g. held back by backpressure); the
+  load in its timing is the processors' CPU time per timeframe (workers send it back with each
+  result; moving averages summed: ``service_ms``) shared over the usable cores
+  (``parallelism``).
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ from alice_dyn.framework.config import ConfigStore
 from alice_dyn.framework.metrics import ProcessorMetrics
 from alice_dyn.framework.online import (
     GC_EVERY_TIMESLICES,
+    SERVICE_EMA,
     OnlineOptions,
     Pacer,
     TimeframeTiming,
@@ -114,6 +118,14 @@ _HEADER = 8  # frames on the driver -> worker pipe: 8-byte little-endian length,
 def _frame(obj: Any) -> bytes:
     data = pickle.dumps(obj, _PICKLE)
     return len(data).to_bytes(_HEADER, "little") + data
+
+
+def _usable_cpus() -> int:
+    """CPU cores this process (and so its workers) may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 class _FrameReader:
@@ -213,6 +225,7 @@ class _Worker:
         try:
             res = self.rt.process(ts, inputs, timing)
             tf_id, eos, done_s, reports = res.tf_id, res.eos, res.done_s, res.reports
+            cpu_s = res.cpu_seconds
             outs = [shm.encode_message(m, self.arena, mapped) for m in res.outputs]
             del res, inputs  # what is left referencing the input segments, the task holds
             held = self.cache.still_used(mapped)
@@ -229,6 +242,7 @@ class _Worker:
                     held,
                     done_s,
                     reports,
+                    cpu_s,
                 ),
                 _PICKLE,
             )
@@ -400,6 +414,10 @@ class _Driver:
         self.timing: dict[int, TimeframeTiming] = {}  # per timeslice asked from the sources
         self.finished: dict[int, list[tuple[str, float, dict]]] = {}  # (name, done_s, reports)
         self.next_due: float | None = None  # arrival the sources wait for (online), s
+        # the load (online): per processor its recent CPU ms per timeframe (moving average),
+        # shared over the cores the workers may use (at most one per process)
+        self.cpu_ms: dict[str, float] = {}
+        self.parallelism = float(min(_usable_cpus(), sum(self.lanes_of.values())))
 
         self.names = [p.name for p in topology.processors]
         self.index = {n: i for i, n in enumerate(self.names)}
@@ -708,9 +726,14 @@ class _Driver:
         self._send(lane, ("run", ts, inputs, releases, self.timing.get(ts)))
 
     def _on_result(
-        self, lane, ts, outs, new, eos, tf_id, delta, still_used, done_s, reports
+        self, lane, ts, outs, new, eos, tf_id, delta, still_used, done_s, reports, cpu_s
     ) -> None:
         held = lane.inflight.pop(ts, [])
+        if self.pacer is not None and (outs or lane.name not in self.source_set):
+            ms, prev = 1e3 * cpu_s, self.cpu_ms.get(lane.name)
+            self.cpu_ms[lane.name] = ms if prev is None else (
+                SERVICE_EMA * ms + (1.0 - SERVICE_EMA) * prev
+            )  # fmt: skip
         seconds, n_in, b_in, n_out, b_out = delta
         lane.shadow.merge(
             ProcessorMetrics(
@@ -846,6 +869,13 @@ class _Driver:
             self.pending[self.opened] = set(self.non_sources) | self.src_active
             self.opened += 1
 
+    def _service_ms(self) -> float | None:
+        """The workflow's recent CPU time per timeframe: the sum over processors of their
+        moving averages (``None`` until every processor has run once)."""
+        if len(self.cpu_ms) < len(self.names):
+            return None
+        return sum(self.cpu_ms.values())
+
     def _timing_for(self, ts: int) -> TimeframeTiming | None:
         """The timing of timeslice ``ts``; ``None`` while it has not arrived (online)."""
         timing = self.timing.get(ts)
@@ -861,8 +891,9 @@ class _Driver:
                 return None
             budget = self.pacer.options.budget_ms
             timing = TimeframeTiming(
-                due, budget, self.pacer.backlog(ts, now), period_ms=self.pacer.period_ms(ts)
-            )  # service_ms stays None: timeframes overlap in the pipeline
+                due, budget, self.pacer.backlog(ts, now), period_ms=self.pacer.period_ms(ts),
+                service_ms=self._service_ms(), parallelism=self.parallelism,
+            )  # fmt: skip
         self.timing[ts] = timing
         return timing
 

@@ -74,8 +74,9 @@ def config_for(spec: DataProcessorSpec, store: ConfigStore | None) -> dict[str, 
 
 @dataclass
 class ProcessResult:
-    """What one ``run`` call made; ``done_s``: monotonic time (s) it returned; ``reports``: what
-    the task attached with ``pc.report``."""
+    """What one ``run`` call made; ``seconds``: its wall time; ``done_s``: monotonic time (s)
+    it returned; ``reports``: what the task attached with ``pc.report``; ``cpu_seconds``: the
+    CPU time of the process during the call (all its threads)."""
 
     outputs: list[Message]
     eos: bool
@@ -83,6 +84,7 @@ class ProcessResult:
     seconds: float
     done_s: float = 0.0
     reports: dict[str, Any] = field(default_factory=dict)
+    cpu_seconds: float = 0.0
 
 
 class ProcessorRuntime:
@@ -145,13 +147,13 @@ class ProcessorRuntime:
             tf_id,
             timing,
         )
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             self.task.run(pc)
             outputs = allocator.collect(timeslice, pc.tf_id)
         except Exception as exc:
             raise self._fail("run", exc, timeslice, pc.tf_id) from exc
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         if inputs or outputs:  # a source's last call that only ends the stream is no timeframe
             self.metrics.record(
                 dt,
@@ -162,7 +164,7 @@ class ProcessorRuntime:
             )
         done = current_clock(pc.timing.clock).now()
         return ProcessResult(
-            outputs, services.control.eos_requested, pc.tf_id, dt, done, pc.reports
+            outputs, services.control.eos_requested, pc.tf_id, dt, done, pc.reports, cpu
         )
 
     def end_of_stream(self) -> None:

@@ -17,9 +17,12 @@ fields ``budget``, ``threshold``, ``flops_fraction``, ``max_ms_per_tf``, ``reser
   queued timeframes is spent by the whole chain, not only by this stage). And it keeps the
   queue from forming: when the framework tells the load (``pc.timing.period_ms``, the recent
   interval between arrivals, and ``service_ms``, the workflow's recent time per timeframe),
-  the stage may take at most ``target_load * period_ms`` minus what the rest of the chain takes
-  (``service_ms`` less this stage's own recent time), so that the whole chain fits between two
-  arrivals. The thresholds are
+  the stage may take at most what
+  :meth:`~alice_dyn.framework.online.TimeframeTiming.load_allowance_ms` gives: inline
+  ``target_load * period_ms`` minus what the rest of the chain takes (``service_ms`` less this
+  stage's own recent time), so that the whole chain fits between two arrivals; in the
+  multi-process runner the chain's CPU time shared over the cores (``parallelism``), and at
+  most ``target_load * period_ms`` for the stage's own lane. The thresholds are
   chosen *before* the timeframe runs from a cost model learnt on the previous ones
   (:class:`alice_dyn.nn.DeadlineGovernor`): they drop when a timeframe risks exceeding its
   budget and go back up (to the full network) when load drops. Nothing is dropped: every track
@@ -106,11 +109,8 @@ class ExitBudget:
             if int(timing.backlog) > 0:
                 return 0.0
             allowed = min(allowed, timing.time_left_ms() - float(self.prm.reserve_ms))
-            period = getattr(timing, "period_ms", None)
-            service = getattr(timing, "service_ms", None)
-            if period is not None and service is not None and self.own_ms is not None:
-                others = max(float(service) - self.own_ms, 0.0)
-                self.load_ms = float(self.prm.target_load) * float(period) - others
+            self.load_ms = timing.load_allowance_ms(self.own_ms, self.prm.target_load)
+            if self.load_ms is not None:
                 allowed = min(allowed, self.load_ms)
         return allowed
 
