@@ -315,19 +315,24 @@ def _mp_sink(pc):
     _report_timing(pc)
 
 
-def test_multiprocess_runner_online():
-    topo = build_topology(
+def _mp_chain(worker):
+    """source -> ``worker`` -> sink, for the multi-process runner (module-level algorithms)."""
+    return build_topology(
         [
             DataProcessorSpec("src", outputs=[OutputSpec("TST", "RAW")], algorithm=_mp_source),
             DataProcessorSpec(
                 "worker",
                 inputs=[InputSpec("raw", "TST", "RAW")],
                 outputs=[OutputSpec("TST", "OUT")],
-                algorithm=_mp_worker,
+                algorithm=worker,
             ),
             DataProcessorSpec("sink", inputs=[InputSpec("o", "TST", "OUT")], algorithm=_mp_sink),
         ]
     )
+
+
+def test_multiprocess_runner_online():
+    topo = _mp_chain(_mp_worker)
     schedule = ReplaySchedule(100.0, [Burst(2.0, 0.02, 0.01)])
     opts = OnlineOptions(schedule, budget_ms=500.0)
     summary = run_multiprocess(topo, progress=False, online=opts, timeout_s=60)
@@ -365,18 +370,7 @@ def test_multiprocess_runner_tells_the_load():
     """With ``--runner multiprocess`` tasks see ``service_ms``: the sum over processors of
     their CPU time per timeframe (moving averages, once every processor has run), and the cores
     it is shared over."""
-    topo = build_topology(
-        [
-            DataProcessorSpec("src", outputs=[OutputSpec("TST", "RAW")], algorithm=_mp_source),
-            DataProcessorSpec(
-                "worker",
-                inputs=[InputSpec("raw", "TST", "RAW")],
-                outputs=[OutputSpec("TST", "OUT")],
-                algorithm=_mp_busy_worker,
-            ),
-            DataProcessorSpec("sink", inputs=[InputSpec("o", "TST", "OUT")], algorithm=_mp_sink),
-        ]
-    )
+    topo = _mp_chain(_mp_busy_worker)
     opts = OnlineOptions(ReplaySchedule(5.0), budget_ms=1000.0)
     summary = run_multiprocess(topo, progress=False, online=opts, timeout_s=60)
     assert summary.ok and summary.count(PROCESSED) == 5
