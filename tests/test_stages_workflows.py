@@ -177,6 +177,33 @@ def _trees(path):
         return out
 
 
+def test_aod_writer_folders_do_not_fragment_the_file(tmp_path):
+    """Many timeframes of many tables: every DF_<n> folder and row is written, and the file's
+    free-space list (TFile header ``nfree``, walked by uproot on every write) stays short
+    instead of growing by one hole per timeframe (each folder sized for its keys)."""
+    from alice_dyn.framework.spec import DataProcessorSpec, OutputSpec
+
+    n_tf, tables = 60, [f"TAB{i}" for i in range(10)]
+
+    def source(pc):
+        for t in tables:
+            cols = {f"col_{j}": np.full(7, pc.timeslice + j, np.float32) for j in range(8)}
+            pc.outputs.adopt(f"TST/{t}", cols)
+        if pc.timeslice == n_tf - 1:
+            pc.end_of_stream()
+
+    src = DataProcessorSpec("src", outputs=[OutputSpec("TST", t) for t in tables], algorithm=source)
+    out = tmp_path / "many.root"
+    inputs = ";".join(f"{t.lower()}:TST/{t}" for t in tables)
+    run_specs([src, aod_writer_spec(str(out), inputs)], progress=False).raise_if_failed()
+    with uproot.open(out) as f:
+        assert sorted(f.keys(recursive=False, cycle=False)) == sorted(
+            f"DF_{i}" for i in range(n_tf)
+        )
+        assert f["DF_59/O2tab9"]["fCol7"].array(library="np").tolist() == [66.0] * 7
+        assert f.file.nfree < 10  # was one more per timeframe
+
+
 def test_tpc_reco_inline_and_multiprocess_give_identical_files(tmp_path):
     a, b = tmp_path / "inline.root", tmp_path / "mp.root"
     assert main(["run", "tpc-reco", "-i", str(PP), "-o", str(a), "--max-tf", "3"]) == 0

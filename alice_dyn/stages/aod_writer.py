@@ -12,7 +12,12 @@ row and O2-style ``f``-prefixed columns:
 * a dict of scalars (e.g. ``GLO/TFMETA``): a one-entry tree of its numbers, and the whole dict
   as JSON in a ``TObjString`` named ``DF_<n>/metadata``.
 
-Files are written with uproot ``mktree`` and read by ROOT itself.
+Files are written with uproot ``mktree`` and read by ROOT itself. Each ``DF_<n>`` folder is
+created with room for the keys of all its trees (:data:`DIR_BYTES_PER_KEY` per input, plus
+``O2tfmeta`` and ``metadata``): a folder that outgrows its first block is moved, and the hole
+each move left in the file made uproot's free-space list, walked on every write, grow by one
+entry per timeframe (the writer's time per timeframe grew with the file: 16 -> 29 ms per
+folder of ten 8-branch trees after 300 folders, against 15 -> 20 ms when sized).
 """
 
 from __future__ import annotations
@@ -41,6 +46,12 @@ OPTIONS = (
     ConfigParamSpec("inputs", str, DEFAULT_INPUTS, "what to write: binding:ORIGIN/DESCRIPTION;..."),
     ConfigParamSpec("compression", str, "lz4:1", "lz4:1, zlib:1, zstd:1 or none"),
 )
+
+
+#: bytes reserved per key in a ``DF_<n>`` folder (a TKey of a TTree with an O2 table name is
+#: about 70) and for the folder's own header
+DIR_BYTES_PER_KEY = 128
+DIR_BYTES_HEADER = 256
 
 
 def column_name(name: str) -> str:
@@ -83,11 +94,13 @@ class AODWriterTask(Task):
             self.outfile, compression=parse_compression(ic.option("compression"))
         )
         self.n_tf = 0
+        self.dir_bytes = DIR_BYTES_PER_KEY * (len(self.bindings) + 2) + DIR_BYTES_HEADER
 
     def run(self, pc: ProcessingContext) -> None:
         # the folder is looked up once: uproot finds a path's directory by a scan that grows
-        # with the number of DF_ folders already in the file
-        folder = self.file.mkdir(f"DF_{pc.timeslice}")
+        # with the number of DF_ folders already in the file; sized for all its keys (see the
+        # module doc)
+        folder = self.file.mkdir(f"DF_{pc.timeslice}", initial_directory_bytes=self.dir_bytes)
         meta: dict[str, Any] = {"fTfId": pc.tf_id}
         for binding in self.bindings:
             if not pc.inputs.is_valid(binding):
