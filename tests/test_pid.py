@@ -11,20 +11,45 @@ import torch
 
 from alice_dyn.cli import main
 from alice_dyn.nn import ConfidencePolicy
-from alice_dyn.pid.dataset import GROUPS, SUBSETS, PIDDataset, dataset_from_reco
+from alice_dyn.physics.particles import SPEED_OF_LIGHT_CM_PER_NS
+from alice_dyn.pid.dataset import (
+    GROUPS,
+    SUBSETS,
+    TABLES,
+    TOF_NSIGMA_COLUMNS,
+    PIDDataset,
+    dataset_from_reco,
+    tof_event_time_resolution,
+    tof_matched,
+    tof_mismatch_columns,
+)
 from alice_dyn.pid.evaluate import evaluate_pid_net
-from alice_dyn.pid.network import DEFAULT_MODEL_DIR, PRIMARY, load_pid_net, predict
+from alice_dyn.pid.network import (
+    DEFAULT_MODEL_DIR,
+    PRIMARY,
+    load_pid_net,
+    predict,
+    train_pid_net,
+    with_tof_mismatch,
+)
 from alice_dyn.pid.train import train_all
+from alice_dyn.qa.evaluate_tracking import iter_matched
+from alice_dyn.reco.pid_nsigma import nsigma_tof
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data_samples"
 PP = SAMPLES / "pp_sample.root"
 
 
 @pytest.fixture(scope="module")
-def pp_dataset(tmp_path_factory) -> PIDDataset:
+def pp_reco(tmp_path_factory) -> Path:
     reco = tmp_path_factory.mktemp("pid") / "reco.root"
     assert main(["run", "tpc-reco", "-i", str(PP), "-o", str(reco)]) == 0
-    return dataset_from_reco(reco, PP)
+    return reco
+
+
+@pytest.fixture(scope="module")
+def pp_dataset(pp_reco) -> PIDDataset:
+    return dataset_from_reco(pp_reco, PP, tof_mismatch=True)
 
 
 def test_dataset_groups_masks_and_round_trip(pp_dataset, tmp_path):
@@ -42,6 +67,103 @@ def test_dataset_groups_masks_and_round_trip(pp_dataset, tmp_path):
     back = PIDDataset.load(tmp_path / "d.npz")
     assert np.array_equal(back.labels, ds.labels)
     assert all(np.array_equal(back.features[g], ds.features[g]) for g in GROUPS)
+
+
+def _columns(reco: dict) -> dict[str, np.ndarray]:
+    return {name: reco[name] for table in TABLES.values() for name in table}
+
+
+def test_tof_mismatch_columns_are_consistent(pp_reco):
+    n_tof = n_donor = 0
+    for reco, _tf in iter_matched(pp_reco, PP, TABLES):
+        c = _columns(reco)
+        ok = tof_matched(c)
+        if ok.sum() < 2:
+            continue
+        n_tof += int(ok.sum())
+        t = c["fTOFSignal"].astype(np.float64)
+        length = c["fLength"].astype(np.float64)
+        p = c["fTPCInnerParam"].astype(np.float64)
+        stored = np.column_stack([c[k] for k in TOF_NSIGMA_COLUMNS]).astype(np.float64)
+        # the resolution derived from the stored n-sigma gives them back for the real time
+        t0_res = tof_event_time_resolution(c)
+        assert np.all(np.isfinite(t0_res[ok])) and np.all(np.isnan(t0_res[~ok]))
+        again = nsigma_tof(t, length, p, np.nan_to_num(t0_res))
+        assert np.allclose(again[ok], stored[ok], rtol=1e-4, atol=2e-3)
+        mis, donor = tof_mismatch_columns(c, np.random.default_rng(5))
+        has = donor >= 0
+        n_donor += int(has.sum())
+        assert not np.any(donor == np.arange(len(donor)))  # never its own time
+        assert np.all(ok[donor[has]]) and not np.any(has & ~ok)  # TOF-matched only
+        assert np.array_equal(mis["fTOFSignal"][has], c["fTOFSignal"][donor[has]])
+        beta = length / (t[np.maximum(donor, 0)] * 1e-3 * SPEED_OF_LIGHT_CM_PER_NS)
+        assert np.allclose(mis["fBeta"][has], beta[has], rtol=1e-5)
+        assert np.all((mis["fBeta"][has] > 0.1) & (mis["fBeta"][has] < 1.05))  # matcher window
+        ns_mis = nsigma_tof(mis["fTOFSignal"].astype(np.float64), length, p, t0_res)
+        new = np.column_stack([mis[k] for k in TOF_NSIGMA_COLUMNS]).astype(np.float64)
+        assert np.allclose(new[has], ns_mis[has], rtol=1e-5, atol=1e-3)
+        for k in ("fTOFSignal", "fBeta", *TOF_NSIGMA_COLUMNS):  # no donor: unchanged
+            assert np.array_equal(mis[k][~has], c[k][~has].astype(np.float32))
+        # seeded: the same seed draws the same hits, another seed other ones
+        _, donor2 = tof_mismatch_columns(c, np.random.default_rng(5))
+        _, donor3 = tof_mismatch_columns(c, np.random.default_rng(6))
+        assert np.array_equal(donor, donor2)
+        assert ok.sum() < 5 or not np.array_equal(donor, donor3)
+    assert n_tof > 100 and n_donor > 0.8 * n_tof
+
+
+def test_tof_mismatch_group_and_fraction(pp_dataset):
+    ds = pp_dataset
+    mis = ds.extra["tof_mismatch"]
+    tof = ds.masks["tof"]
+    assert mis.shape == ds.features["tof"].shape and np.all(np.isfinite(mis))
+    assert np.array_equal(mis[~tof], ds.features["tof"][~tof])  # no TOF: nothing to replace
+    changed = (mis != ds.features["tof"]).any(1)
+    assert changed[tof].mean() > 0.8
+    # a mismatched hit is mostly inconsistent with every hypothesis, a real one is not
+    nearest = lambda x: np.abs(x[tof][:, 5:10] * 5).min(1)  # noqa: E731
+    assert np.median(nearest(mis)) > 2 * np.median(nearest(ds.features["tof"]))
+    before = ds.features["tof"].copy()
+    aug = with_tof_mismatch(ds, 0.25, seed=7)
+    assert np.array_equal(ds.features["tof"], before)  # the input is left alone
+    replaced = (aug.features["tof"] != before).any(1)
+    from_mis = (aug.features["tof"] == mis).all(1)
+    assert np.all(from_mis | ~replaced) and not np.any(replaced & ~tof)
+    k = round(0.25 * tof.sum())
+    assert k - int((~changed & tof).sum()) <= replaced.sum() <= k
+    for g in ("track", "tpc", "trd"):
+        assert aug.features[g] is ds.features[g]
+    assert np.array_equal(aug.masks["tof"], tof) and np.array_equal(aug.labels, ds.labels)
+    again = with_tof_mismatch(ds, 0.25, seed=7)
+    assert np.array_equal(again.features["tof"], aug.features["tof"])
+    other = with_tof_mismatch(ds, 0.25, seed=8)
+    assert not np.array_equal(other.features["tof"], aug.features["tof"])
+    assert with_tof_mismatch(ds, 0.0, seed=7) is ds
+    no_extra = PIDDataset(ds.features, ds.masks, ds.labels, ds.p, ds.nsigma)
+    with pytest.raises(ValueError, match="tof_mismatch"):
+        with_tof_mismatch(no_extra, 0.1, seed=7)
+
+
+def test_tof_mismatch_training_leaves_validation_and_scaling_natural(pp_dataset):
+    torch.set_num_threads(1)
+    half = len(pp_dataset) // 2
+    tr, va = pp_dataset.take(np.arange(half)), pp_dataset.take(np.arange(half, len(pp_dataset)))
+    args = dict(seed=2, epochs=1, d=8, depth=2)
+    _, sc0, h0 = train_pid_net(tr, va, "sdn", **args)
+    model, sc1, h1 = train_pid_net(tr, va, "sdn", tof_mismatch_fraction=0.3, **args)
+    assert sc1.mean == sc0.mean and sc1.std == sc0.std  # scaling fitted on the natural data
+    assert h1["tof_mismatch"] == {"fraction": 0.3} and "tof_mismatch" not in h0
+    assert h1["joint"]["loss"] != h0["joint"]["loss"]  # it trained on other inputs
+
+    def val_loss(ds: PIDDataset) -> float:
+        with torch.no_grad():
+            outs = model.forward_all(sc1.tensors(ds), raw=True)
+            y = torch.as_tensor(ds.labels)
+            return float(sum(model.task.loss(o, y) for o in outs))
+
+    # early stopping saw the natural validation tracks, not mismatched ones
+    assert val_loss(va) == pytest.approx(h1["joint"]["best_val_loss"], rel=1e-4)
+    assert val_loss(with_tof_mismatch(va, 1.0, seed=2)) != pytest.approx(val_loss(va), rel=1e-3)
 
 
 def test_shipped_model_beats_nsigma_and_handles_missing_detectors(pp_dataset):
@@ -77,8 +199,15 @@ def test_shipped_model_beats_nsigma_and_handles_missing_detectors(pp_dataset):
 
 def test_train_evaluate_round_trip_with_a_tiny_model(pp_dataset, tmp_path):
     torch.set_num_threads(1)
-    report = train_all(pp_dataset, tmp_path / "m", seed=3, epochs=2, d=16, depth=2, command="test")
+    report = train_all(
+        pp_dataset, tmp_path / "m", seed=3, epochs=2, d=16, depth=2, command="test",
+        tof_mismatch_fraction=0.1,
+    )  # fmt: skip
     assert report["n_train"] + report["n_val"] + report["n_calibration"] == len(pp_dataset)
+    assert report["tof_mismatch"] == {"fraction": 0.1, "seed": 3}
+    for net in ("sdn", "ztw", "incremental"):
+        cfg = json.loads((tmp_path / "m" / net / "config.json").read_text())
+        assert cfg["tof_mismatch"] == {"fraction": 0.1, "seed": 3}
     for sub in (
         "ztw/config.json",
         "ztw/model.safetensors",

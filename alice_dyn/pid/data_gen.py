@@ -54,11 +54,14 @@ def make_pid_dataset(
     seed: int = 1,
     first_tf: int = 0,
     embedding_dim: int = 0,
+    tof_mismatch: bool = True,
     **sim_changes,
 ) -> PIDDataset:
     """Simulate ``n_timeframes`` (written to ``out_dir/sim.root``), reconstruct them
     (``out_dir/reco.root``) and return the labelled PID dataset (also ``out_dir/pid.npz``);
-    ``embedding_dim``: also keep the track network's embedding (its width)."""
+    ``embedding_dim``: also keep the track network's embedding (its width); ``tof_mismatch``:
+    also the TOF-mismatch templates for the training (``extra["tof_mismatch"]``, drawn with
+    ``seed``; :func:`alice_dyn.pid.dataset.tof_mismatch_columns`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sim = out / "sim.root"
@@ -71,6 +74,8 @@ def make_pid_dataset(
     specs = without_pid_net(specs, embedding=embedding_dim > 0)
     summary = run_specs(specs, progress=False)
     summary.raise_if_failed()
-    data = dataset_from_reco(reco, sim, embedding_dim=embedding_dim)
+    data = dataset_from_reco(
+        reco, sim, embedding_dim=embedding_dim, tof_mismatch=tof_mismatch, seed=seed
+    )
     data.save(out / "pid.npz")
     return data

@@ -15,6 +15,14 @@ Layer: PID (reads the AO2D-like reconstruction output and the simulation's MC tr
 Missing detectors are missing groups (a False mask), never NaN. Labels are the PID species
 index of the matched MC particle (0-4: e, mu, pi, K, p); tracks that are fakes, looper legs,
 deuterons or without label are left out.
+
+TOF mismatch templates (for training, :func:`tof_mismatch_columns`): as ALICE builds them, every
+TOF-matched track also gets the time of a random hit of another TOF-matched track of the same
+timeframe, with its own length and momentum; beta, 1 / beta, mass^2, time and the five TOF
+n-sigma are recomputed with the track's own TOF resolution (derived from its stored n-sigma).
+The resulting ``tof`` group goes to ``extra["tof_mismatch"]``; the training replaces a
+fraction of the real TOF groups by it (:func:`alice_dyn.pid.network.with_tof_mismatch`), so
+the network learns that a TOF time inconsistent with every hypothesis carries no information.
 """
 
 from __future__ import annotations
@@ -24,7 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
-from alice_dyn.physics.particles import species_index
+from alice_dyn.physics.particles import SPEED_OF_LIGHT_CM_PER_NS, species_index
+from alice_dyn.reco.pid_nsigma import (
+    PID_MASSES,
+    PIDNSigmaParam,
+    nsigma_tof,
+    tof_expected_ps,
+)
+from alice_dyn.reco.tof_matching import TOFMatchParam
 
 NSIGMA_SPECIES = ("El", "Mu", "Pi", "Ka", "Pr")
 NSIGMA_CLIP = 10.0
@@ -186,12 +201,112 @@ def features_from_columns(c: dict[str, np.ndarray]) -> tuple[dict, dict]:
     return features, masks
 
 
+TOF_NSIGMA_COLUMNS = tuple(f"fTOFNSigma{s}" for s in NSIGMA_SPECIES)
+#: draws per track for a mismatched hit with a physical time of flight (the matcher's beta
+#: window); a track without one after that many keeps its own TOF measurement
+TOF_MISMATCH_TRIES = 16
+
+
+def tof_matched(c: dict[str, np.ndarray]) -> np.ndarray:
+    """``(n,)`` bool: the track has a usable TOF measurement (as :func:`features_from_columns`)."""
+    return (
+        (c["fHasTOF"] > 0)
+        & (c["fBeta"] > 0)
+        & (c["fLength"] > 0)
+        & (c["fTOFSignal"] > 0)
+        & (c["fTPCInnerParam"] > 0)
+    )
+
+
+def tof_event_time_resolution(
+    c: dict[str, np.ndarray], prm: PIDNSigmaParam | None = None
+) -> np.ndarray:
+    """``(n,)`` event-time resolution (ps) of every TOF-matched track (NaN elsewhere), derived
+    from its stored TOF n-sigma: the AO2D has no per-track resolution. With the hypothesis of
+    the largest ``|t - t_exp|``, ``sigma = (t - t_exp) / n_sigma`` and
+    ``sigma^2 = tof_res^2 + t0_res^2 + sigma_p^2`` (:func:`~alice_dyn.reco.pid_nsigma.nsigma_tof`);
+    feeding the result back into ``nsigma_tof`` reproduces the stored n-sigma. Tracks where it
+    is not determined (zero n-sigma) get the median of the others."""
+    prm = prm or PIDNSigmaParam()
+    ok = tof_matched(c)
+    p = np.maximum(c["fTPCInnerParam"].astype(np.float64), 1e-3)
+    length = c["fLength"].astype(np.float64)
+    t = c["fTOFSignal"].astype(np.float64)
+    texp = np.column_stack([tof_expected_ps(length, p, m) for m in PID_MASSES])
+    ns = np.column_stack([c[k] for k in TOF_NSIGMA_COLUMNS]).astype(np.float64)
+    k = np.argmax(np.abs(t[:, None] - texp), axis=1)
+    rows = np.arange(len(t))
+    dt, nk, tk, mk = t - texp[rows, k], ns[rows, k], texp[rows, k], PID_MASSES[k]
+    good = ok & np.isfinite(nk) & (np.abs(nk) > 1e-6) & (nk > -900.0)
+    sigma = np.where(good, dt / np.where(good, nk, 1.0), np.nan)
+    sig_p = tk * mk * mk / (p * p + mk * mk) * prm.rel_momentum_resolution
+    t0_res = np.sqrt(np.maximum(sigma**2 - sig_p**2 - prm.tof_resolution_ps**2, 0.0))
+    fill = float(np.median(t0_res[good])) if good.any() else 0.0
+    return np.where(ok, np.where(good, t0_res, fill), np.nan)
+
+
+def tof_mismatch_columns(
+    c: dict[str, np.ndarray],
+    rng: np.random.Generator,
+    prm: PIDNSigmaParam | None = None,
+    match: TOFMatchParam | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """TOF columns of every track of one timeframe ``c`` (AO2D columns) after a TOF mismatch:
+    each TOF-matched track gets the ``fTOFSignal`` of another TOF-matched track of the
+    timeframe (drawn at random, never itself; redrawn up to :data:`TOF_MISMATCH_TRIES` times
+    until the time of flight is physical for its own length, ``min_beta < beta < max_beta`` as
+    in the matcher), its own length and momentum, and ``fBeta = L / (c t)`` and the five
+    ``fTOFNSigma*`` recomputed with its own resolution (:func:`tof_event_time_resolution`).
+    Returns the columns (``fTOFSignal``, ``fBeta``, ``fTOFNSigma*``; unchanged for tracks
+    without a donor) and the donor index of every track (-1: none). ``prm``, ``match``: the
+    n-sigma and matching settings (default: their defaults)."""
+    prm, match = prm or PIDNSigmaParam(), match or TOFMatchParam()
+    ok = tof_matched(c)
+    n = len(ok)
+    t = c["fTOFSignal"].astype(np.float64)
+    length = c["fLength"].astype(np.float64)
+    pool = np.flatnonzero(ok)
+    donor = np.full(n, -1, np.int64)
+    if len(pool) >= 2:
+        pos = np.arange(len(pool))
+        todo = np.ones(len(pool), bool)
+        for _ in range(TOF_MISMATCH_TRIES):
+            idx = np.flatnonzero(todo)
+            if len(idx) == 0:
+                break
+            r = rng.integers(0, len(pool) - 1, size=len(idx))
+            cand = pool[r + (r >= pos[idx])]  # skip the track itself
+            beta = length[pool[idx]] / (t[cand] * 1e-3 * SPEED_OF_LIGHT_CM_PER_NS)
+            phys = (beta > match.min_beta) & (beta < match.max_beta)
+            donor[pool[idx[phys]]] = cand[phys]
+            todo[idx[phys]] = False
+    has = donor >= 0
+    t_new = np.where(has, t[np.maximum(donor, 0)], t)
+    p = c["fTPCInnerParam"].astype(np.float64)
+    ns = nsigma_tof(t_new, length, p, np.nan_to_num(tof_event_time_resolution(c, prm)), prm)
+    beta_new = length / (t_new * 1e-3 * SPEED_OF_LIGHT_CM_PER_NS)
+    out = {
+        "fTOFSignal": t_new.astype(np.float32),
+        "fBeta": np.where(has, beta_new, c["fBeta"]).astype(np.float32),
+    }
+    for s, name in enumerate(TOF_NSIGMA_COLUMNS):
+        out[name] = np.where(has, ns[:, s], c[name]).astype(np.float32)
+    return out, donor
+
+
 def dataset_from_reco(
-    reco_path: str | Path, truth_path: str | Path, embedding_dim: int = 0
+    reco_path: str | Path,
+    truth_path: str | Path,
+    embedding_dim: int = 0,
+    *,
+    tof_mismatch: bool = False,
+    seed: int = 0,
 ) -> PIDDataset:
     """Matched, labelled tracks of an AO2D-like file and its simulation (see the module doc);
     ``embedding_dim > 0`` also reads the track network's embedding (``O2tracknetemb``) into
-    ``extra["trackemb"]``."""
+    ``extra["trackemb"]``; ``tof_mismatch``: also the ``tof`` group after a TOF mismatch
+    (:func:`tof_mismatch_columns`, drawn per timeframe with ``(seed, tf_id)``, so a file split
+    in parts gives the same draws) in ``extra["tof_mismatch"]``."""
     from alice_dyn.qa.evaluate_tracking import iter_matched
 
     tables = dict(TABLES)
@@ -212,6 +327,11 @@ def dataset_from_reco(
         if embedding_dim:
             emb = np.column_stack([reco[name] for name in emb_names]).astype(np.float32)
             extra["trackemb"] = emb[keep]
+        if tof_mismatch:
+            rng = np.random.default_rng([seed, int(tf.meta.tf_id)])
+            mis, _ = tof_mismatch_columns(c, rng)
+            f_mis, _ = features_from_columns({k: v[keep] for k, v in {**c, **mis}.items()})
+            extra["tof_mismatch"] = f_mis["tof"]
         parts.append(
             PIDDataset(feats, masks, labels, p, c["fPidNSigma"][keep].astype(np.int8), extra)
         )

@@ -107,6 +107,24 @@ def oversample(ds: PIDDataset, factors: list[int]) -> PIDDataset:
     return ds.take(np.repeat(np.arange(len(ds)), np.asarray(factors)[ds.labels]))
 
 
+def with_tof_mismatch(ds: PIDDataset, fraction: float, seed: int) -> PIDDataset:
+    """``ds`` with ``round(fraction * n_tof)`` of its TOF-matched tracks (drawn without
+    replacement with ``seed``) carrying their TOF-mismatch group (``extra["tof_mismatch"]``,
+    :func:`alice_dyn.pid.dataset.tof_mismatch_columns`) instead of their real ``tof`` group;
+    everything else, and ``ds`` itself, unchanged. ``fraction`` 0: ``ds``."""
+    if not fraction:
+        return ds
+    if "tof_mismatch" not in ds.extra:
+        raise ValueError("tof_mismatch_fraction needs the dataset's extra['tof_mismatch']")
+    tof = np.flatnonzero(ds.masks["tof"])
+    rng = np.random.default_rng([seed, 0x70F])
+    pick = rng.choice(tof, size=round(fraction * len(tof)), replace=False)
+    feats = dict(ds.features)
+    feats["tof"] = ds.features["tof"].copy()
+    feats["tof"][pick] = ds.extra["tof_mismatch"][pick]
+    return PIDDataset(feats, ds.masks, ds.labels, ds.p, ds.nsigma, ds.extra)
+
+
 @torch.no_grad()
 def shift_head_biases(model: EarlyExitNet, factors: list[int]) -> None:
     """Undo the prior shift of oversampling: subtract ``log(factor_c)`` from class ``c``'s
@@ -129,6 +147,7 @@ def train_pid_net(
     epochs: int = 30,
     rare_fraction: float | None = None,
     finetune_lr: float | None = None,
+    tof_mismatch_fraction: float = 0.0,
     **arch,
 ) -> tuple[EarlyExitNet, FeatureScaler, dict]:
     """Train one PID network; ``ztw``: ZTW's staged recipe (backbone, then heads on the frozen
@@ -140,13 +159,17 @@ def train_pid_net(
     probabilities refer to the natural mix; the factors go to ``hist["oversampling"]``).
     ``finetune_lr`` (SDN only): after the joint training (which keeps its best epoch), a second
     joint training from there at this lower learning rate, same early stopping, kept only if
-    its best validation loss is lower (``hist["finetune"]``)."""
+    its best validation loss is lower (``hist["finetune"]``).
+    ``tof_mismatch_fraction`` (both methods): that fraction of the TOF-matched training tracks
+    get their TOF-mismatch group (:func:`with_tof_mismatch`, fixed for the whole training;
+    the early-stopping data and the feature scaling stay natural; ``hist["tof_mismatch"]``)."""
     torch.manual_seed(seed)
     scaler = FeatureScaler.fit(train)
     factors = None
     if rare_fraction and method == "sdn":
         factors = oversampling_factors(train.labels, rare_fraction)
         train, val = oversample(train, factors), oversample(val, factors)
+    train = with_tof_mismatch(train, tof_mismatch_fraction, seed)
     xtr, ytr = scaler.tensors(train), torch.as_tensor(train.labels)
     xva, yva = scaler.tensors(val), torch.as_tensor(val.labels)
     model = pid_net(method=method, **arch)
@@ -172,6 +195,8 @@ def train_pid_net(
     if factors is not None:
         shift_head_biases(model, factors)
         hist["oversampling"] = {"rare_fraction": rare_fraction, "factors": factors}
+    if tof_mismatch_fraction:
+        hist["tof_mismatch"] = {"fraction": tof_mismatch_fraction}
     model.eval()
     return model, scaler, hist
 
