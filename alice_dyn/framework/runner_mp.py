@@ -62,6 +62,7 @@ import pickle
 import select
 import selectors
 import signal
+import sys
 import time
 import traceback
 import warnings
@@ -118,6 +119,15 @@ _HEADER = 8  # frames on the driver -> worker pipe: 8-byte little-endian length,
 def _frame(obj: Any) -> bytes:
     data = pickle.dumps(obj, _PICKLE)
     return len(data).to_bytes(_HEADER, "little") + data
+
+
+def _warm_jit() -> None:
+    """Pay numba's one-off start-up (its LLVM back-end, ~0.4 s) before the worker says it is
+    ready, when the task imported numba: its first timeframe would carry it otherwise (cached
+    kernels then load in milliseconds)."""
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        numba.njit(lambda: 0)()
 
 
 def _usable_cpus() -> int:
@@ -201,6 +211,7 @@ class _Worker:
         except ProcessorError as err:
             self.send("error", None, err)
             return
+        _warm_jit()
         self.send("ready")
 
     def _metrics_delta(self) -> tuple:
