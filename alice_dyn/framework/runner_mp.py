@@ -191,6 +191,7 @@ class _Worker:
         self.lane = lane
         self.transport = transport
         self.rt: ProcessorRuntime | None = None
+        self.initialised = False
         self._seen = (0, 0, 0, 0, 0)
 
     def send(self, *msg: Any) -> None:
@@ -212,7 +213,7 @@ class _Worker:
             self.send("error", None, err)
             return
         _warm_jit()
-        self.send("ready")
+        self.initialised = True
 
     def _metrics_delta(self) -> tuple:
         m = self.rt.metrics
@@ -287,9 +288,12 @@ class _Worker:
         gc_guard = contextlib.ExitStack()
         try:
             self.init()
-            # online runs: the collector out of the timed path, as in the inline runner; a
-            # worker collects when idle for a poll period, or after GC_EVERY_TIMESLICES runs
+            # online runs: the collector out of the timed path, as in the inline runner (its
+            # first collection before the worker says it is ready); a worker collects when idle
+            # for a poll period, or after GC_EVERY_TIMESLICES runs
             gc_guard.enter_context(quiet_gc(online))
+            if self.initialised:
+                self.send("ready")
             while True:
                 try:
                     item = tasks.recv(_POLL_S)
