@@ -145,20 +145,11 @@ def match_tof(
     return _fill(out, hit, coll, best, length, hit_time_ps, t0_ps, t0_resolution_ps)
 
 
-def match_tof_ref(
-    tracks,
-    hit_x: np.ndarray,
-    hit_y: np.ndarray,
-    hit_z: np.ndarray,
-    hit_time_ps: np.ndarray,
-    t0_ps: np.ndarray,
-    t0_resolution_ps: np.ndarray,
-    bfield_t: float,
-    drift_cm_per_ns: float,
-    prm: TOFMatchParam = TOFMatchParam(),
-) -> TOFMatches:
-    """Brute-force reference of :func:`match_tof` (dense tracks x hits matrices per
-    collision: only for small inputs)."""
+def match_tof_ref(tracks, *args) -> TOFMatches:
+    """Brute-force reference of :func:`match_tof` (the same positional arguments; dense
+    tracks x hits matrices per collision: only for small inputs)."""
+    hit_x, hit_y, hit_z, hit_time_ps, t0_ps, t0_resolution_ps, bfield_t, drift_cm_per_ns = args[:8]
+    prm = args[8] if len(args) > 8 else TOFMatchParam()
     n = len(tracks)
     out = _empty(n)
     if n == 0 or len(hit_x) == 0 or len(t0_ps) == 0:
