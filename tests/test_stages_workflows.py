@@ -218,3 +218,15 @@ def test_tpc_reco_inline_and_multiprocess_give_identical_files(tmp_path):
             continue
         for col, arr in va.items():
             assert np.array_equal(arr, tb[k][col], equal_nan=True), (k, col)
+
+
+def test_tpc_reco_on_o2_layout_input_without_tof_trd_ft0(tmp_path):
+    """O2's tpcrec layout holds TPC clusters only (no FT0, TOF, TRD, MC): the whole chain runs,
+    tracks are found and nothing is matched."""
+    out = tmp_path / "o2.root"
+    assert main(["run", "tpc-reco", "-i", str(SAMPLES / "pp_sample_o2.root"), "-o", str(out),
+                 "--max-tf", "2"]) == 0  # fmt: skip
+    with uproot.open(out) as f:
+        extra = f["DF_0/O2trackextra"].arrays(library="np")
+        assert len(extra["fTPCNClsFound"]) > 10
+        assert not extra["fHasTOF"].any() and not extra["fHasTRD"].any()

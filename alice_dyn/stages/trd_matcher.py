@@ -32,12 +32,10 @@ class TRDMatcherTask(Task):
         trd = pc.inputs.get("trd")
         tofm = pc.inputs.get("tofmatch")
         ft0 = pc.inputs.get("ft0")
-        coll = tofm["collision"]
-        t0 = np.where(
-            coll >= 0, np.asarray(ft0["time_ps"], np.float64)[np.maximum(coll, 0)], np.nan
-        )
-        if len(ft0["time_ps"]) == 0:
-            t0 = np.full(len(tracks), np.nan)
+        coll, ft0_ps = tofm["collision"], np.asarray(ft0["time_ps"], np.float64)
+        t0 = np.full(len(tracks), np.nan)  # each track's collision time, where TOF gave one
+        if len(ft0_ps):  # none without FT0 (e.g. O2-layout input: TPC clusters only)
+            t0 = np.where(coll >= 0, ft0_ps[np.maximum(coll, 0)], np.nan)
         m = match_trd(
             tracks, trd["layer"], trd["x_cm"], trd["y_cm"], trd["z_cm"], trd["q"],
             field_of(pc, 0.5), t0, self.gas.drift_velocity_cm_us * 1e-3, self.prm,
