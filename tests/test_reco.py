@@ -171,6 +171,31 @@ def test_tof_matching_equals_its_brute_force_reference():
     assert np.mean(a.collision[ok] == tf.particles.collision[labels[ok]]) > 0.9
 
 
+def test_looper_z_check_keeps_loopers_and_splits_chance_circles():
+    """``TPCTrackerParam.looper_z_check``: real loopers are flagged as before; two tracks on
+    the same circle but 20 cm apart in z at the same phase (different particles) are not
+    merged with it, and are without it."""
+    import dataclasses
+
+    from alice_dyn.event.tracks import HAS_A_SIDE
+    from alice_dyn.reco.tpc_tracker import TPCTrackerParam, flag_looper_legs
+
+    def flagged(tracks, z_check):
+        t = dataclasses.replace(tracks, flags=tracks.flags & ~np.uint8(LOOPER_LEG))
+        flag_looper_legs(t, TPCTrackerParam(looper_z_check=z_check))
+        return (t.flags & LOOPER_LEG) != 0
+
+    tracks, *_ = reconstruct(gun(MU, 0.15, n=10, eta=0.05))
+    assert flagged(tracks, False).sum() > 10
+    np.testing.assert_array_equal(flagged(tracks, True), flagged(tracks, False))
+    # one low-pT track and a copy 20 cm further along z, both on the A side
+    one = np.flatnonzero(tracks.tgl > 0.02)[:1]
+    pair = tracks.take(np.repeat(one, 2))
+    pair.z_cm[1] += 20.0
+    pair.flags[:] = HAS_A_SIDE
+    assert flagged(pair, False).sum() == 1 and flagged(pair, True).sum() == 0
+
+
 def test_dedx_calibration_centres_mip_pions_at_50():
     calib = DedxCalibration.load()
     tf = gun(PI, 0.5, n=60, eta=np.linspace(-0.8, 0.8, 60))

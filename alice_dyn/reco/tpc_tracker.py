@@ -68,6 +68,11 @@ class TPCTrackerParam:
     looper_centre_frac: float = 0.10
     looper_radius_frac: float = 0.10  # energy loss between legs shrinks the radius
     looper_max_radius_cm: float = 200.0  # legs among tracks with R < 200 cm: 2R < r(TOF) + margin
+    # legs must also agree in z with one helix (within 3 cm + 10% of the z step); off by default
+    # so far: the shipped calibration and models were made without it
+    looper_z_check: bool = False
+    looper_dz_cm: float = 3.0
+    looper_dz_frac: float = 0.10
 
     def vector(self) -> np.ndarray:
         return np.array(
@@ -366,6 +371,26 @@ def find_tracks_kernel(secs, rows, ys, zs, qs, bin_start, prm):
     )  # fmt: skip
 
 
+def _same_helix_in_z(k, m, phi, z, tgl, rad, sides, prm: TPCTrackerParam) -> bool:
+    """Whether legs ``k`` and ``m`` (already on one circle) can lie on one helix in z: for
+    legs on the same single side, ``|dz|`` must equal ``|tgl| R`` times the angle between
+    them around the centre (``d`` or ``2 pi - d``, plus up to as many whole turns as the TPC's
+    length allows); legs on different sides (their z shifts for t0 = 0 differ) always can."""
+    if not prm.looper_z_check or sides[k] != sides[m] or sides[k] == (HAS_A_SIDE | HAS_C_SIDE):
+        return True
+    dz = abs(z[m] - z[k])
+    step = 0.5 * (abs(tgl[k]) + abs(tgl[m])) * 0.5 * (rad[k] + rad[m])  # |dz| per radian
+    d = (phi[m] - phi[k]) % (2.0 * math.pi)
+    for base in (d, 2.0 * math.pi - d):
+        for turn in range(4):
+            expect = step * (base + 2.0 * math.pi * turn)
+            if abs(dz - expect) < prm.looper_dz_cm + prm.looper_dz_frac * expect:
+                return True
+            if expect > dz + prm.looper_dz_cm:
+                break
+    return False
+
+
 def flag_looper_legs(tracks: TPCTracks, prm: TPCTrackerParam) -> None:
     """Flag tracks lying on the circle of a longer track as ``LOOPER_LEG`` (in place).
 
@@ -373,8 +398,13 @@ def flag_looper_legs(tracks: TPCTracks, prm: TPCTrackerParam) -> None:
     TRD/TOF region and re-enter). Every leg is found as a track; legs share the helix's circle
     in the bending plane (an inward leg, fitted as going outward, has the opposite charge but
     the same centre and radius) and the same |tgl|; energy loss between legs shrinks the
-    circle by a few percent. The first leg (nearest the collision along the helix, which
-    carries the right charge and the right direction) keeps the particle.
+    circle by a few percent. With ``looper_z_check``, legs on one side of the central membrane
+    must also lie on one helix in z: their z differ by |tgl| R times the angle between them
+    around the centre (that angle, or 2 pi less it, plus whole turns); without it, at Pb-Pb
+    occupancy tracks of different particles whose circles agree by chance are merged (README,
+    known limits). The first leg (nearest the
+    collision along the helix, which carries the right charge and the right direction) keeps
+    the particle.
     """
     n = len(tracks)
     if n < 2:
@@ -395,6 +425,12 @@ def flag_looper_legs(tracks: TPCTracks, prm: TPCTrackerParam) -> None:
     gyc = xc * np.sin(a) + yc * np.cos(a)
     rad = np.abs(r)
     tgl = tracks.tgl.astype(np.float64)[cand]
+    # the reference point (innermost cluster) as an angle around the centre, and its z
+    gx = x * np.cos(a) - y * np.sin(a)
+    gy = x * np.sin(a) + y * np.cos(a)
+    phi = np.arctan2(gy - gyc, gx - gxc)
+    z = tracks.z_cm.astype(np.float64)[cand]
+    sides = (tracks.flags[cand] & (HAS_A_SIDE | HAS_C_SIDE)).astype(np.int64)
     cell = max(prm.looper_centre_cm, prm.looper_centre_frac * prm.looper_max_radius_cm)
     grid: dict[tuple[int, int], list[int]] = {}
     for k in range(len(cand)):
@@ -418,6 +454,7 @@ def flag_looper_legs(tracks: TPCTracks, prm: TPCTrackerParam) -> None:
                         < max(prm.looper_centre_cm, prm.looper_centre_frac * rad[k])
                         and abs(rad[k] - rad[m]) < prm.looper_radius_frac * rad[k]
                         and abs(abs(tgl[k]) - abs(tgl[m])) < 0.05 + 0.05 * abs(tgl[k])
+                        and _same_helix_in_z(k, m, phi, z, tgl, rad, sides, prm)
                     ):
                         parent[root(m)] = root(k)
     # the first leg is the one nearest the vertex along the helix: legs follow each other in
