@@ -173,11 +173,11 @@ def test_tof_matching_equals_its_brute_force_reference():
 
 def test_looper_z_check_keeps_loopers_and_splits_chance_circles():
     """``TPCTrackerParam.looper_z_check``: real loopers are flagged as before; two tracks on
-    the same circle but 20 cm apart in z at the same phase (different particles) are not
-    merged with it, and are without it."""
+    the same circle but 20 cm apart in z at the same phase, or on opposite sides of the
+    membrane, are not merged with it (and are without it)."""
     import dataclasses
 
-    from alice_dyn.event.tracks import HAS_A_SIDE
+    from alice_dyn.event.tracks import HAS_A_SIDE, HAS_C_SIDE
     from alice_dyn.reco.tpc_tracker import TPCTrackerParam, flag_looper_legs
 
     def flagged(tracks, z_check):
@@ -193,6 +193,11 @@ def test_looper_z_check_keeps_loopers_and_splits_chance_circles():
     pair = tracks.take(np.repeat(one, 2))
     pair.z_cm[1] += 20.0
     pair.flags[:] = HAS_A_SIDE
+    assert flagged(pair, False).sum() == 1 and flagged(pair, True).sum() == 0
+    # the same z but on opposite sides of the membrane: z not comparable, kept apart
+    pair.z_cm[1] = pair.z_cm[0]
+    assert flagged(pair, True).sum() == 1
+    pair.flags[1] = HAS_C_SIDE
     assert flagged(pair, False).sum() == 1 and flagged(pair, True).sum() == 0
 
 

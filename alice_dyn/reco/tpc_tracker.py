@@ -68,8 +68,8 @@ class TPCTrackerParam:
     looper_centre_frac: float = 0.10
     looper_radius_frac: float = 0.10  # energy loss between legs shrinks the radius
     looper_max_radius_cm: float = 200.0  # legs among tracks with R < 200 cm: 2R < r(TOF) + margin
-    # legs must also agree in z with one helix (within 3 cm + 10% of the z step); off by default
-    # so far: the shipped calibration and models were made without it
+    # legs must also be on one side and agree in z with one helix (within 3 cm + 10% of the z
+    # step); off by default so far: the shipped calibration and models were made without it
     looper_z_check: bool = False
     looper_dz_cm: float = 3.0
     looper_dz_frac: float = 0.10
@@ -372,12 +372,14 @@ def find_tracks_kernel(secs, rows, ys, zs, qs, bin_start, prm):
 
 
 def _same_helix_in_z(k, m, phi, z, tgl, rad, sides, prm: TPCTrackerParam) -> bool:
-    """Whether legs ``k`` and ``m`` (already on one circle) can lie on one helix in z: for
-    legs on the same single side, ``|dz|`` must equal ``|tgl| R`` times the angle between
-    them around the centre (``d`` or ``2 pi - d``, plus up to as many whole turns as the TPC's
-    length allows); legs on different sides (their z shifts for t0 = 0 differ) always can."""
-    if not prm.looper_z_check or sides[k] != sides[m] or sides[k] == (HAS_A_SIDE | HAS_C_SIDE):
+    """Whether legs ``k`` and ``m`` (already on one circle) can lie on one helix in z (always,
+    without ``looper_z_check``): both on the same single side of the central membrane (their z
+    for t0 = 0 are shifted alike), and ``|dz|`` equal to ``|tgl| R`` times the angle between
+    them around the centre (``d`` or ``2 pi - d``, plus whole turns)."""
+    if not prm.looper_z_check:
         return True
+    if sides[k] != sides[m] or sides[k] == (HAS_A_SIDE | HAS_C_SIDE):
+        return False  # z not comparable (unknown t0): such legs stay separate tracks
     dz = abs(z[m] - z[k])
     step = 0.5 * (abs(tgl[k]) + abs(tgl[m])) * 0.5 * (rad[k] + rad[m])  # |dz| per radian
     d = (phi[m] - phi[k]) % (2.0 * math.pi)
@@ -398,11 +400,11 @@ def flag_looper_legs(tracks: TPCTracks, prm: TPCTrackerParam) -> None:
     TRD/TOF region and re-enter). Every leg is found as a track; legs share the helix's circle
     in the bending plane (an inward leg, fitted as going outward, has the opposite charge but
     the same centre and radius) and the same |tgl|; energy loss between legs shrinks the
-    circle by a few percent. With ``looper_z_check``, legs on one side of the central membrane
-    must also lie on one helix in z: their z differ by |tgl| R times the angle between them
-    around the centre (that angle, or 2 pi less it, plus whole turns); without it, at Pb-Pb
-    occupancy tracks of different particles whose circles agree by chance are merged (README,
-    known limits). The first leg (nearest the
+    circle by a few percent. With ``looper_z_check``, legs must also be on one side of the
+    central membrane and lie on one helix in z: their z differ by |tgl| R times the angle
+    between them around the centre (that angle, or 2 pi less it, plus whole turns); without
+    it, at Pb-Pb occupancy tracks of different particles whose circles agree by chance are
+    merged (README, known limits). The first leg (nearest the
     collision along the helix, which carries the right charge and the right direction) keeps
     the particle.
     """
