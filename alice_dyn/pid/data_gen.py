@@ -54,14 +54,19 @@ def make_pid_dataset(
     seed: int = 1,
     first_tf: int = 0,
     embedding_dim: int = 0,
-    tof_mismatch: bool = True,
+    tof_mismatch: bool | None = None,
     **sim_changes,
 ) -> PIDDataset:
     """Simulate ``n_timeframes`` (written to ``out_dir/sim.root``), reconstruct them
     (``out_dir/reco.root``) and return the labelled PID dataset (also ``out_dir/pid.npz``);
     ``embedding_dim``: also keep the track network's embedding (its width); ``tof_mismatch``:
     also the TOF-mismatch templates for the training (``extra["tof_mismatch"]``, drawn with
-    ``seed``; :func:`alice_dyn.pid.dataset.tof_mismatch_columns`)."""
+    ``seed``; :func:`alice_dyn.pid.dataset.tof_mismatch_columns`); ``None``: when the default
+    training uses them (:data:`alice_dyn.pid.train.TOF_MISMATCH_FRACTION` > 0)."""
+    if tof_mismatch is None:
+        from alice_dyn.pid.train import TOF_MISMATCH_FRACTION
+
+        tof_mismatch = TOF_MISMATCH_FRACTION > 0
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sim = out / "sim.root"

@@ -87,9 +87,10 @@ def _pair_chi2(drphi, dz, tof_ns, length, prm: TOFMatchParam) -> np.ndarray:
     return np.where((tof_ns > 0) & (beta > prm.min_beta) & (beta < prm.max_beta), chi2, np.inf)
 
 
-def _fill(out, hit, coll, chi2, length, hit_time_ps, t0_ps, t0_resolution_ps) -> TOFMatches:
-    """Write the matches (``hit >= 0``) with their signal, length, beta, chi2."""
-    out.hit[:], out.collision[:] = hit, coll
+def _fill(out, chi2, length, hit_time_ps, t0_ps, t0_resolution_ps) -> TOFMatches:
+    """Complete the matches (``out.hit >= 0``, their collision set) with their signal,
+    length, beta, chi2."""
+    hit, coll = out.hit, out.collision
     m = hit >= 0
     t0_sel = np.asarray(t0_ps, dtype=np.float64)[coll[m]]
     out.signal_ps[m] = hit_time_ps[hit[m]] - t0_sel
@@ -140,9 +141,9 @@ def match_tof(
     t, j, c, ck = t[o], j[o], c[o], ck[o]
     first = np.ones(len(t), bool)
     first[1:] = t[1:] != t[:-1]
-    hit, coll, best = np.full(n, -1, np.int32), np.full(n, -1, np.int32), np.full(n, np.inf)
-    hit[t[first]], coll[t[first]], best[t[first]] = j[first], c[first], ck[first]
-    return _fill(out, hit, coll, best, length, hit_time_ps, t0_ps, t0_resolution_ps)
+    best = np.full(n, np.inf)
+    out.hit[t[first]], out.collision[t[first]], best[t[first]] = j[first], c[first], ck[first]
+    return _fill(out, best, length, hit_time_ps, t0_ps, t0_resolution_ps)
 
 
 def match_tof_ref(tracks, *args) -> TOFMatches:
@@ -157,7 +158,6 @@ def match_tof_ref(tracks, *args) -> TOFMatches:
     ok, phi_t, gz, length, side = _at_tof(tracks, bfield_t, prm)
     drphi = signed_drphi(np.arctan2(hit_y, hit_x)[None, :], phi_t[:, None], prm.radius_cm)
     best_chi2 = np.full(n, np.inf)
-    hit, coll = np.full(n, -1, np.int32), np.full(n, -1, np.int32)
     for c, t0 in enumerate(np.asarray(t0_ps, dtype=np.float64)):
         z_true = gz + side * (t0 * 1e-3) * drift_cm_per_ns  # undo the t0 = 0 shift
         dz = hit_z[None, :] - z_true[:, None]
@@ -167,6 +167,6 @@ def match_tof_ref(tracks, *args) -> TOFMatches:
         ck = chi2[np.arange(n), k]
         better = ok & (ck < prm.max_chi2) & (ck < best_chi2)
         best_chi2 = np.where(better, ck, best_chi2)
-        hit[better] = k[better]
-        coll[better] = c
-    return _fill(out, hit, coll, best_chi2, length, hit_time_ps, t0_ps, t0_resolution_ps)
+        out.hit[better] = k[better]
+        out.collision[better] = c
+    return _fill(out, best_chi2, length, hit_time_ps, t0_ps, t0_resolution_ps)
