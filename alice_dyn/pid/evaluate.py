@@ -6,6 +6,11 @@ Layer: PID. On held-out reconstructed tracks (an AO2D-like file and its simulati
 * ``accuracy_full``, ``macro_f1_full``: the network without exits (ZTW's backbone, trained
   alone before any exit head exists); ``accuracy_primary_full``: the dynamic network the
   ``pid-net`` stage runs (``primary_method``, SDN: joint training) at full depth;
+* ``tof_mismatch_posterior``: the TOF-mismatch hypothesis every network evaluation here
+  includes (:mod:`alice_dyn.pid.mismatch`; from the model's ``config.json``): ``density``,
+  ``gate_nsigma``, ``n_gated`` / ``n_tof`` (tracks with the without-TOF pass / with TOF), and
+  the primary network's full-depth ``accuracy`` / ``accuracy_without_term`` over all tracks
+  and ``accuracy_gated`` / ``accuracy_gated_without_term`` over the gated ones;
 * ``curve``: list of ``{"method": "sdn"|"ztw", "threshold", "flops_fraction", "accuracy",
   "macro_f1"}`` over confidence thresholds (FLOPs as a fraction of the full network's);
 * ``at_flops``: accuracy read off the primary network's curve at 25/50/75/100% of the FLOPs,
@@ -45,6 +50,7 @@ import numpy as np
 
 from alice_dyn.nn import ConfidencePolicy
 from alice_dyn.pid.dataset import SUBSETS, PIDDataset
+from alice_dyn.pid.mismatch import TOFMismatchPosterior, gated
 from alice_dyn.pid.network import DEFAULT_MODEL_DIR, PRIMARY, load_pid_net, predict
 from alice_dyn.pid.train import load_gbdt, load_subset_mlps
 
@@ -72,15 +78,34 @@ def _eff_pur(pred: np.ndarray, true: np.ndarray, s: int) -> tuple[float | None, 
     return (float(hit / n_true) if n_true else None, float(hit / n_pred) if n_pred else None)
 
 
+def _mismatch_summary(model, scaler, data: PIDDataset, post: TOFMismatchPosterior | None) -> dict:
+    """The primary network at full depth with and without the TOF-mismatch hypothesis."""
+    if post is None:
+        return {"density": None}
+    rows = gated(data, post.gate_nsigma)
+    plain = predict(model, scaler, data)[0].argmax(1) == data.labels
+    mixed = predict(model, scaler, data, mismatch=post)[0].argmax(1) == data.labels
+    return {
+        **post.to_json(),
+        "n_gated": int(rows.sum()),
+        "n_tof": int(data.masks["tof"].sum()),
+        "accuracy_without_term": float(plain.mean()),
+        "accuracy": float(mixed.mean()),
+        "accuracy_gated_without_term": float(plain[rows].mean()) if rows.any() else None,
+        "accuracy_gated": float(mixed[rows].mean()) if rows.any() else None,
+    }
+
+
 def evaluate_pid_net(data: PIDDataset, model_dir: str | Path | None = None) -> dict:
     """All numbers of the module docstring for ``data`` (held-out tracks)."""
     model_dir = Path(model_dir or DEFAULT_MODEL_DIR)
     y = data.labels
     result: dict = {"model": str(model_dir), "n_tracks": len(data)}
     nets = {m: load_pid_net(model_dir / m) for m in ("ztw", "sdn")}
+    post = {m: TOFMismatchPosterior.from_config(cfg) for m, (_, _, cfg) in nets.items()}
     # the network without exits: ZTW's backbone, trained alone before any exit head exists
     ztw, ztw_scaler, _ = nets["ztw"]
-    probs0, _, flops_full = predict(ztw, ztw_scaler, data)
+    probs0, _, flops_full = predict(ztw, ztw_scaler, data, mismatch=post["ztw"])
     full_flops = float(flops_full.mean())
     pred0 = probs0.argmax(1)
     result["accuracy_full"] = float(np.mean(pred0 == y))
@@ -88,9 +113,10 @@ def evaluate_pid_net(data: PIDDataset, model_dir: str | Path | None = None) -> d
     # the dynamic network the stage runs (PRIMARY), at full depth
     prim, scaler, cfg = nets[PRIMARY]
     result["primary_method"] = PRIMARY
-    probs, _, _ = predict(prim, scaler, data)
+    probs, _, _ = predict(prim, scaler, data, mismatch=post[PRIMARY])
     pred_full = probs.argmax(1)
     result["accuracy_primary_full"] = float(np.mean(pred_full == y))
+    result["tof_mismatch_posterior"] = _mismatch_summary(prim, scaler, data, post[PRIMARY])
     curve = [
         {
             "method": "full",
@@ -102,7 +128,7 @@ def evaluate_pid_net(data: PIDDataset, model_dir: str | Path | None = None) -> d
     ]
     for method, (net, sc, _) in nets.items():
         for q in LEVELS:
-            p, _, fl = predict(net, sc, data, ConfidencePolicy(q))
+            p, _, fl = predict(net, sc, data, ConfidencePolicy(q), post[method])
             pr = p.argmax(1)
             curve.append(
                 {
@@ -131,7 +157,7 @@ def evaluate_pid_net(data: PIDDataset, model_dir: str | Path | None = None) -> d
     )
     budgets = {}
     for key, pol in cfg.get("thresholds", {}).items():
-        p, _, fl = predict(prim, scaler, data, ConfidencePolicy(pol["thresholds"]))
+        p, _, fl = predict(prim, scaler, data, ConfidencePolicy(pol["thresholds"]), post[PRIMARY])
         frac = float(fl.mean() / full_flops)
         target = pol["calibration"]["target_fraction"]
         budgets[key] = {
@@ -153,7 +179,9 @@ def evaluate_pid_net(data: PIDDataset, model_dir: str | Path | None = None) -> d
     )
     pol50 = cfg.get("thresholds", {}).get("50")
     pred_dyn = (
-        predict(prim, scaler, data, ConfidencePolicy(pol50["thresholds"]))[0].argmax(1)
+        predict(prim, scaler, data, ConfidencePolicy(pol50["thresholds"]), post[PRIMARY])[0].argmax(
+            1
+        )
         if pol50
         else pred_full
     )

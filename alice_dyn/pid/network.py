@@ -34,6 +34,7 @@ from alice_dyn.nn import (
 )
 from alice_dyn.nn.early_exit import EarlyExitNet
 from alice_dyn.pid.dataset import GROUPS, PIDDataset
+from alice_dyn.pid.mismatch import TOFMismatchPosterior, run_with_mismatch
 
 N_CLASSES = 5
 DEFAULT_MODEL_DIR = Path(__file__).parent / "data" / "default_model"
@@ -225,11 +226,21 @@ def load_pid_net(directory: str | Path) -> tuple[EarlyExitNet, FeatureScaler, di
 
 
 @torch.no_grad()
-def predict(model: EarlyExitNet, scaler: FeatureScaler, ds: PIDDataset, policy=None):
+def predict(
+    model: EarlyExitNet,
+    scaler: FeatureScaler,
+    ds: PIDDataset,
+    policy=None,
+    mismatch: TOFMismatchPosterior | None = None,
+):
     """``(probabilities (n, 5), exit index (n,), FLOPs per track (n,))``; no policy: the full
-    network (last exit)."""
+    network (last exit). ``mismatch``: with the TOF-mismatch hypothesis
+    (:mod:`alice_dyn.pid.mismatch`; the FLOPs include the without-TOF pass)."""
     x = scaler.tensors(ds)
     if policy is None:
         policy = ConfidencePolicy(2.0)  # unreachable: everything goes to the last exit
+    if mismatch is not None:
+        r = run_with_mismatch(lambda inp: run_dynamic(model, inp, policy), x, ds, mismatch)
+        return r.probs, r.exit_index, r.flops
     res = run_dynamic(model, x, policy)
     return torch.softmax(res.outputs, dim=1).numpy(), res.exit_index.numpy(), res.flops.numpy()

@@ -28,6 +28,8 @@ from alice_dyn.nn import dataset_hash, provenance
 from alice_dyn.pid.baselines import GBDT, SUBSET_GROUPS, SubsetMLPs, mlp, train_gbdt
 from alice_dyn.pid.dataset import GROUPS, PIDDataset
 from alice_dyn.pid.incremental import save_incremental, train_incremental
+from alice_dyn.pid.mismatch import CONFIG_KEY as MISMATCH_KEY
+from alice_dyn.pid.mismatch import calibrate_tof_mismatch
 from alice_dyn.pid.network import (
     PRIMARY,
     budget_policies,
@@ -146,7 +148,9 @@ def train_all(
         oversampling = hist.pop("oversampling", None)
         hist.pop("tof_mismatch", None)
         xva = scaler.tensors(val)
-        budgets, level_curve = budget_policies(model, scaler.tensors(calib))
+        xcal = scaler.tensors(calib)
+        budgets, level_curve = budget_policies(model, xcal)
+        posterior, fit = calibrate_tof_mismatch(model, xcal, calib)
         with torch.no_grad():
             acc = [
                 float((o.argmax(1).numpy() == val.labels).mean()) for o in model.forward_all(xva)
@@ -166,6 +170,7 @@ def train_all(
                 },
                 "oversampling": oversampling,
                 **({"tof_mismatch": mismatch} if mismatch else {}),
+                MISMATCH_KEY: {**posterior.to_json(), "fit": fit},
             },
         )
         report[method] = {
@@ -173,6 +178,7 @@ def train_all(
             "budgets": budgets,
             "epochs": {k: v.get("epochs") for k, v in hist.items()},
             "oversampling": oversampling,
+            MISMATCH_KEY: {**posterior.to_json(), "fit": fit},
         }
         if method == PRIMARY:
             # the network's TOF-mismatch tracks (same seed; without oversampling: the same)

@@ -117,8 +117,11 @@ class ExitBudget:
     def _observe_own(self, ms: float) -> None:
         self.own_ms = ms if self.own_ms is None else OWN_EMA * ms + (1 - OWN_EMA) * self.own_ms
 
-    def run(self, pc: Any, x, **kw) -> ExitResult:
-        """Dynamic inference on this timeframe's inputs ``x``; reports to ``pc``."""
+    def run(self, pc: Any, x, *, n_tracks: int | None = None, **kw) -> ExitResult:
+        """Dynamic inference on this timeframe's inputs ``x``; reports to ``pc``.
+        ``n_tracks``: the tracks ``x`` stands for when some have more than one row (e.g. a
+        second pass without TOF, :mod:`alice_dyn.pid.mismatch`): the FLOPs budget and the
+        reported fraction are then per track (all rows' FLOPs / ``n_tracks``)."""
         extra: dict[str, float] = {}
         if self.policy is not None:
             res = run_dynamic(self.model, x, self.policy, **kw)
@@ -128,7 +131,7 @@ class ExitBudget:
                 self.controller = BudgetController(cal, self.prm.flops_fraction * cal.full_flops)
             t_policy = self.controller.policy
             res = run_dynamic(self.model, x, t_policy, **kw)
-            self.controller.update(res.mean_flops)
+            self.controller.update(_per_track(res, n_tracks) * res.full_flops)
         else:
             if self.governor is None:
                 self.governor = DeadlineGovernor(self._calibrator(x))
@@ -144,7 +147,13 @@ class ExitBudget:
             n = max(int(res.exit_index.numel()), 1)
             counts = np.bincount(res.exit_index.cpu().numpy(), minlength=self.model.num_exits)
             report("exit_fractions", (counts / n).tolist())
-            report("flops_fraction", res.flops_fraction if res.exit_index.numel() else 0.0)
+            report("flops_fraction", _per_track(res, n_tracks))
             for k, v in extra.items():
                 report(k, v)
         return res
+
+
+def _per_track(res: ExitResult, n_tracks: int | None) -> float:
+    """FLOPs of all rows / (``n_tracks`` or the rows) as a fraction of the full network's."""
+    n = res.exit_index.numel() if n_tracks is None else n_tracks
+    return float(res.flops.sum()) / (n * res.full_flops) if n else 0.0

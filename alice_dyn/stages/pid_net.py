@@ -13,12 +13,17 @@ per-track exits. Configuration group ``PIDNetParam``:
   :mod:`alice_dyn.stages.exit_budget`;
 * ``reuse_track_embedding``: run the network that takes the track network's embedding as one
   more feature group (``DIR/reuse``, :mod:`alice_dyn.pid.reuse`; needs the ``track-net`` stage);
+* ``tof_mismatch``: include the TOF-mismatch hypothesis (default true;
+  :mod:`alice_dyn.pid.mismatch`: tracks whose TOF time fits no species within the model's
+  gate are also run without TOF, in the same batch and under the same budget, and the two
+  predictions are combined with the model's fitted mismatch density; a model without one is
+  run as it is);
 * ``threads``: PyTorch intra-op threads (default 1: fastest for this small network, and
   required in forked multi-process workers: PyTorch's OpenMP pool hangs in a child forked after
   the parent used it, unless the child sets one thread before its first operation).
 
 Output columns: ``fPidNetEl/Mu/Pi/Ka/Pr`` (probabilities), ``fPidNet`` (argmax),
-``fPidNetExit`` (exit index), ``fPidNetFlops`` (FLOPs spent on the track).
+``fPidNetExit`` (exit index), ``fPidNetFlops`` (FLOPs spent on the track, both passes).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from alice_dyn.framework.context import InitContext, ProcessingContext
 from alice_dyn.framework.spec import DataProcessorSpec
 from alice_dyn.framework.task import Task
 from alice_dyn.pid.dataset import PIDDataset, features_from_columns
+from alice_dyn.pid.mismatch import TOFMismatchPosterior, run_with_mismatch
 from alice_dyn.pid.network import DEFAULT_MODEL_DIR, PRIMARY, load_pid_net
 from alice_dyn.stages import data_types as dt
 from alice_dyn.stages.exit_budget import ExitBudget, check_budget
@@ -53,6 +59,7 @@ class PIDNetParam:
     reserve_ms: float = 15.0
     target_load: float = 0.9
     reuse_track_embedding: bool = False
+    tof_mismatch: bool = True
     threads: int = 1
 
     def __post_init__(self) -> None:
@@ -78,6 +85,7 @@ class PIDNetTask(Task):
                 f"{prm.model or DEFAULT_MODEL_DIR}/{PRIMARY}"
             )
         self.budget = ExitBudget(prm, self.model, cfg)
+        self.mismatch = TOFMismatchPosterior.from_config(cfg) if prm.tof_mismatch else None
 
     def run(self, pc: ProcessingContext) -> None:
         cols = {**pc.inputs.get("track"), **pc.inputs.get("extra")}
@@ -105,11 +113,10 @@ class PIDNetTask(Task):
             if len(emb) != n:
                 raise ValueError(f"TPC/TRACKNET has {len(emb)} rows for {n} AO2D tracks")
             ds.extra["trackemb"] = emb
-        import torch
-
-        res = self.budget.run(pc, self.scaler.tensors(ds))
-        probs = torch.softmax(res.outputs, dim=1).numpy()
-        exits, flops = res.exit_index.numpy(), res.flops.numpy()
+        res = run_with_mismatch(
+            lambda x: self.budget.run(pc, x, n_tracks=n), self.scaler.tensors(ds), ds, self.mismatch
+        )
+        probs, exits, flops = res.probs, res.exit_index, res.flops
         for k, s in enumerate(SPECIES_SUFFIX):
             out[f"fPidNet{s}"][:] = probs[:, k]
         out["fPidNet"][:] = probs.argmax(1)
