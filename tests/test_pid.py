@@ -26,13 +26,12 @@ from alice_dyn.pid.dataset import (
 )
 from alice_dyn.pid.evaluate import evaluate_pid_net
 from alice_dyn.pid.mismatch import (
-    DENSITY_GRID,
     GATE_NSIGMA,
     TOFMismatchPosterior,
     combine,
-    fit_tof_mismatch,
     gated,
     mismatch_weight,
+    sideband_density,
     tof_nsigma,
 )
 from alice_dyn.pid.network import (
@@ -219,11 +218,13 @@ def test_train_evaluate_round_trip_with_a_tiny_model(pp_dataset, tmp_path):
     for net in ("sdn", "ztw", "incremental"):
         cfg = json.loads((tmp_path / "m" / net / "config.json").read_text())
         assert cfg["tof_mismatch"] == {"fraction": 0.1, "seed": 3}
-        if net != "incremental":  # the mismatch density fitted on the calibration split
-            post = cfg["tof_mismatch_posterior"]
-            assert post["density"] in DENSITY_GRID and post["gate_nsigma"] == GATE_NSIGMA
-            assert post["fit"]["n_calibration"] == report["n_calibration"]
-            assert post["fit"]["nll_gated"] <= post["fit"]["nll_gated_without_term"]
+        if net != "incremental":  # the mismatch density measured on the training split
+            assert cfg["tof_mismatch_posterior"] == report["tof_mismatch_posterior"]
+    post = report["tof_mismatch_posterior"]
+    assert post["gate_nsigma"] == GATE_NSIGMA and post["measured"]["method"] == "sideband"
+    assert post["density"] == pytest.approx(
+        post["measured"]["n_sideband"] / (post["measured"]["n_tof"] * 9.0)
+    )
     for sub in (
         "ztw/config.json",
         "ztw/model.safetensors",
@@ -492,7 +493,7 @@ def test_tof_mismatch_posterior_combines_two_passes_of_one_batch(pp_dataset):
     TOF) from one batch; the others keep the network's probabilities; FLOPs count both."""
     model, scaler, cfg = load_pid_net(DEFAULT_MODEL_DIR / PRIMARY)
     post = TOFMismatchPosterior.from_config(cfg)
-    assert post is not None and post.density in DENSITY_GRID
+    assert post is not None and 0 < post.density < 1e-2
     # the TOF mismatch templates make gated tracks (another track's TOF time)
     ds = pp_dataset.take(np.arange(len(pp_dataset)))
     tof = np.flatnonzero(ds.masks["tof"])[::3]
@@ -518,7 +519,7 @@ def test_tof_mismatch_posterior_combines_two_passes_of_one_batch(pp_dataset):
     assert np.allclose(p50.sum(1), 1.0, atol=1e-5) and fl50.mean() < 0.75 * fl.mean()
 
 
-def test_tof_mismatch_weight_and_fit():
+def test_tof_mismatch_weight_and_sideband_density():
     # TPC says pion; a TOF time at the pion's expectation: a match; 10 sigma off all: mismatch
     p_without = np.array([[0.01, 0.01, 0.96, 0.01, 0.01]] * 2)
     ns = np.array([[4.0, 1.0, 0.0, -5.0, -9.0], [10.0] * 5])
@@ -527,21 +528,27 @@ def test_tof_mismatch_weight_and_fit():
         1e-4 / (1e-4 + 0.96 / np.sqrt(2 * np.pi) + 0.01 * 0.24197 + 0.01 * 0.00013), rel=1e-3
     )
     assert w[0] < 1e-3 and w[1] > 0.999
-    # the fit: the network with TOF right -> smallest density; TOF misleading -> largest
-    n = 200
-    y = np.full(n, 2)
+    # the density from the sidebands: true-species |n| in [5, 9.5) per TOF track per unit n
+    n = 1000
+    own = np.full(n, 0.4)
+    own[:20] = 7.0  # sideband (both signs)
+    own[20:30] = -6.0
+    own[30:40] = 10.0  # the clip: not counted
+    labels = np.arange(n) % 5
+    tof = np.zeros((n, 10), np.float32)
+    tof[:, 5:10] = 2.0  # other hypotheses: 10 sigma
+    tof[np.arange(n), 5 + labels] = own / 5.0
+    has_tof = np.ones(n, bool)
+    has_tof[-100:] = False  # without TOF: ignored
     ds = PIDDataset(
-        {"track": np.zeros((n, 6)), "tpc": np.zeros((n, 8)),
-         "tof": np.full((n, 10), 0.8, np.float32), "trd": np.zeros((n, 2))},
-        {"track": np.ones(n, bool), "tpc": np.ones(n, bool), "tof": np.ones(n, bool),
+        {"track": np.zeros((n, 6)), "tpc": np.zeros((n, 8)), "tof": tof, "trd": np.zeros((n, 2))},
+        {"track": np.ones(n, bool), "tpc": np.ones(n, bool), "tof": has_tof,
          "trd": np.zeros(n, bool)},
-        y, np.ones(n), np.zeros(n, np.int8),
+        labels, np.ones(n), np.zeros(n, np.int8),
     )  # fmt: skip
-    right = np.tile([0.0, 0.0, 0.99, 0.005, 0.005], (n, 1))
-    wrong = np.tile([0.0, 0.0, 0.01, 0.98, 0.01], (n, 1))
-    post, info = fit_tof_mismatch(right, wrong, ds)
-    assert post.density == DENSITY_GRID[0] and info["n_gated"] == n
-    post, info = fit_tof_mismatch(wrong, right, ds)
-    assert post.density == DENSITY_GRID[-1]
-    assert info["nll_gated"] < info["nll_gated_without_term"]
-    assert info["n_correct_gated"] == n and info["n_correct_gated_without_term"] == 0
+    post, info = sideband_density(ds)
+    assert info["n_tof"] == 900 and info["n_sideband"] == 30
+    assert post.density == pytest.approx(30 / (900 * 2 * 4.5))
+    assert info["fraction_beyond_sideband_start"] == pytest.approx(40 / 900)
+    with pytest.raises(ValueError, match="no TOF"):
+        sideband_density(ds.take(np.arange(900, 1000)))

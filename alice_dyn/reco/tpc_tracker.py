@@ -69,8 +69,8 @@ class TPCTrackerParam:
     looper_radius_frac: float = 0.10  # energy loss between legs shrinks the radius
     looper_max_radius_cm: float = 200.0  # legs among tracks with R < 200 cm: 2R < r(TOF) + margin
     # legs must also be on one side and agree in z with one helix (within 3 cm + 10% of the z
-    # step); off by default so far: the shipped calibration and models were made without it
-    looper_z_check: bool = False
+    # step); false: the circle alone (merges chance circles at Pb-Pb occupancy)
+    looper_z_check: bool = True
     looper_dz_cm: float = 3.0
     looper_dz_frac: float = 0.10
 
