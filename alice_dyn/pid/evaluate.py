@@ -78,13 +78,16 @@ def _eff_pur(pred: np.ndarray, true: np.ndarray, s: int) -> tuple[float | None, 
     return (float(hit / n_true) if n_true else None, float(hit / n_pred) if n_pred else None)
 
 
-def _mismatch_summary(model, scaler, data: PIDDataset, post: TOFMismatchPosterior | None) -> dict:
-    """The primary network at full depth with and without the TOF-mismatch hypothesis."""
+def _mismatch_summary(
+    model, scaler, data: PIDDataset, post: TOFMismatchPosterior | None, pred: np.ndarray
+) -> dict:
+    """The primary network at full depth with (its decisions ``pred``) and without the
+    TOF-mismatch hypothesis."""
     if post is None:
         return {"density": None}
     rows = gated(data, post.gate_nsigma)
     plain = predict(model, scaler, data)[0].argmax(1) == data.labels
-    mixed = predict(model, scaler, data, mismatch=post)[0].argmax(1) == data.labels
+    mixed = pred == data.labels
     return {
         **post.to_json(),
         "n_gated": int(rows.sum()),
@@ -116,7 +119,9 @@ def evaluate_pid_net(data: PIDDataset, model_dir: str | Path | None = None) -> d
     probs, _, _ = predict(prim, scaler, data, mismatch=post[PRIMARY])
     pred_full = probs.argmax(1)
     result["accuracy_primary_full"] = float(np.mean(pred_full == y))
-    result["tof_mismatch_posterior"] = _mismatch_summary(prim, scaler, data, post[PRIMARY])
+    result["tof_mismatch_posterior"] = _mismatch_summary(
+        prim, scaler, data, post[PRIMARY], pred_full
+    )
     curve = [
         {
             "method": "full",
@@ -178,13 +183,11 @@ def evaluate_pid_net(data: PIDDataset, model_dir: str | Path | None = None) -> d
         None if gbdt is None else float(np.mean(gbdt.predict_proba(data).argmax(1) == y))
     )
     pol50 = cfg.get("thresholds", {}).get("50")
-    pred_dyn = (
-        predict(prim, scaler, data, ConfidencePolicy(pol50["thresholds"]), post[PRIMARY])[0].argmax(
-            1
-        )
-        if pol50
-        else pred_full
-    )
+    if pol50:
+        policy50 = ConfidencePolicy(pol50["thresholds"])
+        pred_dyn = predict(prim, scaler, data, policy50, post[PRIMARY])[0].argmax(1)
+    else:
+        pred_dyn = pred_full
     names = data.subset_name()
     result["per_subset"] = {
         s: {

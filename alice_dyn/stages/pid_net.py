@@ -16,8 +16,8 @@ per-track exits. Configuration group ``PIDNetParam``:
 * ``tof_mismatch``: include the TOF-mismatch hypothesis (default true;
   :mod:`alice_dyn.pid.mismatch`: tracks whose TOF time fits no species within the model's
   gate are also run without TOF, in the same batch and under the same budget, and the two
-  predictions are combined with the model's fitted mismatch density; a model without one is
-  run as it is);
+  predictions are combined with the model's measured mismatch density; a model without one
+  is run as it is);
 * ``threads``: PyTorch intra-op threads (default 1: fastest for this small network, and
   required in forked multi-process workers: PyTorch's OpenMP pool hangs in a child forked after
   the parent used it, unless the child sets one thread before its first operation).
