@@ -390,6 +390,9 @@ def test_pid_reuses_the_track_network_embedding(tmp_path):
     assert report["reuse"]["flops_per_track"] > report["reuse_control"]["flops_per_track"]
     r_model, r_scaler, r_cfg = reuse.load_reuse(tmp_path / "m" / "reuse")
     assert {"25", "50", "75"} <= set(r_cfg["thresholds"]) and r_cfg["level_curve"]
+    control_cfg = reuse.load_reuse(tmp_path / "m" / "reuse_control")[2]
+    post = r_cfg["tof_mismatch_posterior"]  # the same sideband density as the standalone net
+    assert post == control_cfg["tof_mismatch_posterior"] and post["measured"]["n_tof"] > 0
     st_model, st_scaler, _ = load_pid_net(DEFAULT_MODEL_DIR / PRIMARY)
     cmp_ = reuse.compare_reuse(
         ds, (st_model, st_scaler), (r_model, r_scaler),

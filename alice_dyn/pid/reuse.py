@@ -150,6 +150,8 @@ def train_reuse_all(
     """Train the reusing network and its control (same depth, no embedding) on the split of
     :func:`alice_dyn.pid.train.train_all`; writes ``DIR/reuse`` and ``DIR/reuse_control``."""
     from alice_dyn.nn import dataset_hash, provenance
+    from alice_dyn.pid.mismatch import CONFIG_KEY as MISMATCH_KEY
+    from alice_dyn.pid.mismatch import sideband_density
     from alice_dyn.pid.network import budget_policies
     from alice_dyn.pid.train import split
 
@@ -158,6 +160,9 @@ def train_reuse_all(
     val, calib = split(rest, 0.5, seed + 1)
     digest = dataset_hash(data.extra[REUSE_GROUP], data.labels)
     report: dict = {"command": command, "n_train": len(train), "n_val": len(val), "depth": depth}
+    # the TOF-mismatch hypothesis, measured on the training split as for the standalone network
+    posterior, sideband = sideband_density(train)
+    mismatch = {**posterior.to_json(), "measured": sideband}
     for name, use in (("reuse", True), ("reuse_control", False)):
         model, scaler, _ = train_reuse(
             train, val, use_embedding=use, depth=depth, seed=seed, epochs=epochs
@@ -165,7 +170,8 @@ def train_reuse_all(
         res = accuracy_and_flops(model, scaler.tensors(val), val.labels)
         prov = provenance(seed=seed, command=command, dataset=digest)
         budgets, curve = budget_policies(model, scaler.tensors(calib))
-        extra = {"thresholds": budgets, "level_curve": curve, "provenance": prov, "metrics": res}
+        extra = {"thresholds": budgets, "level_curve": curve, "provenance": prov, "metrics": res,
+                 MISMATCH_KEY: mismatch}  # fmt: skip
         save_reuse(model, scaler, out / name, extra)
         report[name] = res
     return report
