@@ -554,6 +554,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(
         f"PID dataset: {len(data)} tracks, classes {np.bincount(data.labels, minlength=5).tolist()}"
     )
+    enriched = None
+    if args.what == "pid" and not args.data:
+        # electrons and muons from an enriched simulation for the SDN network (pid.train)
+        from alice_dyn.pid import train as pid_train
+
+        enriched = make_pid_dataset(
+            Path(work) / "enriched", pid_train.ENRICHED_TIMEFRAMES, system=args.system,
+            seed=args.seed + pid_train.ENRICHED_SEED_OFFSET, centrality_min=lo,
+            centrality_max=hi, collisions_per_tf=args.collisions_per_tf,
+            abundances=pid_train.ENRICHED_ABUNDANCES,
+        )  # fmt: skip
+        print(f"enriched dataset: {len(enriched)} tracks, classes "
+              f"{np.bincount(enriched.labels, minlength=5).tolist()}")  # fmt: skip
     if args.what == "pid-reuse":
         from alice_dyn.pid.reuse import train_reuse_all
 
@@ -562,7 +575,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=1))
         print(f"models written to {args.output}/reuse and {args.output}/reuse_control")
         return 0
-    report = train_all(data, args.output, seed=args.seed, epochs=args.epochs, command=command)
+    report = train_all(
+        data, args.output, seed=args.seed, epochs=args.epochs, command=command, enriched=enriched
+    )
     print(json.dumps({k: report[k] for k in ("n_train", "n_val", "baselines")}, indent=1))
     print(f"model written to {args.output}")
     return 0

@@ -42,7 +42,7 @@ from alice_dyn.pid.network import (
     train_pid_net,
     with_tof_mismatch,
 )
-from alice_dyn.pid.train import train_all
+from alice_dyn.pid.train import enrichment_tracks, train_all
 from alice_dyn.qa.evaluate_tracking import iter_matched
 from alice_dyn.reco.pid_nsigma import nsigma_tof
 
@@ -555,3 +555,35 @@ def test_tof_mismatch_weight_and_sideband_density():
     assert info["fraction_beyond_sideband_start"] == pytest.approx(40 / 900)
     with pytest.raises(ValueError, match="no TOF"):
         sideband_density(ds.take(np.arange(900, 1000)))
+
+
+def test_enrichment_adds_rare_tracks_and_shifts_the_prior_back(pp_dataset, tmp_path):
+    """Electrons and muons of an enriched simulation join the SDN network's training and
+    early-stopping data; the logits are shifted back by log(class count with / without)."""
+    torch.set_num_threads(1)
+    natural = pp_dataset.take(np.arange(len(pp_dataset)))
+    natural.extra = {}
+    enriched = pp_dataset  # any labelled tracks: only its electrons and muons are taken
+    etr, eva = enrichment_tracks(enriched, 0.3, seed=4)
+    n_rare = int(np.sum(enriched.labels <= 1))
+    assert len(etr) + len(eva) == n_rare and set(np.unique(etr.labels)) <= {0, 1}
+    assert len(eva) == int(0.3 * n_rare) and not etr.extra
+    tr, va = (
+        natural.take(np.arange(0, len(natural), 2)),
+        natural.take(np.arange(1, len(natural), 2)),
+    )
+    args = dict(seed=1, epochs=1, d=16, depth=2)
+    _, _, hist = train_pid_net(tr, va, "sdn", enrich=(etr, eva), **args)
+    before = np.bincount(tr.labels, minlength=5)
+    expect = (before + np.bincount(etr.labels, minlength=5)) / np.maximum(before, 1)
+    np.testing.assert_allclose(hist["enrichment"]["factors"], expect)
+    assert hist["enrichment"]["factors"][2:] == [1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="SDN"):
+        train_pid_net(tr, va, "ztw", enrich=(etr, eva), **args)
+    with pytest.raises(ValueError, match="extra"):
+        train_pid_net(pp_dataset, va, "sdn", enrich=(etr, eva), **args)
+    report = train_all(natural, tmp_path / "m", seed=3, epochs=1, d=16, depth=2, enriched=enriched)
+    assert report["enriched"]["n_train"] + report["enriched"]["n_val"] == n_rare
+    sdn = json.loads((tmp_path / "m" / "sdn" / "config.json").read_text())
+    ztw = json.loads((tmp_path / "m" / "ztw" / "config.json").read_text())
+    assert sdn["enrichment"]["factors"][0] > 1 and "enrichment" not in ztw

@@ -149,6 +149,7 @@ def train_pid_net(
     rare_fraction: float | None = None,
     finetune_lr: float | None = None,
     tof_mismatch_fraction: float = 0.0,
+    enrich: tuple[PIDDataset, PIDDataset] | None = None,
     **arch,
 ) -> tuple[EarlyExitNet, FeatureScaler, dict]:
     """Train one PID network; ``ztw``: ZTW's staged recipe (backbone, then heads on the frozen
@@ -163,8 +164,24 @@ def train_pid_net(
     its best validation loss is lower (``hist["finetune"]``).
     ``tof_mismatch_fraction`` (both methods): that fraction of the TOF-matched training tracks
     get their TOF-mismatch group (:func:`with_tof_mismatch`, fixed for the whole training;
-    the early-stopping data and the feature scaling stay natural; ``hist["tof_mismatch"]``)."""
+    the early-stopping data and the feature scaling stay natural; ``hist["tof_mismatch"]``).
+    ``enrich`` (SDN only): extra tracks ``(for training, for early stopping)`` of rare species
+    from an enriched simulation (:func:`alice_dyn.pid.train.enrichment_tracks`), added to
+    ``train`` and ``val`` before anything else (the feature scaling included); every exit's
+    logits are shifted back by ``-log(factor)``, factor = class count with / without them in
+    ``train`` (``hist["enrichment"]``)."""
     torch.manual_seed(seed)
+    enrichment = None
+    if enrich is not None:
+        if method != "sdn":
+            raise ValueError("enrich: the prior correction is defined for SDN heads only")
+        if train.extra or val.extra:
+            raise ValueError("enrich: the natural data must not carry extra arrays")
+        before = np.bincount(train.labels, minlength=N_CLASSES)
+        train = PIDDataset.concatenate([train, enrich[0]])
+        val = PIDDataset.concatenate([val, enrich[1]])
+        after = np.bincount(train.labels, minlength=N_CLASSES)
+        enrichment = (after / np.maximum(before, 1)).tolist()
     scaler = FeatureScaler.fit(train)
     factors = None
     if rare_fraction and method == "sdn":
@@ -196,6 +213,9 @@ def train_pid_net(
     if factors is not None:
         shift_head_biases(model, factors)
         hist["oversampling"] = {"rare_fraction": rare_fraction, "factors": factors}
+    if enrichment is not None:
+        shift_head_biases(model, enrichment)
+        hist["enrichment"] = {"factors": enrichment, "n_train": len(enrich[0])}
     if tof_mismatch_fraction:
         hist["tof_mismatch"] = {"fraction": tof_mismatch_fraction}
     model.eval()
