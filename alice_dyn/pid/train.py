@@ -61,9 +61,9 @@ TOF_MISMATCH_FRACTION: float = 0.0
 #: timeframes, abundances of (e, mu, pi, K, p, d) (10x the electrons, 4x the muons of Pb-Pb),
 #: seed = training seed + ENRICHED_SEED_OFFSET. Chosen on validation data only (the
 #: validation + calibration split and three independent sets, seeds 505/606/707): as pure as
-#: n-sigma at its efficiency in 174 of 176 (species, p) bins against 166, all within one
-#: standard deviation, electron recall 77-78% -> 80-81%, accuracy -0.02 pp on average;
-#: docs/evaluation.md
+#: n-sigma at its efficiency in 172 of 176 (species, p) bins against 166, all 176 within one
+#: standard deviation (171 before), electron recall 77.7% -> 80.6%, accuracy -0.08 pp on
+#: average; docs/evaluation.md
 ENRICHED_TIMEFRAMES: int = 40
 ENRICHED_ABUNDANCES: tuple[float, ...] = (0.10, 0.02, 0.675, 0.130, 0.0742, 0.0008)
 ENRICHED_SEED_OFFSET: int = 808
