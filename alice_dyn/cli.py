@@ -557,13 +557,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     enriched = None
     if args.what == "pid" and not args.data:
         # electrons and muons from an enriched simulation for the SDN network (pid.train)
-        from alice_dyn.pid import train as pid_train
+        from alice_dyn.pid.data_gen import make_enriched_dataset
 
-        enriched = make_pid_dataset(
-            Path(work) / "enriched", pid_train.ENRICHED_TIMEFRAMES, system=args.system,
-            seed=args.seed + pid_train.ENRICHED_SEED_OFFSET, centrality_min=lo,
+        enriched = make_enriched_dataset(
+            Path(work) / "enriched", seed=args.seed, system=args.system, centrality_min=lo,
             centrality_max=hi, collisions_per_tf=args.collisions_per_tf,
-            abundances=pid_train.ENRICHED_ABUNDANCES,
         )  # fmt: skip
         print(f"enriched dataset: {len(enriched)} tracks, classes "
               f"{np.bincount(enriched.labels, minlength=5).tolist()}")  # fmt: skip

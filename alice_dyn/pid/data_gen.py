@@ -84,3 +84,16 @@ def make_pid_dataset(
     )
     data.save(out / "pid.npz")
     return data
+
+
+def make_enriched_dataset(out_dir: str | Path, *, seed: int, **changes) -> PIDDataset:
+    """The enriched simulation of the SDN network's training (:data:`alice_dyn.pid.train.
+    ENRICHED_TIMEFRAMES` timeframes with ``ENRICHED_ABUNDANCES``, seed ``seed +
+    ENRICHED_SEED_OFFSET``; ``changes``: the natural sample's ``system`` and settings), made
+    with :func:`make_pid_dataset` into ``out_dir``."""
+    from alice_dyn.pid import train
+
+    return make_pid_dataset(
+        out_dir, train.ENRICHED_TIMEFRAMES, seed=seed + train.ENRICHED_SEED_OFFSET,
+        abundances=train.ENRICHED_ABUNDANCES, **changes,
+    )  # fmt: skip

@@ -76,9 +76,13 @@ def tof_nsigma(ds: PIDDataset) -> np.ndarray:
     return ds.features["tof"][:, TOF_NSIGMA_SLICE].astype(np.float64) * (NSIGMA_CLIP / 2)
 
 
-def gated(ds: PIDDataset, gate_nsigma: float = GATE_NSIGMA) -> np.ndarray:
-    """``(n,)`` bool: a TOF match consistent with no hypothesis within ``gate_nsigma``."""
-    return ds.masks["tof"] & (np.abs(tof_nsigma(ds)).min(axis=1) > gate_nsigma)
+def gated(
+    ds: PIDDataset, gate_nsigma: float = GATE_NSIGMA, nsigma: np.ndarray | None = None
+) -> np.ndarray:
+    """``(n,)`` bool: a TOF match consistent with no hypothesis within ``gate_nsigma``
+    (``nsigma``: :func:`tof_nsigma` of ``ds`` when already at hand)."""
+    ns = tof_nsigma(ds) if nsigma is None else nsigma
+    return ds.masks["tof"] & (np.abs(ns).min(axis=1) > gate_nsigma)
 
 
 def without_tof(x: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -131,7 +135,8 @@ def run_with_mismatch(
     gated tracks, without TOF in the same batch; probabilities combined. No posterior: the
     network as it is."""
     n = len(ds)
-    rows = np.flatnonzero(gated(ds, posterior.gate_nsigma)) if posterior else np.zeros(0, int)
+    ns = tof_nsigma(ds) if posterior else None
+    rows = np.flatnonzero(gated(ds, posterior.gate_nsigma, ns)) if posterior else np.zeros(0, int)
     res = run(append_without_tof(x, rows) if len(rows) else x)
     probs = torch.softmax(res.outputs.float(), dim=1).cpu().numpy().astype(np.float64)
     flops = res.flops.cpu().numpy()
@@ -139,7 +144,7 @@ def run_with_mismatch(
     p, fl, w = probs[:n], flops[:n].copy(), np.zeros(n)
     if len(rows):
         fl[rows] += flops[n:]
-        w[rows] = mismatch_weight(probs[n:], tof_nsigma(ds)[rows], posterior.density)
+        w[rows] = mismatch_weight(probs[n:], ns[rows], posterior.density)
         p = p.copy()
         p[rows] = (1.0 - w[rows, None]) * p[rows] + w[rows, None] * probs[n:]
     return MismatchResult(p.astype(np.float32), exits[:n], fl, w, res)
@@ -172,3 +177,10 @@ def sideband_density(
         "fraction_beyond_sideband_start": float(np.mean(own >= lo)),
     }
     return TOFMismatchPosterior(k / (n_tof * 2.0 * (hi - lo)), gate_nsigma), info
+
+
+def mismatch_config(ds: PIDDataset) -> dict:
+    """The ``config.json`` block (:data:`CONFIG_KEY`) of a network trained on ``ds``: the
+    posterior's settings and what :func:`sideband_density` measured."""
+    posterior, measured = sideband_density(ds)
+    return {**posterior.to_json(), "measured": measured}

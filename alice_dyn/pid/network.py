@@ -259,8 +259,5 @@ def predict(
     x = scaler.tensors(ds)
     if policy is None:
         policy = ConfidencePolicy(2.0)  # unreachable: everything goes to the last exit
-    if mismatch is not None:
-        r = run_with_mismatch(lambda inp: run_dynamic(model, inp, policy), x, ds, mismatch)
-        return r.probs, r.exit_index, r.flops
-    res = run_dynamic(model, x, policy)
-    return torch.softmax(res.outputs, dim=1).numpy(), res.exit_index.numpy(), res.flops.numpy()
+    r = run_with_mismatch(lambda inp: run_dynamic(model, inp, policy), x, ds, mismatch)
+    return r.probs, r.exit_index, r.flops

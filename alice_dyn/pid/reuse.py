@@ -151,7 +151,7 @@ def train_reuse_all(
     :func:`alice_dyn.pid.train.train_all`; writes ``DIR/reuse`` and ``DIR/reuse_control``."""
     from alice_dyn.nn import dataset_hash, provenance
     from alice_dyn.pid.mismatch import CONFIG_KEY as MISMATCH_KEY
-    from alice_dyn.pid.mismatch import sideband_density
+    from alice_dyn.pid.mismatch import mismatch_config
     from alice_dyn.pid.network import budget_policies
     from alice_dyn.pid.train import split
 
@@ -161,8 +161,7 @@ def train_reuse_all(
     digest = dataset_hash(data.extra[REUSE_GROUP], data.labels)
     report: dict = {"command": command, "n_train": len(train), "n_val": len(val), "depth": depth}
     # the TOF-mismatch hypothesis, measured on the training split as for the standalone network
-    posterior, sideband = sideband_density(train)
-    mismatch = {**posterior.to_json(), "measured": sideband}
+    mismatch = mismatch_config(train)
     for name, use in (("reuse", True), ("reuse_control", False)):
         model, scaler, _ = train_reuse(
             train, val, use_embedding=use, depth=depth, seed=seed, epochs=epochs

@@ -29,7 +29,7 @@ from alice_dyn.pid.baselines import GBDT, SUBSET_GROUPS, SubsetMLPs, mlp, train_
 from alice_dyn.pid.dataset import GROUPS, PIDDataset
 from alice_dyn.pid.incremental import save_incremental, train_incremental
 from alice_dyn.pid.mismatch import CONFIG_KEY as MISMATCH_KEY
-from alice_dyn.pid.mismatch import sideband_density
+from alice_dyn.pid.mismatch import mismatch_config
 from alice_dyn.pid.network import (
     PRIMARY,
     budget_policies,
@@ -164,8 +164,7 @@ def train_all(
     if mismatch:
         report["tof_mismatch"] = mismatch
     # the TOF-mismatch hypothesis of every network (alice_dyn.pid.mismatch), from the sidebands
-    posterior, sideband = sideband_density(train)
-    report[MISMATCH_KEY] = posterior_json = {**posterior.to_json(), "measured": sideband}
+    report[MISMATCH_KEY] = posterior_json = mismatch_config(train)
     enrich = None if enriched is None else enrichment_tracks(enriched, 2 * val_fraction, seed)
     if enrich is not None:
         report["enriched"] = {
