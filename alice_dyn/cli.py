@@ -315,6 +315,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                    help="run the static and adaptive replays at the same time, each in its own "
                    "process on its own CPU core (needs 2 cores; both see the same machine "
                    "conditions)")  # fmt: skip
+    o.add_argument("--interleaved", action="store_true",
+                   help="run the static and adaptive replays in one process on one core, one "
+                   "timeframe of each in turn, each on its own replay clock (its own work in "
+                   "real time, the other's not counted, waits skipped): both see the machine "
+                   "of the same second (inline runner)")  # fmt: skip
     o.add_argument("--report-json", default=None, metavar="FILE", help="write the report here")
     o.add_argument("--report-plots", default=None, metavar="DIR", help="write PNG plots here")
     p.set_defaults(func=cmd_run)
@@ -355,6 +360,10 @@ def cmd_run_online(args: argparse.Namespace, module) -> int:
             raise ValueError(f"--budget-ms must be a positive number, not {args.budget_ms!r}")
         if args.warmup_tf < 0:
             raise ValueError(f"--warmup-tf must be >= 0, not {args.warmup_tf}")
+        if args.interleaved and args.side_by_side:
+            raise ValueError("--interleaved and --side-by-side exclude each other")
+        if args.interleaved and args.runner != "inline":
+            raise ValueError("--interleaved needs the inline runner")
     except ValueError as exc:
         raise SpecError(str(exc)) from None
     doc, summaries = run_online_comparison(
@@ -364,7 +373,7 @@ def cmd_run_online(args: argparse.Namespace, module) -> int:
         forwarding_policy=args.forwarding_policy, max_timeframes=args.max_tf,
         n_timeframes=_count_timeframes(args.inputs), queue_depth=args.queue_depth,
         timeout_s=args.timeout, progress=None, warmup_timeframes=args.warmup_tf,
-        side_by_side=args.side_by_side,
+        side_by_side=args.side_by_side, interleaved=args.interleaved,
     )  # fmt: skip
     rc = 0
     for mode, summary in summaries.items():
@@ -398,6 +407,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "--report-json": args.report_json is not None,
         "--report-plots": args.report_plots is not None,
         "--side-by-side": args.side_by_side,
+        "--interleaved": args.interleaved,
     }
     if not args.online and any(online_only.values()):
         given = [k for k, v in online_only.items() if v]

@@ -516,6 +516,96 @@ def test_cli_online_side_by_side(tmp_path, capsys):
     assert all(r["arrival_s"] is not None for m in rows for r in rows[m])
 
 
+def _own_service_ms(rows):
+    """Per timeframe: done - max(arrival, previous done), ms (what the run's clock saw it
+    take once it entered)."""
+    done_prev, out = -math.inf, []
+    for r in rows:
+        done = r["arrival_s"] + r["latency_ms"] / 1e3
+        out.append(1e3 * (done - max(r["arrival_s"], done_prev)))
+        done_prev = done
+    return np.array(out)
+
+
+def test_cli_online_interleaved(tmp_path, capsys):
+    """Both configurations in one process, one timeframe of each in turn, each on its own
+    replay clock: the static run (30 ms per timeframe at a 25 ms period) queues up, and its
+    work never shows on the adaptive run's clock (1 ms per timeframe)."""
+    rep = tmp_path / "rep.json"
+    args = ["run", TOY, "-i", _toy_input(tmp_path), "-o", str(tmp_path / "res.json"),
+            "--online", "--rate", "40", "--budget-ms", "40", "--interleaved",
+            "--report-json", str(rep)]  # fmt: skip
+    assert cli.main(args) == 0
+    assert "interleaved" in capsys.readouterr().out
+    d = json.loads(rep.read_text())
+    assert d["interleaved"] is True and d["side_by_side"] is False
+    assert d["run_order"] == "interleaved"
+    assert d["cores"]["static"] == d["cores"]["adaptive"]
+    assert d["warmup"]["static"]["timeframes"] == d["warmup"]["adaptive"]["timeframes"] == 1
+    rows = {m: d[m]["per_timeframe"] for m in ("static", "adaptive")}
+    for mode, level in (("static", 0), ("adaptive", 2)):
+        assert d[mode]["timeframes_in"] == d[mode]["timeframes_out"] == 12
+        assert {r["reports"]["toy-worker"]["level"] for r in rows[mode]} == {level}
+        # the schedule, exactly: 40 Hz from 0 s on each run's own clock
+        assert [r["arrival_s"] for r in rows[mode]] == pytest.approx(
+            [i / 40 for i in range(12)], abs=1e-9
+        )
+    static, adaptive = (_own_service_ms(rows[m]) for m in ("static", "adaptive"))
+    assert static.min() >= 30.0  # it sleeps 30 ms: the queue grows by >= 5 ms a timeframe
+    lat = [r["latency_ms"] for r in rows["static"]]
+    assert lat[-1] >= lat[0] + 11 * 5.0
+    # the static run's 30 ms per timeframe is not on the adaptive run's clock
+    assert np.median(adaptive) < 15.0
+    assert np.median([r["latency_ms"] for r in rows["adaptive"]]) < 15.0
+
+
+def test_replay_clock_runs_only_while_its_run_works_and_jumps_waits():
+    clk = online_mod.ReplayClock(start=100.0)
+    assert clk.now() == 100.0
+    time.sleep(0.02)  # stopped: no time passes on it
+    assert clk.now() == 100.0
+    with clk.running():
+        time.sleep(0.02)
+        inside = clk.now()
+    assert 100.015 <= inside
+    after = clk.now()
+    time.sleep(0.02)
+    assert clk.now() == after  # stopped again
+    clk.sleep(5.0)  # a wait is jumped over at once
+    assert clk.now() == pytest.approx(after + 5.0)
+    clk.sleep(-1.0)
+    assert clk.now() == pytest.approx(after + 5.0)
+    with clk.running(), pytest.raises(RuntimeError, match="re-entrant"):
+        with clk.running():
+            pass
+
+
+def test_iter_inline_steps_through_the_timeslices():
+    from alice_dyn.framework.config import ConfigStore
+    from alice_dyn.framework.runner_inline import iter_inline
+
+    module = load_workflow(TOY)
+
+    def topology(tmp):
+        return build_topology(module.define_workflow([tmp], tmp + ".json"))
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "in.txt")
+        Path(path).write_text("5")
+        steps = iter_inline(topology(path), ConfigStore(["ToyOnline"]), progress=False)
+        seen = []
+        with pytest.raises(StopIteration) as done:
+            while True:
+                seen.append(next(steps))
+        summary = done.value.value
+        assert seen == [0, 1, 2, 3, 4]
+        assert summary.ok and len(summary.timeframes) == 5
+        again = run_inline(topology(path), ConfigStore(["ToyOnline"]), progress=False)
+        assert again.ok and len(again.timeframes) == 5
+
+
 def test_side_by_side_needs_the_real_clock():
     with pytest.raises(ValueError, match="real clock"):
         run_online_comparison(
@@ -548,6 +638,9 @@ def test_cli_online_without_truth_reports_null_accuracy(tmp_path):
         (["--online", "--rate", "10", "--burst", "2x:2s@1s", "--burst", "2x:1s@2s"], "overlap"),
         (["--online", "--rate", "10", "--budget-ms", "-3"], "--budget-ms"),
         (["--online", "--rate", "10", "--warmup-tf", "-1"], "--warmup-tf"),
+        (["--online", "--rate", "10", "--interleaved", "--side-by-side"], "exclude each other"),
+        (["--online", "--rate", "10", "--interleaved", "--runner", "multiprocess"], "inline"),
+        (["--interleaved"], "only with --online"),
     ],
 )
 def test_cli_online_option_errors(tmp_path, capsys, extra, match):

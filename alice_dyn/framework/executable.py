@@ -30,7 +30,7 @@ from alice_dyn.framework.metrics import format_metrics, write_metrics_json
 from alice_dyn.framework.online import OnlineOptions
 from alice_dyn.framework.runtime import RunSummary
 from alice_dyn.framework.spec import DataProcessorSpec, SpecError
-from alice_dyn.framework.topology import FORWARDING_POLICIES, build_topology
+from alice_dyn.framework.topology import FORWARDING_POLICIES, Topology, build_topology
 
 RUNNERS = ("inline", "multiprocess")
 
@@ -169,6 +169,23 @@ def merge_documents(
     return {"workflow": workflow, "metadata": meta, "command": cmd}
 
 
+def configure_specs(
+    specs: Sequence[DataProcessorSpec],
+    config_key_values: Sequence[str] = (),
+    config_files: Sequence[str] = (),
+    forwarding_policy: str = "dangling",
+) -> tuple[Topology, ConfigStore]:
+    """The topology of ``specs`` and its configuration: defaults, then the INI files, then
+    ``config_key_values``."""
+    topology = build_topology(specs, forwarding_policy)
+    store = ConfigStore(list(dict.fromkeys(g for s in specs for g in s.config_groups)))
+    for path in config_files:
+        store.apply_ini(path)
+    for text in config_key_values:
+        store.apply_key_values(text)
+    return topology, store
+
+
 def run_specs(
     specs: Sequence[DataProcessorSpec],
     *,
@@ -187,15 +204,9 @@ def run_specs(
 ) -> RunSummary:
     """Build the topology of ``specs``, configure it (INI files, then ``config_key_values``) and
     run it with ``runner``; in online (replay) mode when ``online`` is given."""
-    topology = build_topology(specs, forwarding_policy)
-    groups = list(dict.fromkeys(g for s in specs for g in s.config_groups))
-    store = ConfigStore(groups)
-    for path in config_files:
-        store.apply_ini(path)
-    for text in config_key_values:
-        store.apply_key_values(text)
+    topology, store = configure_specs(specs, config_key_values, config_files, forwarding_policy)
     if print_config:
-        print(store.format() if groups else "(no configurable parameters in this workflow)")
+        print(store.format() if store.groups else "(no configurable parameters in this workflow)")
     lanes = pipeline or {}
     unknown = set(lanes) - set(topology.by_name)
     if unknown:

@@ -9,7 +9,7 @@ budget, the deadline and the backlog, the same for every processor of a timefram
 
 Times are ``time.monotonic()`` seconds (system-wide on Linux, so comparable across processes);
 the clock is the module-level :data:`clock` unless one is given (tests inject a
-:class:`FakeClock`).
+:class:`FakeClock`; interleaved replays give each run a :class:`ReplayClock`).
 """
 
 from __future__ import annotations
@@ -58,6 +58,46 @@ class FakeClock(Clock):
     def advance(self, seconds: float) -> None:
         """Let ``seconds`` (s) pass, as if work was done."""
         self.t += seconds
+
+
+class ReplayClock(Clock):
+    """The clock of one replay of an interleaved pair (``--interleaved``): it runs with the real
+    clock while its own workflow works, stands still while the other replay's workflow works,
+    and jumps over the waits for the next arrival instead of sleeping (s).
+
+    Latencies measured on it are those of a real-time replay of the same schedule on a machine
+    running at the speed the work actually had: a timeframe's processing is real time, its time
+    in the queue follows from the arrivals and the finishes before it. Starts stopped; the
+    driver lets it run with :meth:`running`.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.start = float(start)
+        self._worked = 0.0  # s of real time while running, up to the last stop
+        self._since: float | None = None  # real time it last started running, None: stopped
+        self._jumped = 0.0  # s of waits jumped over
+
+    def now(self) -> float:
+        worked = self._worked
+        if self._since is not None:
+            worked += time.monotonic() - self._since
+        return self.start + worked + self._jumped
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self._jumped += seconds
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Real time passes on this clock inside the context, not outside it."""
+        if self._since is not None:
+            raise RuntimeError("ReplayClock.running() is not re-entrant")
+        self._since = time.monotonic()
+        try:
+            yield
+        finally:
+            self._worked += time.monotonic() - self._since
+            self._since = None
 
 
 #: the clock used by runners and :class:`TimeframeTiming` when none is given (replace it in
@@ -389,6 +429,7 @@ __all__ = [
     "NoTruthError",
     "OnlineOptions",
     "Pacer",
+    "ReplayClock",
     "ReplaySchedule",
     "TimeframeTiming",
     "clock",

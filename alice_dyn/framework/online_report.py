@@ -16,13 +16,24 @@ instead, each in its own process pinned to its own CPU core, started together on
 schedule: on a shared machine whose speed drifts from minute to minute both then see the same
 conditions (each process does its own untimed warm-up first).
 
+With ``interleaved=True`` (``--interleaved``) both configurations run in this process, pinned
+to one core, timeframe by timeframe in turn (static then adaptive on even timeslices, adaptive
+then static on odd ones), each replay on its own
+:class:`~alice_dyn.framework.online.ReplayClock`: real time while its own workflow works,
+stopped while the other's works, the waits for the next arrival jumped over. Each timeframe of
+one run is processed within a timeframe's time of the same timeframe of the other, so a machine
+whose speed drifts within seconds slows both alike; the latencies are those of a real-time
+replay at the speed the work had.
+
 The report (JSON keys in ``docs/online_report.md``) has latency percentiles, accounting,
 accuracy and per-timeframe rows for both runs; :func:`make_online_plots` draws it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import itertools
 import math
 import multiprocessing as mp
 import multiprocessing.connection
@@ -31,21 +42,24 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from alice_dyn.framework.executable import run_specs
+from alice_dyn.framework.executable import configure_specs, run_specs
 from alice_dyn.framework.online import (
     Burst,
     Clock,
     NoTruthError,
     OnlineOptions,
+    ReplayClock,
     ReplaySchedule,
+    quiet_gc,
 )
+from alice_dyn.framework.runner_inline import iter_inline
 from alice_dyn.framework.runtime import PROCESSED, RunSummary
 from alice_dyn.framework.spec import SpecError
 
@@ -275,12 +289,17 @@ def warm_up(
     }
 
 
+def usable_cores() -> list[int]:
+    """The CPU cores this process may use, in order."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return list(range(os.cpu_count() or 1))
+
+
 def side_by_side_cores() -> dict[str, int]:
     """``{mode: core}``: the first two CPU cores this process may use."""
-    try:
-        allowed = sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        allowed = list(range(os.cpu_count() or 1))
+    allowed = usable_cores()
     if len(allowed) < 2:
         raise ValueError(f"side by side runs need 2 CPU cores, this process has {len(allowed)}")
     return dict(zip(MODES, allowed[:2], strict=True))
@@ -367,6 +386,72 @@ def _run_side_by_side(
     return {m: (results[m][1], results[m][2]) for m in MODES}
 
 
+@contextlib.contextmanager
+def one_core_one_thread(core: int) -> Iterator[None]:
+    """This process on CPU ``core``, numba and PyTorch on one thread; restored afterwards."""
+    import numba
+    import torch
+
+    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    threads = (numba.get_num_threads(), torch.get_num_threads())
+    try:
+        if affinity is not None:
+            os.sched_setaffinity(0, {core})
+        numba.set_num_threads(1)
+        torch.set_num_threads(1)
+        yield
+    finally:
+        if affinity is not None:
+            os.sched_setaffinity(0, affinity)
+        numba.set_num_threads(threads[0])
+        torch.set_num_threads(threads[1])
+
+
+def _run_interleaved(
+    module: ModuleType,
+    inputs: Sequence[str],
+    outs: dict[str, str],
+    ckvs: dict[str, list[str]],
+    opts: OnlineOptions,
+    warm_n: int,
+    core: int,
+    kw: dict[str, Any],
+) -> dict[str, tuple[RunSummary, dict[str, Any] | None]]:
+    """Both configurations in this process on ``core``, one timeframe of each in turn, each on
+    its own :class:`ReplayClock` (module docstring)."""
+    files, policy = kw["config_files"], kw["forwarding_policy"]
+    warm = {m: warm_up(module, inputs, outs[m], ckvs[m], warm_n, files, policy) for m in MODES}
+    clocks = {m: ReplayClock() for m in MODES}
+    steps = {}
+    for m in MODES:
+        topology, store = configure_specs(
+            module.define_workflow(list(inputs), outs[m]), ckvs[m], kw["config_files"],
+            kw["forwarding_policy"],
+        )  # fmt: skip
+        steps[m] = iter_inline(
+            topology, store, max_timeframes=kw["max_timeframes"], progress=False,
+            online=dataclasses.replace(opts, clock=clocks[m]), quiet_gc_online=False,
+        )  # fmt: skip
+    summaries: dict[str, RunSummary] = {}
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(one_core_one_thread(core))
+        stack.callback(lambda: [g.close() for g in steps.values()])
+        for k in itertools.count():
+            if len(summaries) == len(MODES):
+                break
+            if k == 1:  # after both workflows' init (first step): freeze it, collector off
+                stack.enter_context(quiet_gc())
+            for m in MODES if k % 2 == 0 else MODES[::-1]:
+                if m in summaries:
+                    continue
+                with clocks[m].running():
+                    try:
+                        next(steps[m])
+                    except StopIteration as done:
+                        summaries[m] = done.value
+    return {m: (summaries[m], warm[m]) for m in MODES}
+
+
 def run_online_comparison(
     module: ModuleType,
     workflow: str,
@@ -388,9 +473,11 @@ def run_online_comparison(
     clock: Clock | None = None,
     warmup_timeframes: int = 1,
     side_by_side: bool = False,
+    interleaved: bool = False,
 ) -> tuple[dict[str, Any], dict[str, RunSummary]]:
     """Run ``static`` then ``adaptive`` under ``schedule`` (or both at once, each on its own
-    core, with ``side_by_side``); the report and both summaries.
+    core, with ``side_by_side``; or in turn, one timeframe each, on one core, with
+    ``interleaved``); the report and both summaries.
 
     The adaptive run writes ``output``, the static one :func:`static_output` of it.
     ``n_timeframes``: length of the replay when known (caps the backlog ``pc.timing`` shows near
@@ -415,7 +502,24 @@ def run_online_comparison(
     )  # fmt: skip
     summaries: dict[str, RunSummary] = {}
     cores: dict[str, int] | None = None
-    if side_by_side:
+    if side_by_side and interleaved:
+        raise ValueError("--side-by-side and --interleaved exclude each other")
+    if interleaved:
+        if clock is not None:
+            raise ValueError("interleaved runs keep their own replay clocks")
+        if runner != "inline":
+            raise ValueError("interleaved runs need the inline runner")
+        core = usable_cores()[0]
+        cores = {m: core for m in MODES}
+        print(f"== online replay, static and adaptive configurations in turn on core {core} -> "
+              f"{outs['static']}, {outs['adaptive']} (interleaved)", flush=True)  # fmt: skip
+        results = _run_interleaved(
+            module, inputs, outs, ckvs, OnlineOptions(schedule, budget_ms, n_cap),
+            warmup_timeframes, core, run_kw,
+        )  # fmt: skip
+        for mode in MODES:
+            summaries[mode], warmup[mode] = results[mode]
+    elif side_by_side:
         if clock is not None:
             raise ValueError("side by side runs need the real clock (two processes)")
         cores = side_by_side_cores()
@@ -459,8 +563,11 @@ def run_online_comparison(
         "budget_ms": budget_ms,
         "n_timeframes": max(reports[m]["timeframes_in"] for m in MODES),
         "runner": runner,
-        "run_order": list(MODES) if not side_by_side else "side_by_side",
+        "run_order": (
+            "side_by_side" if side_by_side else "interleaved" if interleaved else list(MODES)
+        ),
         "side_by_side": bool(side_by_side),
+        "interleaved": bool(interleaved),
         "cores": cores,
         "warmup": warmup,
         "modes_declared": sorted(modes),

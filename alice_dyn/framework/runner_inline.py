@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Generator
 
 from tqdm import tqdm
 
@@ -57,6 +58,32 @@ def run_inline(
 
     ``online``: replay the timeframes on its schedule with its latency budget (see the module
     docstring); ``None``: as fast as possible."""
+    steps = iter_inline(
+        topology, config, max_timeframes=max_timeframes, progress=progress,
+        keep_sink=keep_sink, online=online,
+    )  # fmt: skip
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def iter_inline(
+    topology: Topology,
+    config: ConfigStore | None = None,
+    *,
+    max_timeframes: int | None = None,
+    progress: bool | None = None,
+    keep_sink: bool = False,
+    online: OnlineOptions | None = None,
+    quiet_gc_online: bool = True,
+) -> Generator[int, None, RunSummary]:
+    """:func:`run_inline` one timeslice at a time: yields each timeslice's number after all its
+    processors ran (the first ``next`` also initialises them), returns the summary when the run
+    ends (``StopIteration.value``). Lets a driver interleave two runs in one process
+    (``--interleaved``); ``quiet_gc_online=False``: the driver keeps the garbage collector
+    quiet itself (:func:`~alice_dyn.framework.online.quiet_gc` once around both runs)."""
     summary = RunSummary("inline" if online is None else "inline-online")
     pacer = Pacer(online) if online is not None else None
     clock = current_clock(online.clock if online is not None else None)
@@ -77,7 +104,8 @@ def run_inline(
     try:
         for rt in runtimes.values():
             rt.init()
-        gc_guard.enter_context(quiet_gc(online is not None))  # after init: models are frozen
+        # after init: models are frozen
+        gc_guard.enter_context(quiet_gc(online is not None and quiet_gc_online))
         timeslice = 0
         service_ms: float | None = None  # the chain's recent time per timeframe (online load)
         while active_sources and (max_timeframes is None or timeslice < max_timeframes):
@@ -146,6 +174,7 @@ def run_inline(
                 service_ms = took if service_ms is None else (
                     SERVICE_EMA * took + (1.0 - SERVICE_EMA) * service_ms
                 )  # fmt: skip
+            yield timeslice
             timeslice += 1
         for rt in runtimes.values():
             rt.end_of_stream()
@@ -162,4 +191,4 @@ def run_inline(
     return summary
 
 
-__all__ = ["PROCESSED", "run_inline"]
+__all__ = ["PROCESSED", "iter_inline", "run_inline"]
