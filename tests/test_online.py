@@ -667,6 +667,44 @@ def test_workflow_without_online_modes_runs_the_user_configuration_twice(tmp_pat
     assert all(s.ok for s in summaries.values())
 
 
+def test_idle_collector_keeps_full_collections_rare_and_inside_idle_time(monkeypatch):
+    import gc
+
+    from alice_dyn.framework import online as onl
+
+    calls = []
+    with onl.quiet_gc():
+        monkeypatch.setattr(gc, "collect", lambda *a: calls.append(a) or 0)
+        col = onl.IdleCollector()
+        col.idle(1.0)  # nothing ran since the start-up collection: nothing to collect
+        assert calls == []
+        for _ in range(onl.GC_FULL_EVERY - 1):
+            col.timeslice()
+            col.idle(0.05)
+        assert set(calls) == {(1,)} and len(calls) == onl.GC_FULL_EVERY - 1
+        col.full_s = 0.2  # the last full collection took 200 ms
+        col.timeslice()
+        col.idle(0.3)  # too short for a full one (< 2 x 200 ms): the young generations
+        assert calls[-1] == (1,)
+        col.timeslice()
+        col.idle(0.5)  # long enough
+        assert calls[-1] == ()
+        n = len(calls)
+        col.timeslice()
+        col.idle(None)  # the next full one waits GC_FULL_EVERY timeslices again
+        assert calls[n:] == [(1,)]
+        monkeypatch.undo()
+    assert gc.isenabled()
+    calls.clear()
+    monkeypatch.setattr(gc, "collect", lambda *a: calls.append(a) or 0)
+    col = onl.IdleCollector()  # collector on (offline): never collects itself
+    for _ in range(2 * onl.GC_EVERY_TIMESLICES):
+        col.timeslice()
+        col.busy()
+        col.idle(None)
+    assert calls == []
+
+
 def test_quiet_gc_freezes_startup_objects_and_collects_while_waiting(monkeypatch):
     import gc
 
@@ -682,12 +720,15 @@ def test_quiet_gc_freezes_startup_objects_and_collects_while_waiting(monkeypatch
         pacer = onl.Pacer(onl.OnlineOptions(onl.ReplaySchedule(10.0), clock=clock))
         pacer.wait(0)  # the first arrival is due at once: no idle time, no collection
         assert calls == []
-        pacer.wait(1)  # 100 ms to wait: collects in the idle time
-        assert len(calls) == 1
+        pacer.wait(1)  # 100 ms to wait: the young generations in the idle time
+        assert calls == [(1,)]
         clock.advance(100.0)  # far behind: no idle time ...
         for i in range(2, 2 + onl.GC_EVERY_TIMESLICES):
             pacer.wait(i)
-        assert len(calls) == 2  # ... but at the latest after GC_EVERY_TIMESLICES
+        assert calls == [(1,), (1,)]  # ... but at the latest after GC_EVERY_TIMESLICES
+        # idle again, GC_FULL_EVERY timeslices after the start: a full collection
+        pacer.wait(2 + onl.GC_EVERY_TIMESLICES + 1000)
+        assert calls[-1] == ()
         monkeypatch.setattr(gc, "collect", real_collect)
     assert gc.isenabled() and gc.get_freeze_count() == 0
     with onl.quiet_gc(False):

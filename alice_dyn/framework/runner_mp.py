@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import gc
 import importlib
 import itertools
 import multiprocessing as mp
@@ -76,8 +75,8 @@ from alice_dyn.framework import shm
 from alice_dyn.framework.config import ConfigStore
 from alice_dyn.framework.metrics import ProcessorMetrics
 from alice_dyn.framework.online import (
-    GC_EVERY_TIMESLICES,
     SERVICE_EMA,
+    IdleCollector,
     OnlineOptions,
     Pacer,
     TimeframeTiming,
@@ -284,13 +283,13 @@ class _Worker:
     def serve(self, tasks: _FrameReader, abort, parent_pid: int) -> None:
         stopped = False
         online = bool(self.transport.get("online"))
-        since_gc = 0
+        collector = IdleCollector()
         gc_guard = contextlib.ExitStack()
         try:
             self.init()
             # online runs: the collector out of the timed path, as in the inline runner (its
             # first collection before the worker says it is ready); a worker collects when idle
-            # for a poll period, or after GC_EVERY_TIMESLICES runs
+            # for a poll period (IdleCollector: young generations, now and then a full one)
             gc_guard.enter_context(quiet_gc(online))
             if self.initialised:
                 self.send("ready")
@@ -304,9 +303,7 @@ class _Worker:
                     if not _alive(parent_pid):  # the driver is gone: nobody will unlink
                         shm.sweep(self.arena.prefix)  # the segments this worker made
                         return
-                    if online and since_gc:
-                        gc.collect()
-                        since_gc = 0
+                    collector.idle(None)  # nothing while the collector is on (offline)
                     continue
                 op = item[0]
                 if op == "run":
@@ -314,10 +311,8 @@ class _Worker:
                         self.arena.release(name, reusable)
                     if not abort.is_set():
                         self.run(item[1], item[2], item[4])
-                    since_gc += 1
-                    if online and since_gc >= GC_EVERY_TIMESLICES:
-                        gc.collect()
-                        since_gc = 0
+                    collector.timeslice()
+                    collector.busy()
                 elif op == "release":
                     for name, reusable in item[1]:
                         self.arena.release(name, reusable)
