@@ -35,26 +35,13 @@ from pathlib import Path
 import numpy as np
 
 from alice_dyn.framework.online import Burst, ReplaySchedule
-from alice_dyn.framework.online_report import json_safe, run_online_comparison
+from alice_dyn.framework.online_report import MODES, json_safe, run_online_comparison
 from alice_dyn.framework.workflows import load_workflow
 
 CALIBRATION_RATE_HZ = 1000.0
 CALIBRATION_TF = 40
 #: timeframes of the calibration left out of the mean (the first ones fill the queue)
 CALIBRATION_SKIP = 5
-
-
-def own_service_ms(rows: list[dict]) -> np.ndarray:
-    """Per timeframe, the time its run's clock saw it take once it entered: done - max(arrival,
-    previous done), ms."""
-    out, done_prev = [], -math.inf
-    for r in rows:
-        if r["latency_ms"] is None:
-            continue
-        done = r["arrival_s"] + r["latency_ms"] / 1e3
-        out.append(1e3 * (done - max(r["arrival_s"], done_prev)))
-        done_prev = done
-    return np.asarray(out)
 
 
 def burst_window(cap_static: float, cap_adaptive: float, budget_ms: float, burst_s: float):
@@ -101,10 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             ReplaySchedule(CALIBRATION_RATE_HZ), args.budget_ms, max_timeframes=CALIBRATION_TF,
             interleaved=True,
         )  # fmt: skip
-        cap = {
-            m: 1e3 / float(np.mean(own_service_ms(cal[m]["per_timeframe"])[CALIBRATION_SKIP:]))
-            for m in ("static", "adaptive")
-        }
+        took = {m: [r["service_ms"] for r in cal[m]["per_timeframe"]] for m in MODES}
+        cap = {m: 1e3 / float(np.mean(took[m][CALIBRATION_SKIP:])) for m in MODES}
         lo, hi = burst_window(cap["static"], cap["adaptive"], args.budget_ms, args.burst_s)
         burst_rate = math.sqrt(lo * hi)
         rate = burst_rate / args.burst_factor

@@ -462,6 +462,11 @@ def test_cli_online_end_to_end(tmp_path, capsys):
                 "static", "accuracy_loss_pp", "target_met"):  # fmt: skip
         assert key in d
     assert d["rate_hz"] == 60 and d["budget_ms"] == 25 and d["n_timeframes"] == 12
+    for mode in ("static", "adaptive"):  # the static worker sleeps 30 ms, the adaptive 1 ms
+        assert d[mode]["burst_service_ms"] is not None
+        assert all(r["service_ms"] is not None for r in d[mode]["per_timeframe"])
+    assert d["static"]["mean_service_ms"] >= 30.0
+    assert "in the bursts: a timeframe every" in text
     assert d["bursts"] == [{"factor": 3.0, "duration_s": 0.1, "start_s": 0.05}]
     assert d["run_order"] == ["static", "adaptive"]
     assert d["warmup"]["timeframes_per_mode"] == 1
@@ -516,17 +521,6 @@ def test_cli_online_side_by_side(tmp_path, capsys):
     assert all(r["arrival_s"] is not None for m in rows for r in rows[m])
 
 
-def _own_service_ms(rows):
-    """Per timeframe: done - max(arrival, previous done), ms (what the run's clock saw it
-    take once it entered)."""
-    done_prev, out = -math.inf, []
-    for r in rows:
-        done = r["arrival_s"] + r["latency_ms"] / 1e3
-        out.append(1e3 * (done - max(r["arrival_s"], done_prev)))
-        done_prev = done
-    return np.array(out)
-
-
 def test_cli_online_interleaved(tmp_path, capsys):
     """Both configurations in one process, one timeframe of each in turn, each on its own
     replay clock: the static run (30 ms per timeframe at a 25 ms period) queues up, and its
@@ -550,13 +544,29 @@ def test_cli_online_interleaved(tmp_path, capsys):
         assert [r["arrival_s"] for r in rows[mode]] == pytest.approx(
             [i / 40 for i in range(12)], abs=1e-9
         )
-    static, adaptive = (_own_service_ms(rows[m]) for m in ("static", "adaptive"))
+    static, adaptive = (np.array([r["service_ms"] for r in rows[m]]) for m in rows)
     assert static.min() >= 30.0  # it sleeps 30 ms: the queue grows by >= 5 ms a timeframe
     lat = [r["latency_ms"] for r in rows["static"]]
     assert lat[-1] >= lat[0] + 11 * 5.0
     # the static run's 30 ms per timeframe is not on the adaptive run's clock
     assert np.median(adaptive) < 15.0
     assert np.median([r["latency_ms"] for r in rows["adaptive"]]) < 15.0
+    assert d["static"]["mean_service_ms"] == pytest.approx(static.mean())
+    assert d["static"]["burst_service_ms"] is None  # no burst in this schedule
+
+
+def test_service_ms_is_the_time_after_entering():
+    from alice_dyn.framework.online_report import service_ms
+
+    rec = types.SimpleNamespace
+    recs = [
+        rec(arrival_s=0.0, done_s=0.05),  # alone: 50 ms
+        rec(arrival_s=0.02, done_s=0.09),  # waited for the first: 90 - 50 = 40 ms
+        rec(arrival_s=0.5, done_s=None),  # did not finish
+        rec(arrival_s=1.0, done_s=1.01),  # idle before it: 10 ms
+        rec(arrival_s=1.0, done_s=1.005),  # finished before the one ahead (in flight): 0
+    ]
+    assert service_ms(recs) == pytest.approx([50.0, 40.0, None, 10.0, 0.0])
 
 
 def test_replay_clock_runs_only_while_its_run_works_and_jumps_waits():

@@ -73,8 +73,9 @@ PERCENTILE_METHOD = "linear"
 #: keys of a mode's object that an ``online_accuracy`` metric may not take (it gets ``metric_``)
 _RESERVED = {
     "mode", "output", "config_key_values", "p50_latency_ms", "p99_latency_ms", "max_latency_ms",
-    "mean_latency_ms", "timeframes_in", "timeframes_out", "timeframes_failed",
-    "timeframes_incomplete", "fraction_over_budget", "p99_within_budget", "max_backlog",
+    "mean_latency_ms", "mean_service_ms", "burst_service_ms", "timeframes_in", "timeframes_out",
+    "timeframes_failed", "timeframes_incomplete", "fraction_over_budget", "p99_within_budget",
+    "max_backlog",
     "accuracy", "accuracy_error", "metrics", "wall_s", "error", "per_timeframe",
 }  # fmt: skip
 
@@ -167,6 +168,23 @@ def _pooled(counts: dict[int, dict[str, tuple[int, int]]] | None, tf_ids: set[in
     return {k: _ratio(c, t) for k, (c, t) in sums.items()}
 
 
+def service_ms(recs: Sequence[Any]) -> list[float | None]:
+    """Per timeframe record (timeslice order), the time it took once it entered:
+    ``done - max(arrival, previous done)``, ms (0 if it finished before the one ahead of it;
+    ``None`` if it did not finish). One timeframe at a time (inline, interleaved) that is its
+    processing time; with timeframes in flight together (multi-process) the interval between
+    finishes."""
+    took: list[float | None] = []
+    prev = -math.inf
+    for r in recs:
+        if r.arrival_s is None or r.done_s is None:
+            took.append(None)
+            continue
+        took.append(max(1e3 * (r.done_s - max(r.arrival_s, prev)), 0.0))
+        prev = max(prev, r.done_s)
+    return took
+
+
 def mode_report(
     mode: str,
     summary: RunSummary,
@@ -176,20 +194,31 @@ def mode_report(
     counts: dict[int, dict[str, tuple[int, int]]] | None,
     accuracy_error: str | None,
     first_arrival_s: float | None = None,
+    bursts: Sequence[Burst] = (),
 ) -> dict[str, Any]:
     """The report object of one run (keys in ``docs/online_report.md``); arrival times are
-    relative to ``first_arrival_s`` (default: this run's first arrival), s."""
+    relative to ``first_arrival_s`` (default: this run's first arrival), s; ``bursts``: the
+    schedule's bursts (s after the first arrival), for the time per timeframe inside them."""
     recs = sorted(summary.timeframes.values(), key=lambda r: r.timeslice)
     arrivals = [r.arrival_s for r in recs if r.arrival_s is not None]
     t0 = first_arrival_s if first_arrival_s is not None else min(arrivals, default=0.0)
     lat = np.asarray([r.latency_ms for r in recs if r.latency_ms is not None], dtype=float)
+    took_per_tf = service_ms(recs)
+    start = min(arrivals, default=0.0)
+    took, in_burst = [], []
+    for r, ms in zip(recs, took_per_tf, strict=True):
+        if ms is not None:
+            took.append(ms)
+            since = r.arrival_s - start
+            in_burst.append(any(b.start_s <= since < b.end_s for b in bursts))
+    took_a, burst_a = np.asarray(took, dtype=float), np.asarray(in_burst, dtype=bool)
 
     def pct(q: float) -> float | None:
         return float(np.percentile(lat, q, method=PERCENTILE_METHOD)) if lat.size else None
 
     p99 = pct(99)
     rows = []
-    for r in recs:
+    for r, ms in zip(recs, took_per_tf, strict=True):
         metrics = {}
         if counts is not None and r.tf_id in counts:
             metrics = {k: _ratio(c, t) for k, (c, t) in counts[r.tf_id].items()}
@@ -200,6 +229,7 @@ def mode_report(
                 "status": r.status,
                 "arrival_s": None if r.arrival_s is None else r.arrival_s - t0,
                 "latency_ms": r.latency_ms,
+                "service_ms": ms,
                 "backlog": r.backlog,
                 "accuracy": metrics.get("accuracy"),
                 "metrics": metrics,
@@ -215,6 +245,8 @@ def mode_report(
         "p99_latency_ms": p99,
         "max_latency_ms": float(lat.max()) if lat.size else None,
         "mean_latency_ms": float(lat.mean()) if lat.size else None,
+        "mean_service_ms": float(took_a.mean()) if took_a.size else None,
+        "burst_service_ms": float(took_a[burst_a].mean()) if burst_a.any() else None,
         "timeframes_in": len(recs),
         "timeframes_out": sum(1 for r in recs if r.status == PROCESSED and r.done_s is not None),
         "timeframes_failed": summary.count("failed"),
@@ -554,7 +586,9 @@ def run_online_comparison(
     for mode in MODES:
         summary, out = summaries[mode], outs[mode]
         counts, why = accuracy_of(module, out, inputs) if summary.ok else (None, "run failed")
-        reports[mode] = mode_report(mode, summary, budget_ms, out, ckvs[mode], counts, why, t0)
+        reports[mode] = mode_report(
+            mode, summary, budget_ms, out, ckvs[mode], counts, why, t0, schedule.bursts
+        )
     report: dict[str, Any] = {
         "workflow": workflow,
         "inputs": list(inputs),
@@ -612,6 +646,13 @@ def format_online_report(report: dict[str, Any]) -> str:
         f"{_fmt(report['budget_ms'], 'g')} ms; p99 by numpy.percentile "
         f"(method={report['percentile_method']!r})"
     )
+    if report["bursts"] and all(report[m]["burst_service_ms"] for m in MODES):
+        every = 1e3 / max(report["rate_hz"] * b["factor"] for b in report["bursts"])
+        lines.append(
+            f"in the bursts: a timeframe every {every:.1f} ms (the fastest burst); per timeframe "
+            + ", ".join(f"{m} {report[m]['burst_service_ms']:.1f} ms" for m in MODES)
+            + " (a run keeps up while it takes less than the interval)"
+        )
     lines.append(
         f"accuracy loss (static - adaptive): {_fmt(loss, '.2f')} pp; target met: "
         f"{'yes' if report['target_met'] else 'no (' + ', '.join(failed) + ')'}"
