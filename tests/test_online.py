@@ -467,6 +467,9 @@ def test_cli_online_end_to_end(tmp_path, capsys):
         assert all(r["service_ms"] is not None for r in d[mode]["per_timeframe"])
     assert d["static"]["mean_service_ms"] >= 30.0
     assert "in the bursts: a timeframe every" in text
+    # 60 Hz x 3 in the burst: 5.6 ms between arrivals; the static worker sleeps 30 ms
+    assert d["burst_interval_ms"] == pytest.approx(1e3 / 180)
+    assert d["keeps_up_in_bursts"]["static"] is False
     assert d["bursts"] == [{"factor": 3.0, "duration_s": 0.1, "start_s": 0.05}]
     assert d["run_order"] == ["static", "adaptive"]
     assert d["warmup"]["timeframes_per_mode"] == 1
@@ -553,6 +556,7 @@ def test_cli_online_interleaved(tmp_path, capsys):
     assert np.median([r["latency_ms"] for r in rows["adaptive"]]) < 15.0
     assert d["static"]["mean_service_ms"] == pytest.approx(static.mean())
     assert d["static"]["burst_service_ms"] is None  # no burst in this schedule
+    assert d["burst_interval_ms"] is None and d["keeps_up_in_bursts"] is None
 
 
 def test_service_ms_is_the_time_after_entering():

@@ -270,6 +270,21 @@ def mode_report(
     return out
 
 
+def burst_load(schedule: ReplaySchedule, reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``burst_interval_ms``: the arrival interval in the fastest burst (ms, ``None`` without
+    bursts); ``keeps_up_in_bursts``: per run, whether its time per timeframe in the bursts
+    (``burst_service_ms``) was below that interval, i.e. whether the burst was within what the
+    run could process (``None`` when unknown)."""
+    if not schedule.bursts:
+        return {"burst_interval_ms": None, "keeps_up_in_bursts": None}
+    interval = 1e3 / (schedule.rate_hz * max(b.factor for b in schedule.bursts))
+    keeps = {
+        m: None if r["burst_service_ms"] is None else bool(r["burst_service_ms"] < interval)
+        for m, r in reports.items()
+    }
+    return {"burst_interval_ms": interval, "keeps_up_in_bursts": keeps}
+
+
 def compare(static: dict[str, Any], adaptive: dict[str, Any], budget_ms: float | None) -> dict:
     """``accuracy_loss_pp``, ``target_checks`` and ``target_met`` from the two mode objects."""
     loss = None
@@ -596,6 +611,7 @@ def run_online_comparison(
         "bursts": [b.as_dict() for b in schedule.bursts],
         "budget_ms": budget_ms,
         "n_timeframes": max(reports[m]["timeframes_in"] for m in MODES),
+        **burst_load(schedule, reports),
         "runner": runner,
         "run_order": (
             "side_by_side" if side_by_side else "interleaved" if interleaved else list(MODES)
@@ -646,10 +662,10 @@ def format_online_report(report: dict[str, Any]) -> str:
         f"{_fmt(report['budget_ms'], 'g')} ms; p99 by numpy.percentile "
         f"(method={report['percentile_method']!r})"
     )
-    if report["bursts"] and all(report[m]["burst_service_ms"] for m in MODES):
-        every = 1e3 / max(report["rate_hz"] * b["factor"] for b in report["bursts"])
+    if report.get("burst_interval_ms") and all(report[m]["burst_service_ms"] for m in MODES):
         lines.append(
-            f"in the bursts: a timeframe every {every:.1f} ms (the fastest burst); per timeframe "
+            f"in the bursts: a timeframe every {report['burst_interval_ms']:.1f} ms (the fastest "
+            "burst); per timeframe "
             + ", ".join(f"{m} {report[m]['burst_service_ms']:.1f} ms" for m in MODES)
             + " (a run keeps up while it takes less than the interval)"
         )
