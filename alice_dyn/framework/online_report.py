@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import itertools
 import math
 import multiprocessing as mp
@@ -356,24 +357,18 @@ def _side_by_side_child(conn, barrier, core, workflow_file, inputs, out, ckv, op
     """One configuration in its own process: pinned to ``core``, one thread for numba and
     PyTorch, warm-up, then the timed replay once both processes are ready."""
     try:
-        if hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, {core})
-        import numba
-        import torch
+        with one_core_one_thread(core):
+            from alice_dyn.framework.workflows import load_workflow
 
-        numba.set_num_threads(1)
-        torch.set_num_threads(1)
-        from alice_dyn.framework.workflows import load_workflow
-
-        module = load_workflow(workflow_file)
-        warm = warm_up(module, inputs, out, ckv, warm_n, kw["config_files"],
-                       kw["forwarding_policy"])  # fmt: skip
-        barrier.wait(timeout=900)
-        # both replays start at the same moment, after time for the workflow's init
-        opts = dataclasses.replace(opts, start_s=time.monotonic() + SIDE_BY_SIDE_START_S)
-        summary = run_workflow_online(
-            module, inputs, out, opts, config_key_values=ckv, progress=False, **kw
-        )
+            module = load_workflow(workflow_file)
+            warm = warm_up(module, inputs, out, ckv, warm_n, kw["config_files"],
+                           kw["forwarding_policy"])  # fmt: skip
+            barrier.wait(timeout=900)
+            # both replays start at the same moment, after time for the workflow's init
+            opts = dataclasses.replace(opts, start_s=time.monotonic() + SIDE_BY_SIDE_START_S)
+            summary = run_workflow_online(
+                module, inputs, out, opts, config_key_values=ckv, progress=False, **kw
+            )
         conn.send(("ok", summary, warm))
     except BaseException:  # report everything to the parent, which names the mode
         conn.send(("error", traceback.format_exc(), None))
@@ -551,31 +546,30 @@ def run_online_comparison(
     cores: dict[str, int] | None = None
     if side_by_side and interleaved:
         raise ValueError("--side-by-side and --interleaved exclude each other")
-    if interleaved:
+    if side_by_side or interleaved:
         if clock is not None:
-            raise ValueError("interleaved runs keep their own replay clocks")
-        if runner != "inline":
-            raise ValueError("interleaved runs need the inline runner")
-        core = usable_cores()[0]
-        cores = {m: core for m in MODES}
-        print(f"== online replay, static and adaptive configurations in turn on core {core} -> "
-              f"{outs['static']}, {outs['adaptive']} (interleaved)", flush=True)  # fmt: skip
-        results = _run_interleaved(
+            raise ValueError(
+                "interleaved runs keep their own replay clocks" if interleaved
+                else "side by side runs need the real clock (two processes)"
+            )  # fmt: skip
+        if interleaved:
+            if runner != "inline":
+                raise ValueError("interleaved runs need the inline runner")
+            core = usable_cores()[0]
+            cores = {m: core for m in MODES}
+            print(f"== online replay, static and adaptive configurations in turn on core "
+                  f"{core} -> {outs['static']}, {outs['adaptive']} (interleaved)",
+                  flush=True)  # fmt: skip
+            run_pair = functools.partial(_run_interleaved, core=core)
+        else:
+            cores = side_by_side_cores()
+            for mode in MODES:
+                print(f"== online replay, {mode} configuration on core {cores[mode]} -> "
+                      f"{outs[mode]} (side by side)", flush=True)  # fmt: skip
+            run_pair = functools.partial(_run_side_by_side, cores=cores)
+        results = run_pair(
             module, inputs, outs, ckvs, OnlineOptions(schedule, budget_ms, n_cap),
-            warmup_timeframes, core, run_kw,
-        )  # fmt: skip
-        for mode in MODES:
-            summaries[mode], warmup[mode] = results[mode]
-    elif side_by_side:
-        if clock is not None:
-            raise ValueError("side by side runs need the real clock (two processes)")
-        cores = side_by_side_cores()
-        for mode in MODES:
-            print(f"== online replay, {mode} configuration on core {cores[mode]} -> "
-                  f"{outs[mode]} (side by side)", flush=True)  # fmt: skip
-        results = _run_side_by_side(
-            module, inputs, outs, ckvs, OnlineOptions(schedule, budget_ms, n_cap),
-            warmup_timeframes, cores, run_kw,
+            warmup_timeframes, kw=run_kw,
         )  # fmt: skip
         for mode in MODES:
             summaries[mode], warmup[mode] = results[mode]
