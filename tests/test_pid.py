@@ -271,6 +271,45 @@ def test_incremental_update_from_the_cached_first_pass(pp_dataset):
     assert cost["ratio"] <= 0.30  # the issue's target: <= 30% of a full pass
 
 
+def test_incremental_update_with_the_tof_mismatch_hypothesis(pp_dataset):
+    """Gated tracks get a second update from the same cache with TOF marked absent, combined
+    with the first as the network's own passes are; the others keep the plain update."""
+    from alice_dyn.pid import incremental as inc
+    from alice_dyn.pid.mismatch import TOFMismatchPosterior, combine, gated, tof_nsigma
+
+    model, scaler, cfg = load_pid_net(DEFAULT_MODEL_DIR / PRIMARY)
+    upd = inc.load_incremental(DEFAULT_MODEL_DIR / "incremental")
+    sub = pp_dataset.take(np.flatnonzero(pp_dataset.masks["tof"] | pp_dataset.masks["trd"]))
+    x = scaler.tensors(sub)
+    first = inc.first_pass(model, x)
+    plain = inc.update(upd, first, x).numpy()
+    posterior = TOFMismatchPosterior.from_config(cfg)
+    assert posterior is not None
+    p, second = inc.update_with_mismatch(upd, first, x, sub, posterior)
+    rows = gated(sub, posterior.gate_nsigma)
+    np.testing.assert_array_equal(second, rows)
+    assert rows.any() and not rows.all()
+    np.testing.assert_allclose(p[~rows], plain[~rows], atol=1e-6)
+    # the second update by hand: TOF absent, TRD as it arrived, same embedding and exit
+    late = inc.late_inputs(x)
+    late = {k: v[torch.as_tensor(rows)] for k, v in late.items()}
+    late["tof"], late["tof_mask"] = (
+        torch.zeros_like(late["tof"]),
+        torch.zeros_like(late["tof_mask"]),
+    )
+    with torch.no_grad():
+        p_wo = torch.softmax(
+            upd(first.embedding[rows], first.exit_index[rows], late), dim=1
+        ).numpy()
+    want = combine(plain[rows].astype(np.float64), p_wo, tof_nsigma(sub)[rows], posterior.density)
+    np.testing.assert_allclose(p[rows], want, atol=1e-5)
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
+    # no posterior: the update as it is
+    p0, none = inc.update_with_mismatch(upd, first, x, sub, None)
+    np.testing.assert_allclose(p0, plain, atol=1e-6)
+    assert not none.any()
+
+
 @pytest.mark.parametrize("budget", ["full", "50", "flops"])
 def test_pid_net_stage_budgets(tmp_path, budget, pp_dataset):
     import uproot

@@ -38,7 +38,11 @@ Layer: PID. On held-out reconstructed tracks (an AO2D-like file and its simulati
   + update), ``"accuracy_full_recompute"`` (the network with every detector, full depth),
   ``"accuracy_updated_dynamic_50"`` (first pass at the 50% budget), ``"update_flops"``,
   ``"full_pass_flops"``, ``"flops_ratio"``, ``"wall_ratio"`` (update vs full recompute of those
-  tracks, median of repeated batched runs, one thread)}.
+  tracks, median of repeated batched runs, one thread); with the network's TOF-mismatch
+  hypothesis also ``"accuracy_updated_mismatch"`` (the update combined with a second update
+  without TOF for the gated tracks), ``"accuracy_full_recompute_mismatch"`` (the full network
+  with the hypothesis) and ``"fraction_second_update"`` (share of the tracks that took the
+  second update)}.
 """
 
 from __future__ import annotations
@@ -227,12 +231,17 @@ def evaluate_pid_net(data: PIDDataset, model_dir: str | Path | None = None) -> d
     result["per_species_at_nsigma_efficiency"] = _at_equal_efficiency(probs, data)
     if (model_dir / "incremental").is_dir():
         pol = ConfidencePolicy(pol50["thresholds"]) if pol50 else None
-        result["incremental"] = evaluate_incremental(prim, scaler, model_dir, data, pol)
+        result["incremental"] = evaluate_incremental(
+            prim, scaler, model_dir, data, pol, post[PRIMARY]
+        )
     return result
 
 
-def evaluate_incremental(model, scaler, model_dir: Path, data: PIDDataset, policy=None) -> dict:
-    """The ``incremental`` keys of the module docstring."""
+def evaluate_incremental(
+    model, scaler, model_dir: Path, data: PIDDataset, policy=None, posterior=None
+) -> dict:
+    """The ``incremental`` keys of the module docstring (``posterior``: the network's
+    TOF-mismatch hypothesis, for the ``*_mismatch`` keys)."""
     import torch
 
     from alice_dyn.nn import measure_wall_time
@@ -252,6 +261,14 @@ def evaluate_incremental(model, scaler, model_dir: Path, data: PIDDataset, polic
         "accuracy_updated": float(np.mean(inc.update(upd, first, x).argmax(1).numpy() == y)),
         "accuracy_full_recompute": float(np.mean(full.argmax(1).numpy() == y)),
     }
+    if posterior is not None:
+        p_upd, second = inc.update_with_mismatch(upd, first, x, sub, posterior)
+        p_full = predict(model, scaler, sub, mismatch=posterior)[0]
+        out.update(
+            accuracy_updated_mismatch=float(np.mean(p_upd.argmax(1) == y)),
+            accuracy_full_recompute_mismatch=float(np.mean(p_full.argmax(1) == y)),
+            fraction_second_update=float(np.mean(second)),
+        )
     if policy is not None:
         dyn = inc.first_pass(model, x, policy)
         acc = np.mean(inc.update(upd, dyn, x).argmax(1).numpy() == y)
@@ -436,6 +453,13 @@ def format_pid_net(r: dict) -> str:
             f"{100 * inc['accuracy_full_recompute']:.2f}%) at {100 * inc['flops_ratio']:.0f}% "
             f"of the FLOPs, {100 * inc['wall_ratio']:.0f}% of the wall time"
         )
+        if "accuracy_updated_mismatch" in inc:
+            lines.append(
+                f"    with the TOF-mismatch hypothesis: updated "
+                f"{100 * inc['accuracy_updated_mismatch']:.2f}% (second update for "
+                f"{100 * inc['fraction_second_update']:.1f}% of the tracks), full recompute "
+                f"{100 * inc['accuracy_full_recompute_mismatch']:.2f}%"
+            )
     lines.append("  per detector subset: n, network, dynamic(50%), subset MLP")
     for s, v in r["per_subset"].items():
         if v["n"]:

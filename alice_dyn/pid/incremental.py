@@ -43,6 +43,7 @@ from alice_dyn.nn import (
 from alice_dyn.nn.early_exit import EarlyExitNet, ExitHead, take
 from alice_dyn.nn.flops import exit_flops_for
 from alice_dyn.pid.dataset import GROUPS, PIDDataset
+from alice_dyn.pid.mismatch import TOFMismatchPosterior, combine, gated, tof_nsigma
 from alice_dyn.pid.network import N_CLASSES, FeatureScaler
 
 #: the detector groups that arrive after the TPC track (matched later in the chain)
@@ -192,6 +193,43 @@ def load_incremental(directory: str | Path) -> IncrementalPIDUpdate:
 def update(upd: IncrementalPIDUpdate, first, x: dict[str, Tensor]) -> Tensor:
     """Updated probabilities ``(n, 5)`` from a :func:`first_pass` result and the inputs."""
     return torch.softmax(upd(first.embedding, first.exit_index, late_inputs(x)), dim=1)
+
+
+@torch.no_grad()
+def update_with_mismatch(
+    upd: IncrementalPIDUpdate,
+    first,
+    x: dict[str, Tensor],
+    ds: PIDDataset,
+    posterior: TOFMismatchPosterior | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`update` with the network's TOF-mismatch hypothesis (:mod:`alice_dyn.pid.mismatch`):
+    for the tracks whose TOF fits no species within the posterior's gate, the update runs once
+    more from the same cached embedding with the TOF group marked absent (TRD as it arrived),
+    in the same batch, and the two are combined as the full network's passes are. Returns the
+    probabilities ``(n, 5)`` and the rows ``(n,)`` bool that took the second update (none
+    without a posterior: the update as it is)."""
+    n = len(ds)
+    rows = np.zeros(n, dtype=bool)
+    if posterior is not None:
+        ns = tof_nsigma(ds)
+        rows = gated(ds, posterior.gate_nsigma, ns)
+    idx = torch.as_tensor(np.flatnonzero(rows), dtype=torch.long)
+    late = late_inputs(x)
+    h, ex = first.embedding, first.exit_index
+    if len(idx):
+        late = {k: torch.cat([v, v.index_select(0, idx)]) for k, v in late.items()}
+        late["tof"][n:] = 0.0
+        late["tof_mask"][n:] = 0.0
+        h = torch.cat([h, h.index_select(0, idx)])
+        ex = torch.cat([ex, ex.index_select(0, idx)])
+    probs = torch.softmax(upd(h, ex, late), dim=1).numpy().astype(np.float64)
+    p = probs[:n]
+    if len(idx):
+        p = p.copy()
+        r = idx.numpy()
+        p[r] = combine(p[r], probs[n:], ns[r], posterior.density)
+    return p.astype(np.float32), rows
 
 
 def update_cost(model: EarlyExitNet, upd: IncrementalPIDUpdate, x: dict[str, Tensor]) -> dict:
