@@ -467,9 +467,8 @@ def _run_interleaved(
     steps = {}
     for m in MODES:
         topology, store = configure_specs(
-            module.define_workflow(list(inputs), outs[m]), ckvs[m], kw["config_files"],
-            kw["forwarding_policy"],
-        )  # fmt: skip
+            module.define_workflow(list(inputs), outs[m]), ckvs[m], files, policy
+        )
         steps[m] = iter_inline(
             topology, store, max_timeframes=kw["max_timeframes"], progress=False,
             online=dataclasses.replace(opts, clock=clocks[m]), quiet_gc_online=False,
