@@ -707,6 +707,14 @@ def test_idle_collector_keeps_full_collections_rare_and_inside_idle_time(monkeyp
         col.timeslice()
         col.idle(None)  # the next full one waits GC_FULL_EVERY timeslices again
         assert calls[n:] == [(1,)]
+        # never idle long enough: young collections, and a full one after GC_FULL_FORCE_EVERY
+        calls.clear()
+        col.full_s = 10.0
+        for _ in range(onl.GC_FULL_FORCE_EVERY):
+            col.timeslice()
+            col.busy()
+        assert calls.count(()) == 1 and calls[-1] == ()
+        assert calls.count((1,)) == (onl.GC_FULL_FORCE_EVERY - 2) // onl.GC_EVERY_TIMESLICES
         monkeypatch.undo()
     assert gc.isenabled()
     calls.clear()

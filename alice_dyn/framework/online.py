@@ -358,6 +358,8 @@ GC_IDLE_S = 0.02
 GC_EVERY_TIMESLICES = 200
 #: a full collection at most once in this many timeslices (in idle time long enough for it)
 GC_FULL_EVERY = 100
+#: ... and at the latest after this many, idle time or not (bounds the old generation's garbage)
+GC_FULL_FORCE_EVERY = 2000
 
 
 class IdleCollector:
@@ -373,8 +375,11 @@ class IdleCollector:
     timeframe; survivors move to the old generation), and a full collection at most every
     :data:`GC_FULL_EVERY` timeslices, only in an idle time of at least twice the last full
     collection's duration (or of unknown length). Without idle time (a long burst) the young
-    generations are collected after :data:`GC_EVERY_TIMESLICES` timeslices, so the heap stays
-    bounded. Does nothing while automatic collection is on (outside :func:`quiet_gc`).
+    generations are collected after :data:`GC_EVERY_TIMESLICES` timeslices, and a full
+    collection is made after :data:`GC_FULL_FORCE_EVERY` timeslices without one whatever the
+    idle time, so that the garbage in the old generation stays bounded in a run that never
+    idles long enough. Does nothing while automatic collection is on (outside
+    :func:`quiet_gc`).
     """
 
     def __init__(self) -> None:
@@ -391,21 +396,31 @@ class IdleCollector:
         """Collect in an idle time of ``gap_s`` seconds (``None``: of unknown length)."""
         if gc.isenabled():
             return
-        if self.since_full >= GC_FULL_EVERY and (gap_s is None or gap_s >= 2.0 * self.full_s):
-            t0 = time.perf_counter()
-            gc.collect()
-            self.full_s = time.perf_counter() - t0
-            self.since_full = self.since_young = 0
+        if self.since_full >= GC_FULL_FORCE_EVERY or (
+            self.since_full >= GC_FULL_EVERY and (gap_s is None or gap_s >= 2.0 * self.full_s)
+        ):
+            self._full()
         elif self.since_young:
             gc.collect(1)
             self.since_young = 0
 
     def busy(self) -> None:
         """No idle time before this timeslice: the young generations after
-        :data:`GC_EVERY_TIMESLICES` timeslices without one."""
-        if not gc.isenabled() and self.since_young >= GC_EVERY_TIMESLICES:
+        :data:`GC_EVERY_TIMESLICES` timeslices without a collection, a full one after
+        :data:`GC_FULL_FORCE_EVERY`."""
+        if gc.isenabled():
+            return
+        if self.since_full >= GC_FULL_FORCE_EVERY:
+            self._full()
+        elif self.since_young >= GC_EVERY_TIMESLICES:
             gc.collect(1)
             self.since_young = 0
+
+    def _full(self) -> None:
+        t0 = time.perf_counter()
+        gc.collect()
+        self.full_s = time.perf_counter() - t0
+        self.since_full = self.since_young = 0
 
 
 class Pacer:
