@@ -76,8 +76,7 @@ _RESERVED = {
     "mode", "output", "config_key_values", "p50_latency_ms", "p99_latency_ms", "max_latency_ms",
     "mean_latency_ms", "mean_service_ms", "burst_service_ms", "timeframes_in", "timeframes_out",
     "timeframes_failed", "timeframes_incomplete", "fraction_over_budget", "p99_within_budget",
-    "max_backlog",
-    "accuracy", "accuracy_error", "metrics", "wall_s", "error", "per_timeframe",
+    "max_backlog", "accuracy", "accuracy_error", "metrics", "wall_s", "error", "per_timeframe",
 }  # fmt: skip
 
 

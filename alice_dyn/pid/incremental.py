@@ -43,7 +43,13 @@ from alice_dyn.nn import (
 from alice_dyn.nn.early_exit import EarlyExitNet, ExitHead, take
 from alice_dyn.nn.flops import exit_flops_for
 from alice_dyn.pid.dataset import GROUPS, PIDDataset
-from alice_dyn.pid.mismatch import TOFMismatchPosterior, combine, gated, tof_nsigma
+from alice_dyn.pid.mismatch import (
+    TOFMismatchPosterior,
+    append_without_tof,
+    combine,
+    gated,
+    tof_nsigma,
+)
 from alice_dyn.pid.network import N_CLASSES, FeatureScaler
 
 #: the detector groups that arrive after the TPC track (matched later in the chain)
@@ -214,20 +220,15 @@ def update_with_mismatch(
     if posterior is not None:
         ns = tof_nsigma(ds)
         rows = gated(ds, posterior.gate_nsigma, ns)
-    idx = torch.as_tensor(np.flatnonzero(rows), dtype=torch.long)
-    late = late_inputs(x)
-    h, ex = first.embedding, first.exit_index
-    if len(idx):
-        late = {k: torch.cat([v, v.index_select(0, idx)]) for k, v in late.items()}
-        late["tof"][n:] = 0.0
-        late["tof_mask"][n:] = 0.0
-        h = torch.cat([h, h.index_select(0, idx)])
-        ex = torch.cat([ex, ex.index_select(0, idx)])
-    probs = torch.softmax(upd(h, ex, late), dim=1).numpy().astype(np.float64)
+    r = np.flatnonzero(rows)
+    inp = {**late_inputs(x), "h": first.embedding, "exit": first.exit_index}
+    if len(r):  # the gated rows once more, TOF marked absent (h and exit as they are)
+        inp = append_without_tof(inp, r)
+    late = {k: inp[k] for k in late_inputs(x)}
+    probs = torch.softmax(upd(inp["h"], inp["exit"], late), dim=1).numpy().astype(np.float64)
     p = probs[:n]
-    if len(idx):
+    if len(r):
         p = p.copy()
-        r = idx.numpy()
         p[r] = combine(p[r], probs[n:], ns[r], posterior.density)
     return p.astype(np.float32), rows
 
