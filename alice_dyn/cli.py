@@ -647,14 +647,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``alice-dyn``; bad input, workflow or configuration ends with a one-line
     error and exit code 2; a processor failing during a run with exit code 1."""
-    from alice_dyn.framework.config import ConfigError
-    from alice_dyn.framework.spec import SpecError
-    from alice_dyn.io import BadInputError
+    from alice_dyn.framework.errors import UsageError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (BadInputError, SpecError, ConfigError) as exc:
+    except UsageError as exc:
         print(f"alice-dyn {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

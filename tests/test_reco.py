@@ -10,12 +10,12 @@ from alice_dyn.physics.particles import MASSES_GEV
 from alice_dyn.reco.dedx import track_dedx
 from alice_dyn.reco.dedx_calibration import DedxCalibration
 from alice_dyn.reco.helix import helices_from_tracks, path_from_beam_line, path_to_radius
+from alice_dyn.reco.mc_labels import majority_labels
 from alice_dyn.reco.pid_nsigma import INVALID, nsigma_decision, nsigma_tof, nsigma_tpc
 from alice_dyn.reco.tof_matching import match_tof
 from alice_dyn.reco.tpc_tracker import find_tracks
 from alice_dyn.reco.track_model import propagate, rotate, update
 from alice_dyn.sim import SimConfig, simulate_particle_gun, simulate_timeframe
-from alice_dyn.stages.tpc_track_labels import majority_labels
 from alice_dyn.tpc import geometry as geo
 from alice_dyn.tpc import transform
 from alice_dyn.tpc.cluster_native import unpack_clusters

@@ -25,7 +25,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from alice_dyn.framework.config import ConfigError, ConfigStore
+from alice_dyn.framework.config import ConfigStore
+from alice_dyn.framework.errors import UsageError
 from alice_dyn.framework.metrics import format_metrics, write_metrics_json
 from alice_dyn.framework.online import OnlineOptions
 from alice_dyn.framework.runtime import RunSummary
@@ -305,13 +306,6 @@ def run_executable(
             sys.stdout.write("\n")
             return 0
         return run_document(doc, args)
-    except (SpecError, ConfigError) as exc:
+    except UsageError as exc:  # bad workflow, configuration or input file: one line
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # bad input files etc. surface as one line, not a traceback
-        from alice_dyn.io import BadInputError
-
-        if isinstance(exc, BadInputError):
-            print(f"{prog}: error: {exc}", file=sys.stderr)
-            return 2
-        raise

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from alice_dyn.framework.errors import UsageError
+
 MAX_ORIGIN = 4
 MAX_DESCRIPTION = 16
 MAX_SUBSPEC = 0xFFFFFFFF
@@ -40,7 +42,7 @@ class Lifetime(IntEnum):
     OutOfBand = 8
 
 
-class SpecError(ValueError):
+class SpecError(UsageError, ValueError):
     """A specification is malformed, or the topology built from specs is inconsistent."""
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 
+from alice_dyn.framework.errors import UsageError
 
-class BadInputError(Exception):
+
+class BadInputError(UsageError):
     """An input file (or one timeframe in it) cannot be read as valid timeframes.
 
     Attributes:

@@ -32,11 +32,11 @@ from alice_dyn.io.errors import BadInputError
 from alice_dyn.io.reader import open_root, open_timeframes
 from alice_dyn.io.schema import LAYOUT_ALICE_DYN
 from alice_dyn.physics.particles import MASSES_GEV, SPECIES, species_index
+from alice_dyn.reco.mc_labels import MC_MASK_FAKE, primary_and_clones
 
 # --- AOD conventions (docs/aod_schema.md) ---------------------------------------------------------
 FLAG_LOOPER_LEG = LOOPER_LEG  # 0x2: a later leg of a particle that has its own main track
 FLAG_REJECTED = REJECTED  # 0x4: rejected as fake by a later stage
-MC_MASK_FAKE = 0x8000  # fewer than 90% of the clusters from the labelled particle
 
 # --- selections -----------------------------------------------------------------------------------
 ETA_MAX = 0.9
@@ -387,21 +387,6 @@ class TruthKinematics:
         with np.errstate(divide="ignore", invalid="ignore"):
             eta = np.arcsinh(np.where(pt > 0, pz / pt, np.sign(pz) * np.inf))
         return cls(pt, np.hypot(pt, pz), eta, species_index(mc.pdg), np.asarray(mc.charge))
-
-
-def primary_and_clones(label: np.ndarray, good: np.ndarray, ncls: np.ndarray):
-    """Masks of the first good track per particle (most clusters; lowest row on ties) and of
-    the other good tracks (clones)."""
-    idx = np.flatnonzero(good)
-    order = np.lexsort((idx, -np.asarray(ncls, np.int64)[idx], label[idx]))
-    idx = idx[order]
-    first = np.ones(len(idx), bool)
-    first[1:] = label[idx][1:] != label[idx][:-1]
-    primary = np.zeros(len(label), bool)
-    clone = np.zeros(len(label), bool)
-    primary[idx[first]] = True
-    clone[idx[~first]] = True
-    return primary, clone
 
 
 def track_classes(reco: RecoTimeframe) -> dict[str, np.ndarray]:

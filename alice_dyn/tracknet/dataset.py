@@ -4,13 +4,13 @@ Layer: tracknet (uses the simulation's MC truth). :func:`classical_chain` runs, 
 exactly what the ``tpc-cluster-transform`` and ``tpc-tracker`` stages run (the transform
 kernel for ``TPC/CLUSTERGLOBAL``; pad -> y, time -> z at t0 = 0 and
 :func:`alice_dyn.reco.tpc_tracker.find_tracks` for the tracks), and the MC labels of
-``tpc-track-mc-labels`` (:func:`~alice_dyn.stages.tpc_track_labels.majority_labels`).
+``tpc-track-mc-labels`` (:func:`~alice_dyn.reco.mc_labels.track_mc_labels`).
 
 Classes (:data:`CLASSES`), as ``alice-dyn evaluate tracking`` defines them:
 
 * ``fake`` (1): no label or purity < 0.9 (the 0x8000 MC-mask bit);
 * ``good`` (0): not fake, not a looper leg (flag 0x2), and the primary track of its particle
-  (most clusters, :func:`~alice_dyn.qa.evaluate_tracking.primary_and_clones`);
+  (most clusters, :func:`~alice_dyn.reco.mc_labels.primary_and_clones`);
 * ``clone`` (2): not fake and not primary: a further main track of a particle that already
   has a better one, or a looper leg (0x2: by the tracker's own definition a later leg of a
   particle that has its own main track). Looper legs are reported apart by the evaluation
@@ -39,9 +39,8 @@ from alice_dyn.event.timeframe import Timeframe
 from alice_dyn.event.tracks import LOOPER_LEG, TPCTracks
 from alice_dyn.kernels import transform_clusters
 from alice_dyn.physics.particles import B_TO_PT_GEV_PER_T_CM
-from alice_dyn.qa.evaluate_tracking import primary_and_clones
+from alice_dyn.reco.mc_labels import MIN_PURITY, primary_and_clones, track_mc_labels
 from alice_dyn.reco.tpc_tracker import TPCTrackerParam, find_tracks
-from alice_dyn.stages.tpc_track_labels import MIN_PURITY, majority_labels
 from alice_dyn.tpc import transform
 from alice_dyn.tpc.cluster_native import unpack_clusters
 from alice_dyn.tpc.geometry import DEFAULT_GAS, TPCGasParam
@@ -84,12 +83,8 @@ def classical_chain(
 
 def mc_labels(tf: Timeframe, c: ClassicalTF) -> tuple[np.ndarray, np.ndarray]:
     """``(mc_id (n,) int32, purity (n,) float32)`` as ``tpc-track-mc-labels``."""
-    return majority_labels(
-        np.ascontiguousarray(tf.clusters.mc_label, dtype=np.int32),
-        c.refs,
-        c.tracks.cluster_start.astype(np.int64),
-        c.tracks.n_clusters.astype(np.int64),
-    )
+    lab = track_mc_labels(tf.clusters.mc_label, c.refs, c.tracks.cluster_start, c.tracks.n_clusters)
+    return lab["mc_id"], lab["purity"]
 
 
 def track_labels(
