@@ -1,0 +1,110 @@
+"""Every option of the command line is validated before work starts: one line naming the
+option and the allowed range, exit code 2, nothing written; quiet broken pipes and Ctrl-C."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from alice_dyn.cli import main
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data_samples" / "pp_sample.root"
+
+
+def _refused(capsys, argv: list[str], *needles: str) -> str:
+    """``main(argv)`` ends with exit code 2 and one line on stderr containing ``needles``."""
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        rc = exc.code
+    assert rc == 2, argv
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, (needle, err)
+    return err
+
+
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (["--compression", "gzip:9"], ("--compression", "gzip:9", "zlib:0-9")),
+        (["--compression", "zlib:12"], ("--compression", "zlib:0-9")),
+        (["--noise-fraction", "-1"], ("--noise-fraction", "[0, 10]")),
+        (["--seed", "-1"], ("--seed", ">= 0", "-1")),
+        (["--first-tf", "-1"], ("--first-tf", ">= 0")),
+        (["--timeframes", "0"], ("--timeframes", ">= 1")),
+        (["--bfield", "3"], ("--bfield", "0.5", "T")),
+        (["--bfield", "0"], ("--bfield",)),
+        (["--centrality", "0-10"], ("--centrality", "pbpb")),  # pp has no centrality
+        (["--system", "pbpb", "--centrality", "0-120"], ("--centrality", "percent")),
+        (["--system", "pbpb", "--centrality", "ten"], ("--centrality", "MIN-MAX")),
+        (["--collisions-per-tf", "-2"], ("--collisions-per-tf", ">= 0")),
+    ],
+)
+def test_simulate_options_fail_in_one_line(tmp_path, capsys, extra, needles):
+    out = tmp_path / "x.root"
+    _refused(capsys, ["simulate", "-o", str(out), "--timeframes", "1", *extra], *needles)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (["--max-tf", "-1"], ("--max-tf", ">= 1")),
+        (["--max-tf", "0"], ("--max-tf", ">= 1")),
+        (["--queue-depth", "0"], ("--queue-depth",)),
+        (["--timeout", "-3"], ("--timeout", "> 0")),
+        (["--rate", "10"], ("--rate", "only with --online")),
+        (["--online"], ("--rate",)),
+        (["--online", "--rate", "-5"], ("--rate", "> 0")),
+        (["--online", "--rate", "5", "--burst", "4y:10s"], ("--burst",)),
+        (["--online", "--rate", "5", "--interleaved", "--side-by-side"], ("exclude",)),
+        (["--configKeyValues", "PIDNetParam.budget=fast"], ("PIDNetParam.budget", "fast")),
+        (
+            ["--configKeyValues", "PIDNetParam.budget=flops;PIDNetParam.flops_fraction=-2"],
+            ("PIDNetParam.flops_fraction", "-2"),
+        ),
+        (["--configKeyValues", "NoSuchParam.x=1"], ("NoSuchParam",)),
+    ],
+)
+def test_run_options_fail_in_one_line(tmp_path, capsys, extra, needles):
+    out = tmp_path / "reco.root"
+    _refused(capsys, ["run", "tpc-reco", "-i", str(SAMPLE), "-o", str(out), *extra], *needles)
+
+
+def test_run_with_a_missing_input_fails_in_one_line(tmp_path, capsys):
+    missing = tmp_path / "missing.root"
+    _refused(capsys, ["run", "tpc-reco", "-i", str(missing), "-o", str(tmp_path / "o.root")],
+             str(missing), "no such file")  # fmt: skip
+    assert not (tmp_path / "o.root").exists()
+
+
+def test_quickstart_and_evaluate_options(tmp_path, capsys):
+    _refused(capsys, ["quickstart", "--timeframes", "-1"], "--timeframes", ">= 1")
+    reco = tmp_path / "reco.root"
+    reco.write_bytes(b"")
+    _refused(capsys, ["evaluate", "pid-net", str(reco), "--truth", str(SAMPLE),
+                      "--model", "/nonexistent"], "--model", "/nonexistent")  # fmt: skip
+    _refused(capsys, ["evaluate", "tracking", "--truth", str(SAMPLE)], "RECO")
+    _refused(capsys, ["evaluate", "tracking", str(tmp_path / "nope.root"), "--truth",
+                      str(SAMPLE)], "nope.root", "no such file")  # fmt: skip
+    _refused(capsys, ["train", "pid", "-o", str(tmp_path / "m"), "--timeframes", "0"],
+             "--timeframes")  # fmt: skip
+    _refused(capsys, ["train", "pid", "-o", str(tmp_path / "m"), "--centrality", "70-0"],
+             "--centrality")  # fmt: skip
+    _refused(capsys, ["calibrate", "dedx", "-o", str(tmp_path / "c.json"), "--per-point", "3"],
+             "--per-point", ">= 20")  # fmt: skip
+
+
+def test_broken_pipe_is_quiet():
+    """``alice-dyn inspect FILE | head -1``: no traceback when the reader goes away."""
+    cmd = (
+        f"{sys.executable} -m alice_dyn.cli inspect {SAMPLE} --json | head -c 10 >/dev/null; "
+        "echo ${PIPESTATUS[0]}"
+    )
+    res = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr, res.stderr
+    assert res.stdout.strip() in ("0", "141"), res.stdout
