@@ -54,10 +54,14 @@ def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "missing.root")]) == 2
 
 
-def test_bad_simulation_settings_are_refused(tmp_path):
-    with pytest.raises(SystemExit, match="centrality"):
+def test_bad_simulation_settings_are_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
         main(["simulate", "-o", str(tmp_path / "x.root"), "--system", "pbpb",
               "--centrality", "50-10"])  # fmt: skip
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--centrality" in err and "percent" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x.root").exists()
 
 
 def test_shipped_pp_sample_is_reproduced_by_its_recipe():
@@ -86,3 +90,60 @@ def test_console_script_entry_point_runs():
         [sys.executable, "-m", "alice_dyn.cli", "--version"], capture_output=True, text=True
     )
     assert res.returncode == 0 and "alice-dyn" in res.stdout
+
+
+def test_resources_find_the_shipped_samples_and_workflows():
+    from alice_dyn import resources
+
+    assert resources.data_samples_dir() == SAMPLES
+    assert resources.default_sample() == SAMPLES / "pp_sample.root"
+    assert resources.data_sample("pbpb_sample.root") == SAMPLES / "pbpb_sample.root"
+    assert {"pp_sample.root", "pbpb_sample.root"} <= set(resources.available_samples())
+    assert (resources.workflows_dir() / "tpc_reco.py").is_file()
+
+
+def test_a_missing_sample_is_a_one_line_usage_error():
+    from alice_dyn.framework.errors import UsageError
+    from alice_dyn.resources import MissingResourceError, data_sample
+
+    for name in ("no_such.root", "../README.md"):
+        with pytest.raises(MissingResourceError) as info:
+            data_sample(name)
+        msg = str(info.value)
+        assert isinstance(info.value, UsageError) and not isinstance(info.value, OSError)
+        assert len(msg.splitlines()) == 1 and repr(name) in msg and str(SAMPLES) in msg
+
+
+def test_resources_import_nothing_of_the_package_but_framework_errors():
+    """The framework imports alice_dyn.resources: it must not pull physics in through it."""
+    import ast
+
+    import alice_dyn.resources as mod
+
+    tree = ast.parse(Path(mod.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert {m for m in imported if m and m.startswith("alice_dyn")} == {
+        "alice_dyn.framework.errors"
+    }
+
+
+def test_workflow_search_order_and_distinct_module_names(tmp_path, monkeypatch):
+    from alice_dyn.framework.workflows import available_workflows, load_workflow, search_path
+    from alice_dyn.resources import workflows_dir
+
+    text = '"""Mine ({})."""\n\n\ndef define_workflow(inputs, output):\n    return []\n'
+    for folder in ("env", "workflows"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "tpc_reco.py").write_text(text.format(folder))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ALICE_DYN_WORKFLOWS", str(tmp_path / "env"))
+    assert search_path() == [tmp_path / "env", tmp_path / "workflows", workflows_dir()]
+    assert available_workflows()["tpc-reco"] == tmp_path / "env" / "tpc_reco.py"
+    assert available_workflows()["tpc-copy"] == workflows_dir() / "tpc_copy.py"
+    mods = [load_workflow(str(p)) for p in (tmp_path / "env" / "tpc_reco.py",
+            tmp_path / "workflows" / "tpc_reco.py", workflows_dir() / "tpc_reco.py")]  # fmt: skip
+    assert len({m.__name__ for m in mods}) == 3
+    assert all(sys.modules[m.__name__] is m for m in mods)
+    assert [m.__doc__ for m in mods[:2]] == ["Mine (env).", "Mine (workflows)."]
+    assert load_workflow("tpc-reco").__doc__ == "Mine (env)."
