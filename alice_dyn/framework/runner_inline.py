@@ -1,8 +1,9 @@
 """The inline runner: every processor in one process, timeframe by timeframe, deterministic.
 
 Layer: framework. For each timeslice the processors run in topological order; a processor runs
-when all its blocking inputs for that timeslice are there ("consume when all"); messages are
-handed over as the objects themselves (zero copy). Sources run until they call
+when all its blocking inputs for that timeslice are there ("consume when all", decided by the
+:class:`~alice_dyn.framework.relayer.Relayer` that every runner shares); messages are handed
+over as the objects themselves (zero copy). Sources run until they call
 ``end_of_stream``; then every processor's ``end_of_stream`` runs in order. The first error
 stops the run; the summary accounts for every timeframe that entered.
 
@@ -31,6 +32,7 @@ from alice_dyn.framework.online import (
     current_clock,
     quiet_gc,
 )
+from alice_dyn.framework.relayer import RUN, Relayer
 from alice_dyn.framework.runtime import (
     FAILED,
     INCOMPLETE,
@@ -40,8 +42,7 @@ from alice_dyn.framework.runtime import (
     RunSummary,
     config_for,
 )
-from alice_dyn.framework.spec import Lifetime
-from alice_dyn.framework.topology import DUMMY_SINK, Topology
+from alice_dyn.framework.topology import Topology
 
 
 def run_inline(
@@ -88,11 +89,7 @@ def iter_inline(
     pacer = Pacer(online) if online is not None else None
     clock = current_clock(online.clock if online is not None else None)
     t_start = time.perf_counter()
-    runtimes = {p.name: ProcessorRuntime(p, config_for(p, config)) for p in topology.processors}
-    summary.metrics = {n: rt.metrics for n, rt in runtimes.items()}
-    mailbox: dict[str, dict[int, dict[str, Message]]] = {n: {} for n in runtimes}
-    conditions: dict[str, dict[str, Message]] = {n: {} for n in runtimes}
-    active_sources = set(topology.sources)
+    run = _InlineRun(topology, config, summary, keep_sink)
     # progress None: a bar only on a terminal (tqdm's auto mode)
     bar = tqdm(
         desc="timeframes",
@@ -102,71 +99,20 @@ def iter_inline(
     )
     gc_guard = contextlib.ExitStack()
     try:
-        for rt in runtimes.values():
+        for rt in run.runtimes.values():
             rt.init()
         # after init: models are frozen
         gc_guard.enter_context(quiet_gc(online is not None and quiet_gc_online))
         timeslice = 0
         service_ms: float | None = None  # the chain's recent time per timeframe (online load)
-        while active_sources and (max_timeframes is None or timeslice < max_timeframes):
-            produced = False
-            tf_id = timeslice
+        while run.relayer.active_sources and (max_timeframes is None or timeslice < max_timeframes):
             if pacer is not None:
                 timing = pacer.wait(timeslice)
                 timing.service_ms = service_ms
             else:
                 timing = TimeframeTiming(clock.now())
             entered = clock.now()
-            for proc in topology.processors:
-                name = proc.name
-                rt = runtimes[name]
-                if proc.is_source:
-                    if name not in active_sources:
-                        continue
-                    try:
-                        res = rt.process(timeslice, {}, timing)
-                    except ProcessorError as err:
-                        summary.mark(timeslice, err.tf_id or timeslice, FAILED, name, err.cause)
-                        raise
-                    if res.eos:
-                        active_sources.discard(name)
-                    if not res.outputs:
-                        continue
-                    produced = True
-                    tf_id = res.tf_id
-                    summary.mark(timeslice, tf_id, PROCESSED)
-                    summary.record_run(timeslice, name, timing, res.done_s, res.reports)
-                else:
-                    box = mailbox[name].pop(timeslice, {})
-                    if not box:
-                        continue
-                    inputs = {**conditions[name], **box}
-                    missing = topology.required_bindings(name) - set(inputs)
-                    if missing:
-                        summary.mark(
-                            timeslice,
-                            tf_id,
-                            INCOMPLETE,
-                            name,
-                            f"input(s) {sorted(missing)} missing (consume when all)",
-                        )
-                        continue
-                    try:
-                        res = rt.process(timeslice, inputs, timing)
-                    except ProcessorError as err:
-                        summary.mark(timeslice, err.tf_id, FAILED, name, err.cause)
-                        raise
-                    summary.record_run(timeslice, name, timing, res.done_s, res.reports)
-                for msg in res.outputs:
-                    for route in topology.routes_from.get((name, msg.header.data_type), ()):
-                        if route.consumer == DUMMY_SINK:
-                            summary.sink_count += 1
-                            if keep_sink:
-                                summary.sink.append(msg)
-                        elif route.lifetime == Lifetime.Condition:
-                            conditions[route.consumer][route.binding] = msg
-                        else:
-                            mailbox[route.consumer].setdefault(timeslice, {})[route.binding] = msg
+            produced = run.timeslice(timeslice, timing)
             if produced:
                 bar.update(1)
             if produced and pacer is not None:  # the load, for the next timeframes
@@ -176,19 +122,93 @@ def iter_inline(
                 )  # fmt: skip
             yield timeslice
             timeslice += 1
-        for rt in runtimes.values():
+        for rt in run.runtimes.values():
             rt.end_of_stream()
     except ProcessorError as err:
         summary.error = err
     finally:
         gc_guard.close()
-        for rt in runtimes.values():
+        for rt in run.runtimes.values():
             rt.stop()
         bar.close()
         summary.wall_seconds = time.perf_counter() - t_start
     if pacer is not None:
         summary.cap_backlog()
     return summary
+
+
+class _InlineRun:
+    """One inline run's processors (runtimes), relayer and summary; objects travel as they
+    are (the relayer holds references, nothing is counted)."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        config: ConfigStore | None,
+        summary: RunSummary,
+        keep_sink: bool,
+    ) -> None:
+        self.topology = topology
+        self.summary = summary
+        self.keep_sink = keep_sink
+        self.runtimes = {
+            p.name: ProcessorRuntime(p, config_for(p, config)) for p in topology.processors
+        }
+        summary.metrics = {n: rt.metrics for n, rt in self.runtimes.items()}
+        self.relayer: Relayer[Message] = Relayer(topology)
+
+    def _to_sink(self, msg: Message) -> bool:
+        self.summary.sink_count += 1
+        if self.keep_sink:
+            self.summary.sink.append(msg)
+        return True
+
+    def timeslice(self, ts: int, timing: TimeframeTiming) -> bool:
+        """Run every processor on timeslice ``ts`` in topological order (all producers of a
+        processor are then done with ``ts``); ``True`` when a source made a timeframe. Raises
+        the first :class:`ProcessorError` (marked in the summary)."""
+        summary, relayer = self.summary, self.relayer
+        produced = False
+        tf_id = ts
+        relayer.open(ts)
+        for proc in self.topology.processors:
+            name = proc.name
+            if proc.is_source:
+                if name not in relayer.active_sources:
+                    continue
+                try:
+                    res = self.runtimes[name].process(ts, {}, timing)
+                except ProcessorError as err:
+                    summary.mark(ts, err.tf_id or ts, FAILED, name, err.cause)
+                    raise
+                if res.eos:
+                    relayer.end_source(name, ts)
+                relayer.done(name, ts)
+                if not res.outputs:
+                    continue
+                produced = True
+                tf_id = res.tf_id
+                summary.mark(ts, tf_id, PROCESSED)
+                summary.record_run(ts, name, timing, res.done_s, res.reports)
+                relayer.route(name, ts, res.outputs, self._to_sink)
+                continue
+            for d in relayer.decide(name):  # at most timeslice ts
+                if d.kind == INCOMPLETE:
+                    summary.mark(ts, tf_id, INCOMPLETE, name, d.why)
+                elif d.kind == RUN:
+                    self._run(name, ts, d.inputs, timing)
+        relayer.complete()
+        return produced
+
+    def _run(self, name: str, ts: int, inputs: dict[str, Message], timing: TimeframeTiming) -> None:
+        try:
+            res = self.runtimes[name].process(ts, inputs, timing)
+        except ProcessorError as err:
+            self.summary.mark(ts, err.tf_id, FAILED, name, err.cause)
+            raise
+        self.summary.record_run(ts, name, timing, res.done_s, res.reports)
+        self.relayer.route(name, ts, res.outputs, self._to_sink)
+        self.relayer.done(name, ts)
 
 
 __all__ = ["PROCESSED", "iter_inline", "run_inline"]
