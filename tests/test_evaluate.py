@@ -19,7 +19,8 @@ import uproot
 from alice_dyn.io import BadInputError, TimeframeWriter, read_timeframes
 from alice_dyn.physics.particles import MASSES_GEV, species_index
 from alice_dyn.qa.evaluate_pid import evaluate_pid, format_pid
-from alice_dyn.qa.evaluate_tracking import Dist, evaluate_tracking, format_tracking
+from alice_dyn.qa.accumulate import Dist
+from alice_dyn.qa.evaluate_tracking import evaluate_tracking, format_tracking
 from alice_dyn.qa.plots import make_pid_plots, make_tracking_plots
 from alice_dyn.sim import SimConfig, simulate_timeframe
 

@@ -307,7 +307,7 @@ def dataset_from_reco(
     ``extra["trackemb"]``; ``tof_mismatch``: also the ``tof`` group after a TOF mismatch
     (:func:`tof_mismatch_columns`, drawn per timeframe with ``(seed, tf_id)``, so a file split
     in parts gives the same draws) in ``extra["tof_mismatch"]``."""
-    from alice_dyn.qa.evaluate_tracking import iter_matched
+    from alice_dyn.io.aod import iter_matched
 
     tables = dict(TABLES)
     emb_names = tuple(f"fEmb{i:02d}" for i in range(embedding_dim))

@@ -1,6 +1,8 @@
 """Quality assurance: physics summaries of timeframes and performance against MC truth.
 
-``plots`` (matplotlib, mplhep, hist) is imported only when plots are asked for.
+Evaluations are sets of mergeable accumulators (:mod:`alice_dyn.qa.accumulate`) filled from an
+AO2D-like file and its simulation (:mod:`alice_dyn.io.aod`); their plots are in
+:mod:`alice_dyn.plotting` (matplotlib, mplhep, hist: imported only when plots are asked for).
 """
 
 from alice_dyn.qa.evaluate_pid import evaluate_pid, format_pid

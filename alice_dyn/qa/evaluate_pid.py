@@ -1,7 +1,9 @@
 """PID performance of the n-sigma decision (``O2pid.fPidNSigma``) against MC truth.
 
 Layer: QA. Streams the RECO and truth files timeframe by timeframe with
-:func:`alice_dyn.qa.evaluate_tracking.iter_matched` (same matching and errors). Per species
+:func:`alice_dyn.io.aod.iter_matched` (same matching and errors as the tracking evaluation)
+into two mergeable accumulators (:mod:`alice_dyn.qa.accumulate`): :class:`PIDConfusion` and
+:class:`PIDHistograms`. Per species
 (e, mu, pi, K, p) and momentum bin (``fTPCInnerParam``): efficiency = N(true s, identified s) /
 N(true s), purity = N(true s, identified s) / N(identified s), binomial errors; the overall
 accuracy; the confusion matrix; and the dE/dx-vs-p and beta-vs-p histograms for the plots.
@@ -11,19 +13,15 @@ Definitions in :data:`PID_DEFINITIONS` (also ``docs/evaluation.md``).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from alice_dyn.event.timeframe import Timeframe
+from alice_dyn.io.aod import iter_matched
 from alice_dyn.physics.particles import N_SPECIES_PID, SPECIES, species_index
-from alice_dyn.qa.evaluate_tracking import (
-    ETA_MAX,
-    RecoTimeframe,
-    bin_index,
-    iter_matched,
-    ratio,
-    track_classes,
-)
+from alice_dyn.qa.accumulate import Accumulator, Hist2D, bin_index, ratio
+from alice_dyn.qa.evaluate_tracking import ETA_MAX
+from alice_dyn.qa.truth import Evaluation, MatchedTracks
 
 P_EDGES_GEV = (0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0)
 PID_SPECIES = SPECIES[:N_SPECIES_PID]  # e, mu, pi, K, p
@@ -68,56 +66,103 @@ PID_DEFINITIONS: dict[str, str] = {
 }
 
 
-class Hist2D:
-    """Counts on a log-x, linear-y grid (bounded memory), JSON-ready via :meth:`to_dict`."""
+@dataclass
+class PIDHistograms(Accumulator):
+    """dE/dx vs p of main tracks in the acceptance and beta vs p of those with TOF (plots)."""
 
-    def __init__(self, x: tuple[float, float, int], y: tuple[float, float, int]) -> None:
-        self.x_edges = np.geomspace(x[0], x[1], x[2] + 1)
-        self.y_edges = np.linspace(y[0], y[1], y[2] + 1)
-        self.counts = np.zeros((x[2], y[2]), np.int64)
+    dedx_vs_p: Hist2D = field(default_factory=lambda: Hist2D(DEDX_HIST["x"], DEDX_HIST["y"]))
+    beta_vs_p: Hist2D = field(default_factory=lambda: Hist2D(BETA_HIST["x"], BETA_HIST["y"]))
 
-    def fill(self, x: np.ndarray, y: np.ndarray) -> None:
-        ix, iy = bin_index(x, self.x_edges), bin_index(y, self.y_edges)
-        ok = (ix >= 0) & (iy >= 0)
-        np.add.at(self.counts, (ix[ok], iy[ok]), 1)
-
-    def to_dict(self) -> dict:
-        return {
-            "x_edges": self.x_edges.tolist(),
-            "y_edges": self.y_edges.tolist(),
-            "counts": self.counts.tolist(),
-        }
-
-
-class PIDEvaluator:
-    """Accumulates the PID counts timeframe by timeframe (:meth:`add`, :meth:`result`)."""
-
-    def __init__(self, p_edges: tuple[float, ...] = P_EDGES_GEV) -> None:
-        self.p_edges = p_edges
-        nb = len(p_edges) - 1
-        # confusion[bin, true (5 species + other), decision (none + 5 species)]
-        self.confusion = np.zeros((nb, len(TRUE_LABELS), len(DECISION_LABELS)), np.int64)
-        self.confusion_tof = np.zeros_like(self.confusion)  # the part with fHasTOF
-        self.n_timeframes = 0
-        self.n_tracks = 0
-        self.dedx_vs_p = Hist2D(DEDX_HIST["x"], DEDX_HIST["y"])
-        self.beta_vs_p = Hist2D(BETA_HIST["x"], BETA_HIST["y"])
-
-    def add(self, reco: RecoTimeframe, tf: Timeframe) -> None:
-        self.n_timeframes += 1
-        self.n_tracks += len(reco)
-        c = track_classes(reco)
+    def add(self, m: MatchedTracks) -> None:
+        reco = m.reco
         eta = np.arcsinh(reco["fTgl"].astype(np.float64))
         pin = reco["fTPCInnerParam"].astype(np.float64)
         has_tof = reco["fHasTOF"].astype(np.int64) != 0
-        inacc = c["main"] & (np.abs(eta) < ETA_MAX)
+        inacc = m.classes["main"] & (np.abs(eta) < ETA_MAX)
         self.dedx_vs_p.fill(pin[inacc], reco["fTPCSignal"][inacc])
         self.beta_vs_p.fill(pin[inacc & has_tof], reco["fBeta"][inacc & has_tof])
 
-        b = bin_index(pin, self.p_edges)
-        sel = c["good"] & (np.abs(eta) < ETA_MAX) & (b >= 0)
+    def result(self) -> dict:
+        return {
+            "histograms": {
+                "dedx_vs_p": self.dedx_vs_p.to_dict(),
+                "beta_vs_p": self.beta_vs_p.to_dict(),
+            }
+        }
+
+
+def _accuracy(cm: np.ndarray) -> dict:
+    """Accuracy of the decision for the five species of the confusion matrix ``cm`` ``(p bin,
+    true, decision)``."""
+    five = cm[:, :N_SPECIES_PID, :].sum(axis=0)  # true 0-4 x decision
+    n_all = int(five.sum())
+    n_dec = int(five[:, 1:].sum())
+    n_ok = int(sum(five[s, s + 1] for s in range(N_SPECIES_PID)))
+    a, da = ratio(n_ok, n_all)
+    ad, dad = ratio(n_ok, n_dec)
+    f, _ = ratio(n_dec, n_all)
+    return {
+        "n": n_all, "n_with_decision": n_dec, "n_correct": n_ok, "accuracy_all": a,
+        "accuracy_all_err": da, "accuracy_with_decision": ad,
+        "accuracy_with_decision_err": dad, "decision_fraction": f,
+    }  # fmt: skip
+
+
+def _species_summary(conf: np.ndarray, s: int, p_edges: tuple[float, ...]) -> dict:
+    """Efficiency and purity of species ``s`` in total and per p bin."""
+    n_true = conf[:, s, :].sum(axis=1)
+    n_id = conf[:, :, s + 1].sum(axis=1)
+    n_ok = conf[:, s, s + 1]
+    bins = []
+    for i in range(len(p_edges) - 1):
+        e, de = ratio(n_ok[i], n_true[i])
+        pu, dpu = ratio(n_ok[i], n_id[i])
+        bins.append(
+            {"p_lo": p_edges[i], "p_hi": p_edges[i + 1],
+             "n_true": int(n_true[i]), "n_identified": int(n_id[i]),
+             "n_correct": int(n_ok[i]), "efficiency": e, "efficiency_err": de,
+             "purity": pu, "purity_err": dpu}
+        )  # fmt: skip
+    e, de = ratio(n_ok.sum(), n_true.sum())
+    pu, dpu = ratio(n_ok.sum(), n_id.sum())
+    return {
+        "n_true": int(n_true.sum()),
+        "n_identified": int(n_id.sum()),
+        "n_correct": int(n_ok.sum()),
+        "efficiency": e,
+        "efficiency_err": de,
+        "purity": pu,
+        "purity_err": dpu,
+        "vs_p": bins,
+    }
+
+
+@dataclass
+class PIDConfusion(Accumulator):
+    """The confusion matrix ``(p bin, true: 5 species + other, decision: none + 5 species)`` of
+    the selected tracks, and its part with fHasTOF: accuracies, efficiencies, purities."""
+
+    p_edges: tuple[float, ...] = P_EDGES_GEV
+    n_timeframes: int = 0
+    n_tracks: int = 0
+    confusion: np.ndarray = field(init=False)
+    confusion_tof: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        shape = (len(self.p_edges) - 1, len(TRUE_LABELS), len(DECISION_LABELS))
+        self.confusion = np.zeros(shape, np.int64)
+        self.confusion_tof = np.zeros_like(self.confusion)
+
+    def add(self, m: MatchedTracks) -> None:
+        reco = m.reco
+        self.n_timeframes += 1
+        self.n_tracks += len(reco)
+        eta = np.arcsinh(reco["fTgl"].astype(np.float64))
+        b = bin_index(reco["fTPCInnerParam"].astype(np.float64), self.p_edges)
+        sel = m.classes["good"] & (np.abs(eta) < ETA_MAX) & (b >= 0)
+        has_tof = reco["fHasTOF"].astype(np.int64) != 0
         label = reco["fMcParticleId"][sel]
-        true = species_index(tf.particles.pdg)[label].astype(np.int64)
+        true = species_index(m.tf.particles.pdg)[label].astype(np.int64)
         true = np.where((true >= 0) & (true < N_SPECIES_PID), true, N_SPECIES_PID)
         dec = reco["fPidNSigma"][sel].astype(np.int64)
         dec = np.where((dec >= 0) & (dec < N_SPECIES_PID), dec, -1) + 1
@@ -127,76 +172,42 @@ class PIDEvaluator:
 
     def result(self) -> dict:
         conf = self.confusion
-        nb = len(self.p_edges) - 1
-        per_species = {}
-        for s, name in enumerate(PID_SPECIES):
-            n_true = conf[:, s, :].sum(axis=1)
-            n_id = conf[:, :, s + 1].sum(axis=1)
-            n_ok = conf[:, s, s + 1]
-            bins = []
-            for i in range(nb):
-                e, de = ratio(n_ok[i], n_true[i])
-                pu, dpu = ratio(n_ok[i], n_id[i])
-                bins.append(
-                    {"p_lo": self.p_edges[i], "p_hi": self.p_edges[i + 1],
-                     "n_true": int(n_true[i]), "n_identified": int(n_id[i]),
-                     "n_correct": int(n_ok[i]), "efficiency": e, "efficiency_err": de,
-                     "purity": pu, "purity_err": dpu}
-                )  # fmt: skip
-            e, de = ratio(n_ok.sum(), n_true.sum())
-            pu, dpu = ratio(n_ok.sum(), n_id.sum())
-            per_species[name] = {
-                "n_true": int(n_true.sum()),
-                "n_identified": int(n_id.sum()),
-                "n_correct": int(n_ok.sum()),
-                "efficiency": e,
-                "efficiency_err": de,
-                "purity": pu,
-                "purity_err": dpu,
-                "vs_p": bins,
-            }
-
-        def accuracy(cm: np.ndarray) -> dict:
-            five = cm[:, :N_SPECIES_PID, :].sum(axis=0)  # true 0-4 x decision
-            n_all = int(five.sum())
-            n_dec = int(five[:, 1:].sum())
-            n_ok = int(sum(five[s, s + 1] for s in range(N_SPECIES_PID)))
-            a, da = ratio(n_ok, n_all)
-            ad, dad = ratio(n_ok, n_dec)
-            f, _ = ratio(n_dec, n_all)
-            return {
-                "n": n_all, "n_with_decision": n_dec, "n_correct": n_ok, "accuracy_all": a,
-                "accuracy_all_err": da, "accuracy_with_decision": ad,
-                "accuracy_with_decision_err": dad, "decision_fraction": f,
-            }  # fmt: skip
-
-        acc = accuracy(conf)
-        acc_tof = accuracy(self.confusion_tof)
-        acc_tpc = accuracy(conf - self.confusion_tof)
+        acc = _accuracy(conf)
         return {
             "nsigma_accuracy": acc["accuracy_all"],
             "nsigma_accuracy_err": acc["accuracy_all_err"],
             **acc,
-            "accuracy_tpc_only": acc_tpc["accuracy_all"],
-            "accuracy_with_tof": acc_tof["accuracy_all"],
+            "accuracy_tpc_only": _accuracy(conf - self.confusion_tof)["accuracy_all"],
+            "accuracy_with_tof": _accuracy(self.confusion_tof)["accuracy_all"],
             "n_timeframes": self.n_timeframes,
             "n_tracks": self.n_tracks,
             "n_selected": int(conf.sum()),
             "n_other_species": int(conf[:, N_SPECIES_PID, :].sum()),
             "species": list(PID_SPECIES),
             "p_edges": list(self.p_edges),
-            "per_species": per_species,
+            "per_species": {
+                name: _species_summary(conf, s, self.p_edges) for s, name in enumerate(PID_SPECIES)
+            },
             "confusion_matrix": {
                 "true": list(TRUE_LABELS),
                 "decision": list(DECISION_LABELS),
                 "counts": conf.sum(axis=0).tolist(),
             },
-            "histograms": {
-                "dedx_vs_p": self.dedx_vs_p.to_dict(),
-                "beta_vs_p": self.beta_vs_p.to_dict(),
-            },
-            "definitions": dict(PID_DEFINITIONS),
         }
+
+
+class PIDEvaluation(Evaluation):
+    """Every PID accumulator (:func:`pid_evaluation`); :meth:`result` assembles the JSON-ready
+    result of :func:`evaluate_pid` (without the file names)."""
+
+    def result(self) -> dict:
+        return {**self.part_results(), "definitions": dict(PID_DEFINITIONS)}
+
+
+def pid_evaluation(p_edges: tuple[float, ...] = P_EDGES_GEV) -> PIDEvaluation:
+    """An empty PID evaluation (``p_edges``: GeV/c); ``add(reco, tf)`` per timeframe, ``+`` to
+    merge, ``result()``."""
+    return PIDEvaluation({"confusion": PIDConfusion(p_edges), "histograms": PIDHistograms()})
 
 
 def evaluate_pid(reco_path: str | os.PathLike[str], truth_path: str | os.PathLike[str]) -> dict:
@@ -206,7 +217,7 @@ def evaluate_pid(reco_path: str | os.PathLike[str], truth_path: str | os.PathLik
     :class:`alice_dyn.io.BadInputError` naming the file and timeframe when the files do not
     belong together.
     """
-    ev = PIDEvaluator()
+    ev = pid_evaluation()
     for reco, tf in iter_matched(reco_path, truth_path, PID_TABLES):
         ev.add(reco, tf)
     out = ev.result()

@@ -1,14 +1,20 @@
 """Tracking performance of a reconstruction output (AO2D-like ``DF_<n>`` folders) against MC truth.
 
-Layer: QA (reads files; computes no reconstruction). The RECO file is the one written by
-``alice-dyn run tpc-reco`` (``docs/aod_schema.md``); the truth is the simulation file it was
-made from (``docs/io_schema.md``). ``DF_<n>/O2tfmeta`` ``fTfId`` equals the simulation's
-``tf_id``; ``O2mctracklabel`` ``fMcParticleId`` is a row of that timeframe's ``mc_*``.
+Layer: QA (reads files through :mod:`alice_dyn.io.aod`; computes no reconstruction). The RECO
+file is the one written by ``alice-dyn run tpc-reco`` (``docs/aod_schema.md``); the truth is the
+simulation file it was made from (``docs/io_schema.md``).
 
-Both files are streamed timeframe by timeframe: distributions are accumulated in fixed, fine
-histograms (:class:`Dist`), so memory does not grow with the number of timeframes. Every
-quantity is defined in :data:`TRACKING_DEFINITIONS` (also in ``docs/evaluation.md`` and in the
-result's ``"definitions"``).
+The evaluation is a set of small mergeable accumulators, one per observable (coffea's way;
+:mod:`alice_dyn.qa.accumulate`): :class:`TrackCounts` (fake, clone, looper-leg rates),
+:class:`Efficiency`, :class:`FakeCloneVsPt`, :class:`ChargeMisid`, :class:`PtResolution`,
+:class:`DedxResolution`, :class:`TofMatching`, :class:`TofAgreement` and
+:class:`TofBetaResolution`. Each takes a timeframe (:class:`~alice_dyn.qa.truth.MatchedTracks`)
+in ``add``, merges with ``+`` and gives its keys of the result in ``result()``;
+:func:`tracking_evaluation` bundles them, so partial evaluations (of separate processes, Dask
+partitions) sum to the one of the whole file. Both files are streamed timeframe by timeframe
+and distributions kept in fixed, fine histograms, so memory does not grow with the number of
+timeframes. Every quantity is defined in :data:`TRACKING_DEFINITIONS` (also in
+``docs/evaluation.md`` and in the result's ``"definitions"``).
 
 Typical use::
 
@@ -18,25 +24,15 @@ Typical use::
 
 from __future__ import annotations
 
-import math
 import os
-import re
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from alice_dyn.event.timeframe import Timeframe
-from alice_dyn.event.tracks import LOOPER_LEG, REJECTED
-from alice_dyn.io.errors import BadInputError
-from alice_dyn.io.reader import open_root, open_timeframes
-from alice_dyn.io.schema import LAYOUT_ALICE_DYN
-from alice_dyn.physics.particles import MASSES_GEV, SPECIES, species_index
-from alice_dyn.reco.mc_labels import MC_MASK_FAKE, primary_and_clones
-
-# --- AOD conventions (docs/aod_schema.md) ---------------------------------------------------------
-FLAG_LOOPER_LEG = LOOPER_LEG  # 0x2: a later leg of a particle that has its own main track
-FLAG_REJECTED = REJECTED  # 0x4: rejected as fake by a later stage
+from alice_dyn.io.aod import iter_matched
+from alice_dyn.physics.particles import MASSES_GEV, SPECIES
+from alice_dyn.qa.accumulate import Accumulator, Dist, bin_counts, bin_index, num, ratio
+from alice_dyn.qa.truth import Evaluation, MatchedTracks
 
 # --- selections -----------------------------------------------------------------------------------
 ETA_MAX = 0.9
@@ -51,8 +47,6 @@ DEDX_MIN_CLUSTERS = 100
 TOF_P_WINDOW_GEV = (1.0, 1.5)  # pions for the beta resolution (true momentum)
 TOF_SIGMA_PS = 80.0  # TOF time resolution assumed by the agreement test
 TOF_AGREE_NSIGMA = 5.0
-#: Gaussian core: sigma = half the 16-84% interval; its statistical error ~ this / sqrt(n)
-CORE_SIGMA_ERR_FACTOR = 0.962
 
 PION, PROTON = SPECIES.index("pi"), SPECIES.index("p")
 
@@ -112,109 +106,417 @@ TRACKING_DEFINITIONS: dict[str, str] = {
 }
 
 
-# --- bounded-memory distributions -----------------------------------------------------------------
-class Dist:
-    """A distribution kept as a fine histogram plus exact moments (bounded memory).
+def _n(mask: np.ndarray) -> int:
+    return int(np.count_nonzero(mask))
 
-    ``quantile`` interpolates linearly inside the bin (resolution far below the bin width for
-    smooth distributions) and is NaN when it falls in the under/overflow. ``mean``/``std`` use
-    all finite values, inside the range or not.
-    """
 
-    def __init__(self, lo: float, hi: float, nbins: int) -> None:
-        self.edges = np.linspace(lo, hi, nbins + 1)
-        self.counts = np.zeros(nbins + 2, np.int64)  # [underflow, bins..., overflow]
-        self.n = 0
-        self._n_finite = 0
-        self._sum = 0.0
-        self._sum2 = 0.0
+def _zeros(n: int) -> np.ndarray:
+    return np.zeros(n, np.int64)
 
-    def fill(self, values: np.ndarray) -> None:
-        x = np.asarray(values, dtype=np.float64).ravel()
-        x = x[~np.isnan(x)]
-        if not len(x):
-            return
-        idx = np.searchsorted(self.edges, x, side="right")  # 0: below, nbins+1: at/above hi
-        self.counts += np.bincount(idx, minlength=len(self.counts))
-        self.n += len(x)
-        finite = x[np.isfinite(x)]
-        self._n_finite += len(finite)
-        self._sum += float(finite.sum())
-        self._sum2 += float(np.dot(finite, finite))
 
-    def quantile(self, q: float) -> float:
-        if self.n == 0:
-            return math.nan
-        target = q * self.n
-        cum = np.cumsum(self.counts)
-        k = int(np.searchsorted(cum, target, side="left"))
-        if k == 0 or k >= len(self.counts) - 1:
-            return math.nan
-        prev = cum[k - 1]
-        frac = (target - prev) / self.counts[k]
-        lo, hi = self.edges[k - 1], self.edges[k]
-        return float(lo + frac * (hi - lo))
+def _in_acceptance(m: MatchedTracks) -> np.ndarray:
+    """Good tracks of particles with |eta_true| < :data:`ETA_MAX`."""
+    return m.classes["good"] & (np.abs(m.eta_true) < ETA_MAX)
 
-    def median(self) -> float:
-        return self.quantile(0.5)
 
-    def core_sigma(self) -> float:
-        """Half the 16-84% interval (the sigma of a Gaussian core)."""
-        return 0.5 * (self.quantile(0.841345) - self.quantile(0.158655))
+def _pt_bin_rows(edges: tuple[float, ...]) -> list[dict]:
+    return [{"pt_lo": edges[i], "pt_hi": edges[i + 1]} for i in range(len(edges) - 1)]
 
-    def core_sigma_err(self) -> float:
-        return CORE_SIGMA_ERR_FACTOR * self.core_sigma() / math.sqrt(self.n) if self.n else math.nan
 
-    def mean(self) -> float:
-        return self._sum / self._n_finite if self._n_finite else math.nan
+# --- the accumulators, one per observable ---------------------------------------------------------
+@dataclass
+class TrackCounts(Accumulator):
+    """Timeframes, particles and tracks per class: fake, clone and looper-leg rates."""
 
-    def std(self) -> float:
-        if self._n_finite < 2:
-            return math.nan
-        m = self.mean()
-        return math.sqrt(max(self._sum2 / self._n_finite - m * m, 0.0))
+    n_timeframes: int = 0
+    n_particles: int = 0
+    n_tracks: int = 0
+    n_looper_legs: int = 0
+    n_main: int = 0
+    n_fake: int = 0
+    n_good: int = 0
+    n_clone: int = 0
+    n_rejected: int = 0
+    n_rejected_fake: int = 0
 
-    def summary(self) -> dict:
+    def add(self, m: MatchedTracks) -> None:
+        c = m.classes
+        self.n_timeframes += 1
+        self.n_particles += m.n_mc
+        self.n_tracks += len(m.reco)
+        self.n_looper_legs += _n(c["looper"])
+        self.n_main += _n(c["main"])
+        self.n_fake += _n(c["main"] & c["fake"])
+        self.n_good += _n(c["good"])
+        self.n_clone += _n(c["clone"])
+        self.n_rejected += _n(c["main"] & c["rejected"])
+        self.n_rejected_fake += _n(c["main"] & c["rejected"] & c["fake"])
+
+    def result(self) -> dict:
+        fake, fake_err = ratio(self.n_fake, self.n_main)
+        clone, clone_err = ratio(self.n_clone, self.n_main)
+        kept = self.n_main - self.n_rejected
         return {
-            "n": self.n,
-            "sigma_core": _num(self.core_sigma()),
-            "sigma_core_err": _num(self.core_sigma_err()),
-            "rms": _num(self.std()),
-            "mean": _num(self.mean()),
-            "median": _num(self.median()),
+            "fake_rate": fake,
+            "fake_rate_err": fake_err,
+            "clone_rate": clone,
+            "clone_rate_err": clone_err,
+            "looper_leg_fraction": ratio(self.n_looper_legs, self.n_tracks)[0],
+            "n_timeframes": self.n_timeframes,
+            "n_tracks": self.n_tracks,
+            "fake_rate_after_rejection": ratio(self.n_fake - self.n_rejected_fake, kept)[0],
         }
 
 
-def _num(x: float) -> float | None:
-    """JSON-safe number: NaN/inf -> None."""
-    x = float(x)
-    return x if math.isfinite(x) else None
+@dataclass
+class Efficiency(Accumulator):
+    """Findable particles with a good track: in total, above 0.3 GeV/c, per true-pT bin
+    (``pt_edges``, GeV/c) and per species above 0.3 GeV/c."""
+
+    pt_edges: tuple[float, ...] = PT_EDGES_GEV
+    n_findable: int = 0
+    n_found: int = 0
+    n_findable_pt_above_0p3: int = 0
+    n_found_pt_above_0p3: int = 0
+    den: np.ndarray = field(init=False)  # findable per pT bin
+    num: np.ndarray = field(init=False)  # found per pT bin
+    species_den: np.ndarray = field(default_factory=lambda: _zeros(len(SPECIES)))
+    species_num: np.ndarray = field(default_factory=lambda: _zeros(len(SPECIES)))
+
+    def __post_init__(self) -> None:
+        self.den, self.num = _zeros(len(self.pt_edges) - 1), _zeros(len(self.pt_edges) - 1)
+
+    def add(self, m: MatchedTracks) -> None:
+        kin = m.kin
+        findable = (
+            (np.abs(kin.eta) < ETA_MAX)
+            & (kin.pt > FINDABLE_PT_MIN_GEV)
+            & (np.asarray(m.tf.particles.n_tpc_clusters) >= FINDABLE_MIN_CLUSTERS)
+        )
+        found = np.zeros(m.n_mc, bool)
+        found[m.label[m.classes["good"]]] = True
+        self.n_findable += _n(findable)
+        self.n_found += _n(findable & found)
+        high = findable & (kin.pt > EFFICIENCY_PT_MIN_GEV)
+        self.n_findable_pt_above_0p3 += _n(high)
+        self.n_found_pt_above_0p3 += _n(high & found)
+        self.den += bin_counts(kin.pt[findable], self.pt_edges).astype(np.int64)
+        self.num += bin_counts(kin.pt[findable & found], self.pt_edges).astype(np.int64)
+        sp_ok = high & (kin.species >= 0)
+        self.species_den += np.bincount(kin.species[sp_ok], minlength=len(SPECIES))
+        self.species_num += np.bincount(kin.species[sp_ok & found], minlength=len(SPECIES))
+
+    def result(self) -> dict:
+        eff, eff_err = ratio(self.n_found_pt_above_0p3, self.n_findable_pt_above_0p3)
+        eff_all, eff_all_err = ratio(self.n_found, self.n_findable)
+        vs_pt = []
+        for i, row in enumerate(_pt_bin_rows(self.pt_edges)):
+            e, de = ratio(self.num[i], self.den[i])
+            vs_pt.append({**row, "n": int(self.den[i]), "n_found": int(self.num[i]),
+                          "efficiency": e, "efficiency_err": de})  # fmt: skip
+        by_species = {}
+        for s, name in enumerate(SPECIES):
+            e, de = ratio(self.species_num[s], self.species_den[s])
+            by_species[name] = {"n": int(self.species_den[s]), "efficiency": e,
+                                "efficiency_err": de}  # fmt: skip
+        return {
+            "efficiency_pt_above_0p3": eff,
+            "efficiency_pt_above_0p3_err": eff_err,
+            "n_findable": self.n_findable,
+            "efficiency_findable": eff_all,
+            "efficiency_findable_err": eff_all_err,
+            "efficiency_vs_pt": vs_pt,
+            "efficiency_by_species": by_species,
+        }
 
 
-def ratio(k: float, n: float) -> tuple[float | None, float | None]:
-    """``k/n`` and its binomial error ``sqrt(e(1-e)/n)`` (``None`` for ``n = 0``)."""
-    k, n = float(k), float(n)
-    if n <= 0:
-        return None, None
-    e = k / n
-    return e, math.sqrt(max(e * (1.0 - e), 0.0) / n)
+@dataclass
+class FakeCloneVsPt(Accumulator):
+    """Main, fake and clone tracks per reconstructed-pT bin (``pt_edges``, GeV/c)."""
+
+    pt_edges: tuple[float, ...] = PT_EDGES_GEV
+    main: np.ndarray = field(init=False)
+    fake: np.ndarray = field(init=False)
+    clone: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        nb = len(self.pt_edges) - 1
+        self.main, self.fake, self.clone = _zeros(nb), _zeros(nb), _zeros(nb)
+
+    def add(self, m: MatchedTracks) -> None:
+        c, pt = m.classes, m.pt_reco
+        self.main += bin_counts(pt[c["main"]], self.pt_edges).astype(np.int64)
+        self.fake += bin_counts(pt[c["main"] & c["fake"]], self.pt_edges).astype(np.int64)
+        self.clone += bin_counts(pt[c["clone"]], self.pt_edges).astype(np.int64)
+
+    def result(self) -> dict:
+        rows = []
+        for i, row in enumerate(_pt_bin_rows(self.pt_edges)):
+            f, df = ratio(self.fake[i], self.main[i])
+            cl, dcl = ratio(self.clone[i], self.main[i])
+            rows.append({**row, "n": int(self.main[i]), "fake_rate": f, "fake_rate_err": df,
+                         "clone_rate": cl, "clone_rate_err": dcl})  # fmt: skip
+        return {"fake_clone_vs_pt": rows}
 
 
-def bin_index(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
-    """Bin of each value in ``[edges[i], edges[i+1])``; -1 outside."""
-    e = np.asarray(edges, dtype=np.float64)
-    i = np.searchsorted(e, np.asarray(values, dtype=np.float64), side="right") - 1
-    return np.where((i >= 0) & (i < len(e) - 1), i, -1)
+@dataclass
+class ChargeMisid(Accumulator):
+    """Good tracks whose sign of fSigned1Pt differs from their particle's charge."""
+
+    n_good: int = 0
+    n_charge_misid: int = 0
+
+    def add(self, m: MatchedTracks) -> None:
+        g = m.classes["good"]
+        q_t = m.at_label(m.kin.charge.astype(np.int64), 0)
+        s1pt = m.reco["fSigned1Pt"].astype(np.float64)
+        self.n_good += _n(g)
+        self.n_charge_misid += _n(g & (np.sign(s1pt) != np.sign(q_t)))
+
+    def result(self) -> dict:
+        return {"charge_misid_fraction": ratio(self.n_charge_misid, self.n_good)[0]}
 
 
-def bin_counts(values: np.ndarray, edges: Sequence[float], weights=None) -> np.ndarray:
-    i = bin_index(values, edges)
-    ok = i >= 0
-    w = None if weights is None else np.asarray(weights, dtype=np.float64)[ok]
-    return np.bincount(i[ok], weights=w, minlength=len(edges) - 1)[: len(edges) - 1]
+def _new_res() -> Dist:
+    return Dist(-0.5, 0.5, 10000)
 
 
-# --- reading RECO and truth together ------------------------------------------------------------
+@dataclass
+class PtResolution(Accumulator):
+    """(pT_reco - pT_true)/pT_true of good tracks in the acceptance: near 1 GeV/c (all and per
+    species) and per true-pT bin (``pt_edges``, GeV/c; low-momentum protons left out)."""
+
+    pt_edges: tuple[float, ...] = PT_EDGES_GEV
+    at_1gev: Dist = field(default_factory=_new_res)
+    at_1gev_species: list[Dist] = field(default_factory=lambda: [_new_res() for _ in SPECIES])
+    vs_pt: list[Dist] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.vs_pt = [_new_res() for _ in range(len(self.pt_edges) - 1)]
+
+    def add(self, m: MatchedTracks) -> None:
+        pt_t, p_t, sp_t = m.pt_true, m.p_true, m.species_true
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = (m.pt_reco - pt_t) / pt_t
+        acc = _in_acceptance(m)
+        win = acc & (pt_t > RES_WINDOW_GEV[0]) & (pt_t < RES_WINDOW_GEV[1])
+        self.at_1gev.fill(rel[win])
+        for s in range(len(SPECIES)):
+            self.at_1gev_species[s].fill(rel[win & (sp_t == s)])
+        res_sel = acc & ~((sp_t == PROTON) & (p_t < PROTON_P_MIN_GEV))
+        b = bin_index(pt_t, self.pt_edges)
+        for i in range(len(self.vs_pt)):
+            self.vs_pt[i].fill(rel[res_sel & (b == i)])
+
+    def result(self) -> dict:
+        r = self.at_1gev
+        return {
+            "rel_pt_resolution_1gev": num(r.core_sigma()),
+            "rel_pt_resolution_1gev_err": num(r.core_sigma_err()),
+            "rel_pt_resolution_1gev_rms": num(r.std()),
+            "rel_pt_bias_1gev": num(r.mean()),
+            "resolution_vs_pt": [
+                {**row, **d.summary()}
+                for row, d in zip(_pt_bin_rows(self.pt_edges), self.vs_pt, strict=True)
+            ],
+            "rel_pt_resolution_1gev_by_species": {
+                name: d.summary()
+                for name, d in zip(SPECIES, self.at_1gev_species, strict=True)
+                if d.n
+            },
+            "rel_pt_resolution_1gev_summary": r.summary(),
+        }
+
+
+@dataclass
+class DedxResolution(Accumulator):
+    """fTPCSignal of good minimum-ionising pions in the acceptance with enough clusters."""
+
+    dedx: Dist = field(default_factory=lambda: Dist(0.0, 400.0, 40000))
+
+    def add(self, m: MatchedTracks) -> None:
+        reco = m.reco
+        pin = reco["fTPCInnerParam"].astype(np.float64)
+        sel = (
+            _in_acceptance(m) & (m.species_true == PION)
+            & (pin > DEDX_P_WINDOW_GEV[0]) & (pin < DEDX_P_WINDOW_GEV[1])
+            & (reco["fTPCNClsFound"].astype(np.int64) >= DEDX_MIN_CLUSTERS)
+        )  # fmt: skip
+        self.dedx.fill(reco["fTPCSignal"][sel])
+
+    def result(self) -> dict:
+        d = self.dedx
+        med = d.median()
+        return {
+            "dedx_resolution": num(d.core_sigma() / med if med else np.nan),
+            "dedx_resolution_err": num(d.core_sigma_err() / med) if med else None,
+            "dedx_resolution_rms": num(d.std() / d.mean()) if d.n else None,
+            "dedx_mip": d.summary(),
+        }
+
+
+def _tof_hit_time(m: MatchedTracks) -> np.ndarray:
+    """Per MC particle ``(n_mc,)``: the time (ps) of its own TOF hit, NaN without one."""
+    tof = m.tf.tof
+    hit_time = np.full(m.n_mc, np.nan)
+    own = np.asarray(tof.label) >= 0
+    hit_time[np.asarray(tof.label)[own]] = np.asarray(tof.time_ps)[own]
+    return hit_time
+
+
+def _has_tof(m: MatchedTracks) -> np.ndarray:
+    return m.reco["fHasTOF"].astype(np.int64) != 0
+
+
+def _tof_agreement(m: MatchedTracks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per track: good with fHasTOF, fTOFSignal + t0 - the particle's hit time (ps), and that
+    residual within :data:`TOF_AGREE_NSIGMA` sigma."""
+    tf = m.tf
+    col = np.asarray(tf.particles.collision, np.int64)
+    t0 = m.at_label(np.asarray(tf.collisions.t0_meas_ps, np.float64)[col], np.nan)
+    t0_res = m.at_label(np.asarray(tf.collisions.t0_resolution_ps, np.float64)[col], np.nan)
+    tsel = m.classes["good"] & _has_tof(m)
+    hit = m.memo("tof_hit_time", _tof_hit_time)
+    dt = m.reco["fTOFSignal"].astype(np.float64) + t0 - m.at_label(hit, np.nan)
+    sigma = np.sqrt(TOF_SIGMA_PS**2 + t0_res**2)
+    with np.errstate(invalid="ignore"):
+        agree = tsel & (np.abs(dt) < TOF_AGREE_NSIGMA * sigma)
+    return tsel, dt, agree
+
+
+@dataclass
+class TofMatching(Accumulator):
+    """Particles with a TOF hit and a good track, and those whose first good track has TOF."""
+
+    n_tof_particles: int = 0
+    n_tof_matched: int = 0
+
+    def add(self, m: MatchedTracks) -> None:
+        primary = m.classes["primary"]
+        denom = np.zeros(m.n_mc, bool)
+        denom[m.label[primary]] = True
+        denom &= np.isfinite(m.memo("tof_hit_time", _tof_hit_time))
+        matched = np.zeros(m.n_mc, bool)
+        matched[m.label[primary & _has_tof(m)]] = True
+        self.n_tof_particles += _n(denom)
+        self.n_tof_matched += _n(denom & matched)
+
+    def result(self) -> dict:
+        eff, err = ratio(self.n_tof_matched, self.n_tof_particles)
+        return {"tof_matching_efficiency": eff, "tof_matching_efficiency_err": err}
+
+
+@dataclass
+class TofAgreement(Accumulator):
+    """Good tracks with TOF whose time agrees with their particle's own hit, and the time
+    residual (ps) of those."""
+
+    n_tof_tracks: int = 0
+    n_tof_agree: int = 0
+    residual: Dist = field(default_factory=lambda: Dist(-5000.0, 5000.0, 10000))
+
+    def add(self, m: MatchedTracks) -> None:
+        tsel, dt, agree = m.memo("tof_agreement", _tof_agreement)
+        self.n_tof_tracks += _n(tsel)
+        self.n_tof_agree += _n(agree)
+        self.residual.fill(dt[agree])
+
+    def result(self) -> dict:
+        agree, err = ratio(self.n_tof_agree, self.n_tof_tracks)
+        return {
+            "tof_agreement": agree,
+            "tof_agreement_err": err,
+            "tof_mismatch_fraction": None if agree is None else 1.0 - agree,
+            "tof_time_residual_ps": self.residual.summary(),
+        }
+
+
+@dataclass
+class TofBetaResolution(Accumulator):
+    """fBeta - p/E of good pions with TOF at 1-1.5 GeV/c: those whose TOF time agrees with
+    their hit, and all of them."""
+
+    agreeing: Dist = field(default_factory=lambda: Dist(-0.2, 0.2, 40000))
+    all_matched: Dist = field(default_factory=lambda: Dist(-0.2, 0.2, 40000))
+
+    def add(self, m: MatchedTracks) -> None:
+        tsel, _dt, agree = m.memo("tof_agreement", _tof_agreement)
+        p_t = m.p_true
+        beta_true = p_t / np.sqrt(p_t**2 + MASSES_GEV[PION] ** 2)
+        sel = (
+            tsel & (m.species_true == PION)
+            & (p_t > TOF_P_WINDOW_GEV[0]) & (p_t < TOF_P_WINDOW_GEV[1])
+        )  # fmt: skip
+        dbeta = m.reco["fBeta"].astype(np.float64) - beta_true
+        self.all_matched.fill(dbeta[sel])
+        self.agreeing.fill(dbeta[sel & agree])
+
+    def result(self) -> dict:
+        return {
+            "tof_beta_resolution": num(self.agreeing.core_sigma()),
+            "tof_beta_resolution_err": num(self.agreeing.core_sigma_err()),
+            "tof_beta_resolution_all_matched": num(self.all_matched.core_sigma()),
+            "tof_beta_residual": self.agreeing.summary(),
+        }
+
+
+# --- the evaluation -------------------------------------------------------------------------------
+#: the result's keys, in the order of the JSON (docs/evaluation.md)
+TRACKING_KEYS = (
+    "efficiency_pt_above_0p3", "efficiency_pt_above_0p3_err", "fake_rate", "fake_rate_err",
+    "clone_rate", "clone_rate_err", "rel_pt_resolution_1gev", "rel_pt_resolution_1gev_err",
+    "rel_pt_resolution_1gev_rms", "rel_pt_bias_1gev", "dedx_resolution", "dedx_resolution_err",
+    "dedx_resolution_rms", "tof_beta_resolution", "tof_beta_resolution_err",
+    "tof_beta_resolution_all_matched", "looper_leg_fraction", "n_timeframes", "n_tracks",
+    "n_findable", "efficiency_findable", "efficiency_findable_err", "fake_rate_after_rejection",
+    "charge_misid_fraction", "tof_matching_efficiency", "tof_matching_efficiency_err",
+    "tof_agreement", "tof_agreement_err", "tof_mismatch_fraction", "tof_time_residual_ps",
+    "dedx_mip", "counts", "efficiency_vs_pt", "efficiency_by_species", "fake_clone_vs_pt",
+    "resolution_vs_pt", "rel_pt_resolution_1gev_by_species", "rel_pt_resolution_1gev_summary",
+    "tof_beta_residual", "definitions",
+)  # fmt: skip
+#: the ``counts`` of the result, in order, and the part that holds each
+TRACKING_COUNTS = {
+    "n_particles": "tracks", "n_tracks": "tracks", "n_looper_legs": "tracks",
+    "n_main": "tracks", "n_fake": "tracks", "n_good": "tracks", "n_clone": "tracks",
+    "n_rejected": "tracks", "n_rejected_fake": "tracks", "n_findable": "efficiency",
+    "n_found": "efficiency", "n_findable_pt_above_0p3": "efficiency",
+    "n_found_pt_above_0p3": "efficiency", "n_charge_misid": "charge",
+    "n_tof_particles": "tof_matching", "n_tof_matched": "tof_matching",
+    "n_tof_tracks": "tof_agreement", "n_tof_agree": "tof_agreement",
+}  # fmt: skip
+
+
+class TrackingEvaluation(Evaluation):
+    """Every tracking accumulator (:func:`tracking_evaluation`); :meth:`result` assembles the
+    JSON-ready result of :func:`evaluate_tracking` (without the file names)."""
+
+    def result(self) -> dict:
+        """The JSON-ready result (numbers as fractions; ``None`` where undefined)."""
+        parts = self.part_results()
+        parts["counts"] = {k: int(getattr(self.parts[p], k)) for k, p in TRACKING_COUNTS.items()}
+        parts["definitions"] = dict(TRACKING_DEFINITIONS)
+        return {k: parts[k] for k in TRACKING_KEYS}
+
+
+def tracking_evaluation(pt_edges: tuple[float, ...] = PT_EDGES_GEV) -> TrackingEvaluation:
+    """An empty tracking evaluation (``pt_edges``: GeV/c); ``add(reco, tf)`` per timeframe,
+    ``+`` to merge, ``result()``."""
+    return TrackingEvaluation(
+        {
+            "tracks": TrackCounts(),
+            "efficiency": Efficiency(pt_edges),
+            "fake_clone": FakeCloneVsPt(pt_edges),
+            "charge": ChargeMisid(),
+            "pt_resolution": PtResolution(pt_edges),
+            "dedx": DedxResolution(),
+            "tof_matching": TofMatching(),
+            "tof_agreement": TofAgreement(),
+            "tof_beta": TofBetaResolution(),
+        }
+    )
+
+
 #: the columns read per table (docs/aod_schema.md)
 TRACK_TABLES: dict[str, tuple[str, ...]] = {
     "O2track_iu": ("fSigned1Pt", "fTgl", "fFlags"),
@@ -230,440 +532,16 @@ TRACK_TABLES: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass
-class RecoTimeframe:
-    """The track columns of one ``DF_<n>`` (every column one row per track)."""
-
-    df: int  # n of DF_<n>
-    tf_id: int
-    columns: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(next(iter(self.columns.values()))) if self.columns else 0
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self.columns[name]
-
-
-_DF_RE = re.compile(r"^DF_(\d+)$")
-
-
-def _df_folders(f, path: str) -> list[int]:
-    try:
-        keys = f.keys(recursive=False, cycle=False)
-    except Exception as exc:
-        raise BadInputError(path, None, f"cannot list the file: {exc}") from exc
-    dfs = sorted(int(m.group(1)) for k in keys if (m := _DF_RE.match(k)))
-    if not dfs:
-        raise BadInputError(path, None, "no DF_<n> folders: not a reconstruction (AO2D) file")
-    return dfs
-
-
-def _read_table(f, path: str, df: int, table: str, names: Sequence[str], tf_id=None) -> dict:
-    key = f"DF_{df}/{table}"
-    try:
-        tree = f[key]
-    except Exception:
-        raise BadInputError(path, df, f"no table {table}", tf_id=tf_id) from None
-    missing = [n for n in names if n not in tree.keys()]
-    if missing:
-        raise BadInputError(path, df, f"{table} lacks columns {missing}", tf_id=tf_id)
-    try:
-        arrays = tree.arrays(list(names), library="np")
-    except Exception as exc:
-        raise BadInputError(
-            path, df, f"cannot read {table}: {type(exc).__name__}: {exc}", tf_id=tf_id
-        ) from exc
-    return {n: np.asarray(arrays[n]) for n in names}
-
-
-def _read_tf_id(f, path: str, df: int) -> int:
-    cols = _read_table(f, path, df, "O2tfmeta", ("fTfId",))
-    if len(cols["fTfId"]) != 1:
-        raise BadInputError(path, df, f"O2tfmeta has {len(cols['fTfId'])} rows, expected 1")
-    return int(cols["fTfId"][0])
-
-
-def iter_matched(
-    reco_path: str | os.PathLike[str],
-    truth_path: str | os.PathLike[str],
-    tables: dict[str, Sequence[str]],
-) -> Iterator[tuple[RecoTimeframe, Timeframe]]:
-    """Yield ``(reco, truth)`` per RECO timeframe, streaming both files in the truth's order.
-
-    Every RECO ``fTfId`` must exist exactly once in the truth file and every ``fMcParticleId``
-    must be a row of that timeframe's MC particles (or -1): otherwise :class:`BadInputError`
-    naming the RECO file, its ``DF_<n>`` and the ``fTfId``. Truth timeframes without a RECO
-    counterpart are skipped (a RECO file may cover part of a simulation).
-    """
-    reco_path, truth_path = os.fspath(reco_path), os.fspath(truth_path)
-    reco = open_root(reco_path)
-    try:
-        dfs = _df_folders(reco, reco_path)
-        df_tf = {df: _read_tf_id(reco, reco_path, df) for df in dfs}
-        with open_timeframes(truth_path) as reader:
-            if reader.layout != LAYOUT_ALICE_DYN:
-                raise BadInputError(
-                    truth_path, None, f"{reader.layout} layout holds no MC truth (mc_* branches)"
-                )
-            truth = open_root(truth_path)
-            try:
-                truth_ids = np.asarray(truth["timeframes"]["tf_id"].array(library="np"), np.int64)
-            except Exception as exc:
-                raise BadInputError(truth_path, None, f"cannot read tf_id: {exc}") from exc
-            finally:
-                truth.close()
-            entry_of: dict[int, list[int]] = {}
-            for entry, tf_id in enumerate(truth_ids.tolist()):
-                entry_of.setdefault(tf_id, []).append(entry)
-            wanted: dict[int, list[int]] = {}  # truth entry -> DF numbers
-            for df, tf_id in df_tf.items():
-                entries = entry_of.get(tf_id, [])
-                if not entries:
-                    raise BadInputError(
-                        reco_path,
-                        df,
-                        f"fTfId {tf_id} has no timeframe in the truth file {truth_path}",
-                        tf_id=tf_id,
-                    )
-                if len(entries) > 1:
-                    raise BadInputError(
-                        reco_path,
-                        df,
-                        f"fTfId {tf_id} is ambiguous: entries {entries} of {truth_path}",
-                        tf_id=tf_id,
-                    )
-                wanted.setdefault(entries[0], []).append(df)
-            reader.entry_start = min(wanted)
-            reader.entry_stop = max(wanted) + 1
-            for entry, tf in enumerate(reader, start=reader.entry_start):
-                for df in wanted.get(entry, ()):
-                    yield _read_reco(reco, reco_path, df, df_tf[df], tables, tf, truth_path), tf
-    finally:
-        reco.close()
-
-
-def _read_reco(f, path, df, tf_id, tables, tf: Timeframe, truth_path) -> RecoTimeframe:
-    cols: dict[str, np.ndarray] = {}
-    n_rows: dict[str, int] = {}
-    for table, names in tables.items():
-        t = _read_table(f, path, df, table, names, tf_id)
-        n_rows[table] = len(next(iter(t.values())))
-        cols.update(t)
-    if len(set(n_rows.values())) > 1:
-        raise BadInputError(path, df, f"track tables differ in rows: {n_rows}", tf_id=tf_id)
-    if "fMcParticleId" in cols:
-        label = cols["fMcParticleId"].astype(np.int64)
-        n_mc = len(tf.particles)
-        bad = (label < -1) | (label >= n_mc)
-        if bad.any():
-            raise BadInputError(
-                path,
-                df,
-                f"fMcParticleId {int(label[bad][0])} out of range: the truth timeframe "
-                f"(tf_id {tf_id}) in {truth_path} has {n_mc} MC particles",
-                tf_id=tf_id,
-            )
-        cols["fMcParticleId"] = label
-    return RecoTimeframe(df, tf_id, cols)
-
-
-# --- truth quantities -----------------------------------------------------------------------------
-@dataclass
-class TruthKinematics:
-    """Per MC particle ``(n_mc,)``: pT, p, eta at the vertex, species index (-1 unknown)."""
-
-    pt: np.ndarray
-    p: np.ndarray
-    eta: np.ndarray
-    species: np.ndarray
-    charge: np.ndarray
-
-    @classmethod
-    def of(cls, tf: Timeframe) -> TruthKinematics:
-        mc = tf.particles
-        px, py, pz = (np.asarray(a, np.float64) for a in (mc.px_gev, mc.py_gev, mc.pz_gev))
-        pt = np.hypot(px, py)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            eta = np.arcsinh(np.where(pt > 0, pz / pt, np.sign(pz) * np.inf))
-        return cls(pt, np.hypot(pt, pz), eta, species_index(mc.pdg), np.asarray(mc.charge))
-
-
-def track_classes(reco: RecoTimeframe) -> dict[str, np.ndarray]:
-    """Boolean masks ``looper``, ``main``, ``fake``, ``good``, ``primary``, ``clone``."""
-    label = reco["fMcParticleId"]
-    flags = reco["fFlags"].astype(np.int64)
-    looper = (flags & FLAG_LOOPER_LEG) != 0
-    fake = (label < 0) | ((reco["fMcMask"].astype(np.int64) & MC_MASK_FAKE) != 0)
-    main = ~looper
-    good = main & ~fake
-    ncls = reco.columns.get("fTPCNClsFound", np.zeros(len(label), np.int64))
-    primary, clone = primary_and_clones(label, good, ncls)
-    rejected = (flags & FLAG_REJECTED) != 0
-    return dict(
-        looper=looper, main=main, fake=fake, good=good, primary=primary, clone=clone,
-        rejected=rejected,
-    )  # fmt: skip
-
-
-# --- the evaluator --------------------------------------------------------------------------------
-def _new_res() -> Dist:
-    return Dist(-0.5, 0.5, 10000)
-
-
-@dataclass
-class TrackingEvaluator:
-    """Accumulates tracking performance timeframe by timeframe (:meth:`add`, :meth:`result`)."""
-
-    pt_edges: tuple[float, ...] = PT_EDGES_GEV
-    n_timeframes: int = 0
-    n_particles: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        nb = len(self.pt_edges) - 1
-        self.eff_den = np.zeros(nb, np.int64)
-        self.eff_num = np.zeros(nb, np.int64)
-        self.species_den = np.zeros(len(SPECIES), np.int64)
-        self.species_num = np.zeros(len(SPECIES), np.int64)
-        self.fc_main = np.zeros(nb, np.int64)
-        self.fc_fake = np.zeros(nb, np.int64)
-        self.fc_clone = np.zeros(nb, np.int64)
-        self.res_1gev = _new_res()
-        self.res_1gev_species = [_new_res() for _ in SPECIES]
-        self.res_vs_pt = [_new_res() for _ in range(nb)]
-        self.dedx = Dist(0.0, 400.0, 40000)
-        self.beta = Dist(-0.2, 0.2, 40000)
-        self.beta_all = Dist(-0.2, 0.2, 40000)
-        self.tof_dt = Dist(-5000.0, 5000.0, 10000)
-        for k in (
-            "n_tracks", "n_looper_legs", "n_main", "n_fake", "n_good", "n_clone", "n_rejected",
-            "n_rejected_fake", "n_findable", "n_found", "n_findable_pt_above_0p3",
-            "n_found_pt_above_0p3", "n_charge_misid", "n_tof_particles", "n_tof_matched",
-            "n_tof_tracks", "n_tof_agree",
-        ):  # fmt: skip
-            self.counts.setdefault(k, 0)
-
-    def _count(self, key: str, mask_or_n) -> None:
-        n = int(np.count_nonzero(mask_or_n)) if isinstance(mask_or_n, np.ndarray) else mask_or_n
-        self.counts[key] += n
-
-    def add(self, reco: RecoTimeframe, tf: Timeframe) -> None:
-        """Add one RECO timeframe and its truth."""
-        self.n_timeframes += 1
-        self.n_particles += len(tf.particles)
-        kin = TruthKinematics.of(tf)
-        mc = tf.particles
-        c = track_classes(reco)
-        label = reco["fMcParticleId"]
-        n_mc = len(mc)
-
-        def at_label(values: np.ndarray, fill) -> np.ndarray:
-            """``values`` of each track's particle (``fill`` for tracks without a label)."""
-            out = np.full(len(label), fill, dtype=np.result_type(values, np.asarray(fill)))
-            ok = label >= 0
-            out[ok] = values[label[ok]]
-            return out
-
-        self._count("n_tracks", len(reco))
-        self._count("n_looper_legs", c["looper"])
-        self._count("n_main", c["main"])
-        self._count("n_fake", c["main"] & c["fake"])
-        self._count("n_good", c["good"])
-        self._count("n_clone", c["clone"])
-        self._count("n_rejected", c["main"] & c["rejected"])
-        self._count("n_rejected_fake", c["main"] & c["rejected"] & c["fake"])
-
-        # efficiency
-        findable = (
-            (np.abs(kin.eta) < ETA_MAX)
-            & (kin.pt > FINDABLE_PT_MIN_GEV)
-            & (np.asarray(mc.n_tpc_clusters) >= FINDABLE_MIN_CLUSTERS)
-        )
-        found = np.zeros(n_mc, bool)
-        found[label[c["good"]]] = True
-        self._count("n_findable", findable)
-        self._count("n_found", findable & found)
-        high = findable & (kin.pt > EFFICIENCY_PT_MIN_GEV)
-        self._count("n_findable_pt_above_0p3", high)
-        self._count("n_found_pt_above_0p3", high & found)
-        self.eff_den += bin_counts(kin.pt[findable], self.pt_edges).astype(np.int64)
-        self.eff_num += bin_counts(kin.pt[findable & found], self.pt_edges).astype(np.int64)
-        sp_ok = high & (kin.species >= 0)
-        self.species_den += np.bincount(kin.species[sp_ok], minlength=len(SPECIES))
-        self.species_num += np.bincount(kin.species[sp_ok & found], minlength=len(SPECIES))
-
-        # fake / clone vs reconstructed pT
-        with np.errstate(divide="ignore"):
-            pt_reco = 1.0 / np.abs(reco["fSigned1Pt"].astype(np.float64))
-        self.fc_main += bin_counts(pt_reco[c["main"]], self.pt_edges).astype(np.int64)
-        self.fc_fake += bin_counts(pt_reco[c["main"] & c["fake"]], self.pt_edges).astype(np.int64)
-        self.fc_clone += bin_counts(pt_reco[c["clone"]], self.pt_edges).astype(np.int64)
-
-        # momentum resolution, charge
-        g = c["good"]
-        pt_t, p_t, eta_t = (at_label(a, np.nan) for a in (kin.pt, kin.p, kin.eta))
-        sp_t = at_label(kin.species, -1)
-        s1pt = reco["fSigned1Pt"].astype(np.float64)
-        q_t = at_label(kin.charge.astype(np.int64), 0)
-        self._count("n_charge_misid", g & (np.sign(s1pt) != np.sign(q_t)))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rel = (pt_reco - pt_t) / pt_t
-        acc = g & (np.abs(eta_t) < ETA_MAX)
-        win = acc & (pt_t > RES_WINDOW_GEV[0]) & (pt_t < RES_WINDOW_GEV[1])
-        self.res_1gev.fill(rel[win])
-        for s in range(len(SPECIES)):
-            self.res_1gev_species[s].fill(rel[win & (sp_t == s)])
-        res_sel = acc & ~((sp_t == PROTON) & (p_t < PROTON_P_MIN_GEV))
-        b = bin_index(pt_t, self.pt_edges)
-        for i in range(len(self.res_vs_pt)):
-            self.res_vs_pt[i].fill(rel[res_sel & (b == i)])
-
-        # dE/dx of minimum-ionising pions
-        pin = reco["fTPCInnerParam"].astype(np.float64)
-        dsel = (
-            acc & (sp_t == PION) & (pin > DEDX_P_WINDOW_GEV[0]) & (pin < DEDX_P_WINDOW_GEV[1])
-            & (reco["fTPCNClsFound"].astype(np.int64) >= DEDX_MIN_CLUSTERS)
-        )  # fmt: skip
-        self.dedx.fill(reco["fTPCSignal"][dsel])
-
-        # TOF
-        tof = tf.tof
-        hit_time = np.full(n_mc, np.nan)
-        own = np.asarray(tof.label) >= 0
-        hit_time[np.asarray(tof.label)[own]] = np.asarray(tof.time_ps)[own]
-        has_hit = np.isfinite(hit_time)
-        col = np.asarray(mc.collision, np.int64)
-        t0 = at_label(np.asarray(tf.collisions.t0_meas_ps, np.float64)[col], np.nan)
-        t0_res = at_label(np.asarray(tf.collisions.t0_resolution_ps, np.float64)[col], np.nan)
-        has_tof = reco["fHasTOF"].astype(np.int64) != 0
-        # matching efficiency: particles with a hit and a good track
-        denom = np.zeros(n_mc, bool)
-        denom[label[c["primary"]]] = True
-        denom &= has_hit
-        matched = np.zeros(n_mc, bool)
-        matched[label[c["primary"] & has_tof]] = True
-        self._count("n_tof_particles", denom)
-        self._count("n_tof_matched", denom & matched)
-        # agreement of the matched time with the particle's own hit
-        tsel = g & has_tof
-        dt = reco["fTOFSignal"].astype(np.float64) + t0 - at_label(hit_time, np.nan)
-        sigma = np.sqrt(TOF_SIGMA_PS**2 + t0_res**2)
-        with np.errstate(invalid="ignore"):
-            agree = tsel & (np.abs(dt) < TOF_AGREE_NSIGMA * sigma)
-        self._count("n_tof_tracks", tsel)
-        self._count("n_tof_agree", agree)
-        self.tof_dt.fill(dt[agree])
-        beta_true = p_t / np.sqrt(p_t**2 + MASSES_GEV[PION] ** 2)
-        bsel = tsel & (sp_t == PION) & (p_t > TOF_P_WINDOW_GEV[0]) & (p_t < TOF_P_WINDOW_GEV[1])
-        dbeta = reco["fBeta"].astype(np.float64) - beta_true
-        self.beta_all.fill(dbeta[bsel])
-        self.beta.fill(dbeta[bsel & agree])
-
-    # --- results ----------------------------------------------------------------------------------
-    def result(self) -> dict:
-        """The JSON-ready result (numbers as fractions; ``None`` where undefined)."""
-        k = self.counts
-        edges = self.pt_edges
-        eff_all, eff_all_err = ratio(k["n_found"], k["n_findable"])
-        eff, eff_err = ratio(k["n_found_pt_above_0p3"], k["n_findable_pt_above_0p3"])
-        fake, fake_err = ratio(k["n_fake"], k["n_main"])
-        n_kept = k["n_main"] - k["n_rejected"]
-        fake_rej, _ = ratio(k["n_fake"] - k["n_rejected_fake"], n_kept)
-        clone, clone_err = ratio(k["n_clone"], k["n_main"])
-        looper, _ = ratio(k["n_looper_legs"], k["n_tracks"])
-        misid, _ = ratio(k["n_charge_misid"], k["n_good"])
-        tof_eff, tof_eff_err = ratio(k["n_tof_matched"], k["n_tof_particles"])
-        tof_agree, tof_agree_err = ratio(k["n_tof_agree"], k["n_tof_tracks"])
-        dedx_med, dedx_sig = self.dedx.median(), self.dedx.core_sigma()
-        dedx_res = dedx_sig / dedx_med if dedx_med else math.nan
-        eff_vs_pt = []
-        fc_vs_pt = []
-        res_vs_pt = []
-        for i in range(len(edges) - 1):
-            e, de = ratio(self.eff_num[i], self.eff_den[i])
-            eff_vs_pt.append(
-                {"pt_lo": edges[i], "pt_hi": edges[i + 1], "n": int(self.eff_den[i]),
-                 "n_found": int(self.eff_num[i]), "efficiency": e, "efficiency_err": de}
-            )  # fmt: skip
-            f, df = ratio(self.fc_fake[i], self.fc_main[i])
-            cl, dcl = ratio(self.fc_clone[i], self.fc_main[i])
-            fc_vs_pt.append(
-                {"pt_lo": edges[i], "pt_hi": edges[i + 1], "n": int(self.fc_main[i]),
-                 "fake_rate": f, "fake_rate_err": df, "clone_rate": cl, "clone_rate_err": dcl}
-            )  # fmt: skip
-            res_vs_pt.append(
-                {"pt_lo": edges[i], "pt_hi": edges[i + 1], **self.res_vs_pt[i].summary()}
-            )
-        by_species = {}
-        res_species = {}
-        for s, name in enumerate(SPECIES):
-            e, de = ratio(self.species_num[s], self.species_den[s])
-            by_species[name] = {
-                "n": int(self.species_den[s]),
-                "efficiency": e,
-                "efficiency_err": de,
-            }
-            if self.res_1gev_species[s].n:
-                res_species[name] = self.res_1gev_species[s].summary()
-        return {
-            "efficiency_pt_above_0p3": eff,
-            "efficiency_pt_above_0p3_err": eff_err,
-            "fake_rate": fake,
-            "fake_rate_err": fake_err,
-            "clone_rate": clone,
-            "clone_rate_err": clone_err,
-            "rel_pt_resolution_1gev": _num(self.res_1gev.core_sigma()),
-            "rel_pt_resolution_1gev_err": _num(self.res_1gev.core_sigma_err()),
-            "rel_pt_resolution_1gev_rms": _num(self.res_1gev.std()),
-            "rel_pt_bias_1gev": _num(self.res_1gev.mean()),
-            "dedx_resolution": _num(dedx_res),
-            "dedx_resolution_err": _num(self.dedx.core_sigma_err() / dedx_med)
-            if dedx_med
-            else None,
-            "dedx_resolution_rms": _num(self.dedx.std() / self.dedx.mean())
-            if self.dedx.n
-            else None,
-            "tof_beta_resolution": _num(self.beta.core_sigma()),
-            "tof_beta_resolution_err": _num(self.beta.core_sigma_err()),
-            "tof_beta_resolution_all_matched": _num(self.beta_all.core_sigma()),
-            "looper_leg_fraction": looper,
-            "n_timeframes": self.n_timeframes,
-            "n_tracks": k["n_tracks"],
-            "n_findable": k["n_findable"],
-            "efficiency_findable": eff_all,
-            "efficiency_findable_err": eff_all_err,
-            "fake_rate_after_rejection": fake_rej,
-            "charge_misid_fraction": misid,
-            "tof_matching_efficiency": tof_eff,
-            "tof_matching_efficiency_err": tof_eff_err,
-            "tof_agreement": tof_agree,
-            "tof_agreement_err": tof_agree_err,
-            "tof_mismatch_fraction": None if tof_agree is None else 1.0 - tof_agree,
-            "tof_time_residual_ps": self.tof_dt.summary(),
-            "dedx_mip": self.dedx.summary(),
-            "counts": {"n_particles": self.n_particles, **{k2: int(v) for k2, v in k.items()}},
-            "efficiency_vs_pt": eff_vs_pt,
-            "efficiency_by_species": by_species,
-            "fake_clone_vs_pt": fc_vs_pt,
-            "resolution_vs_pt": res_vs_pt,
-            "rel_pt_resolution_1gev_by_species": res_species,
-            "rel_pt_resolution_1gev_summary": self.res_1gev.summary(),
-            "tof_beta_residual": self.beta.summary(),
-            "definitions": dict(TRACKING_DEFINITIONS),
-        }
-
-
 def evaluate_tracking(
     reco_path: str | os.PathLike[str], truth_path: str | os.PathLike[str]
 ) -> dict:
     """Tracking performance of ``reco_path`` (AO2D-like) against the simulation ``truth_path``.
 
     Returns a JSON-ready dict (keys in ``docs/evaluation.md``; definitions under
-    ``"definitions"``). Raises :class:`BadInputError` naming the file and timeframe when the
-    files do not belong together.
+    ``"definitions"``). Raises :class:`~alice_dyn.io.BadInputError` naming the file and
+    timeframe when the files do not belong together.
     """
-    ev = TrackingEvaluator()
+    ev = tracking_evaluation()
     for reco, tf in iter_matched(reco_path, truth_path, TRACK_TABLES):
         ev.add(reco, tf)
     out = ev.result()

@@ -37,7 +37,8 @@ def network_accuracy_per_tf(
     reco: str | os.PathLike[str], truth: str | os.PathLike[str], track_net: bool = False
 ) -> dict[int, dict[str, tuple[int, int]]]:
     """``{tf_id: {metric: (n_correct, n_total)}}`` (see the module docstring)."""
-    from alice_dyn.qa.evaluate_tracking import iter_matched, track_classes
+    from alice_dyn.io.aod import iter_matched
+    from alice_dyn.qa.truth import track_classes
 
     tables = dict(PID_TABLES)
     if track_net:
