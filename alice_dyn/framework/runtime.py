@@ -4,12 +4,20 @@ Layer: framework. :class:`ProcessorRuntime` builds the Task of a spec, calls ``i
 for each timeframe with its inputs (timing it), ``end_of_stream`` and ``stop``; any exception
 becomes a :class:`ProcessorError` naming the processor and the timeframe. :class:`RunSummary`
 is what every runner returns: the fate of each timeframe and the metrics.
+
+Worker warm-ups: a package whose tasks have a one-off start-up cost that ``init`` does not pay
+(e.g. a JIT compiler's back-end) registers a hook with :func:`register_worker_warmup`; a worker
+process of the multi-process runner runs every hook after its task's ``init``, before it says it
+is ready, so that the first timeframe does not carry the cost. The framework itself knows no such
+library: the hooks are registered where the library is used (on import, so that ``spawn`` and
+``forkserver`` workers, which import the processor's module, have them too).
 """
 
 from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +37,23 @@ from alice_dyn.framework.metrics import ProcessorMetrics
 from alice_dyn.framework.online import TimeframeTiming, current_clock
 from alice_dyn.framework.spec import DataProcessorSpec
 from alice_dyn.framework.task import Task, make_task
+
+_WORKER_WARMUPS: list[Callable[[], None]] = []
+
+
+def register_worker_warmup(fn: Callable[[], None]) -> Callable[[], None]:
+    """Run ``fn()`` in every worker process after its task's ``init`` (once per function, in
+    the order registered); returns ``fn`` (usable as a decorator)."""
+    if fn not in _WORKER_WARMUPS:
+        _WORKER_WARMUPS.append(fn)
+    return fn
+
+
+def run_worker_warmups() -> None:
+    """Run the registered worker warm-ups (an exception propagates: the worker fails)."""
+    for fn in list(_WORKER_WARMUPS):
+        fn()
+
 
 PROCESSED = "processed"
 FAILED = "failed"
