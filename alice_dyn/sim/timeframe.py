@@ -7,6 +7,7 @@ timeframes can be made in any order or in parallel and still be the same.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
@@ -163,10 +164,77 @@ def detector_response(
 ) -> Timeframe:
     """Transport the generated particles through the detector and assemble the Timeframe."""
     n = len(gen.pdg)
+    vtx = np.ascontiguousarray(gen.vertex_cm[gen.collision])
+    hits = _transport(cfg, gen, vtx, rng, gas)
+    clusters = _tpc_clusters(cfg, hits, rng)
+    # recount clusters per particle after merging
+    labels = clusters.mc_label[clusters.mc_label >= 0]
+    n_tpc = np.bincount(labels, minlength=n).astype(np.int16)
+    pt = np.hypot(gen.p_gev[:, 0], gen.p_gev[:, 1])
+    radius = pt / (B_TO_PT_GEV_PER_T_CM * abs(cfg.bfield_t))
+    looper = (2.0 * radius < geo.TPC_OUTER_RADIUS_CM) & (n_tpc > 0)
+    reached = hits.reached | np.where(looper, IS_LOOPER, 0).astype(np.uint8)
+    particles = MCParticles(
+        pdg=gen.pdg.astype(np.int32),
+        charge=gen.charge.astype(np.int8),
+        collision=gen.collision.astype(np.int32),
+        px_gev=gen.p_gev[:, 0].astype(np.float32),
+        py_gev=gen.p_gev[:, 1].astype(np.float32),
+        pz_gev=gen.p_gev[:, 2].astype(np.float32),
+        vx_cm=vtx[:, 0].astype(np.float32),
+        vy_cm=vtx[:, 1].astype(np.float32),
+        vz_cm=vtx[:, 2].astype(np.float32),
+        reached=reached.astype(np.uint8),
+        n_tpc_clusters=n_tpc,
+    )
+    collisions = Collisions(
+        time_ns=gen.time_ns.astype(np.float64),
+        vx_cm=gen.vertex_cm[:, 0].astype(np.float32),
+        vy_cm=gen.vertex_cm[:, 1].astype(np.float32),
+        vz_cm=gen.vertex_cm[:, 2].astype(np.float32),
+        multiplicity=gen.multiplicity,
+        t0_meas_ps=gen.t0_meas_ps.astype(np.float64),
+        t0_resolution_ps=gen.t0_resolution_ps,
+    )
+    meta = TimeframeMeta(
+        tf_id=int(tf_id),
+        first_orbit=FIRST_ORBIT_OFFSET + int(tf_id) * cfg.n_orbits_per_tf,
+        run_number=cfg.run_number,
+        run_period=cfg.run_period,
+        bfield_t=cfg.bfield_t,
+        system=cfg.system,
+    )
+    tof, trd = _tof_hits(hits.tof), _trd_tracklets(hits.trd, hits.trd_n)
+    tf = Timeframe(meta, clusters, collisions, particles, tof, trd)
+    tf.check()
+    return tf
+
+
+@dataclass
+class _RawHits:
+    """What the transport kernel filled: ``n_cl`` TPC clusters (``cl_f`` (6, cap): pad, time,
+    sigma pad, sigma time, qMax, qTot; ``cl_i`` (3, cap): sector, row, flags; ``cl_label``),
+    per particle ``reached`` bits, TOF ``(n, 6)`` and TRD ``(n, 6, 5)`` hits with counts."""
+
+    cl_f: np.ndarray
+    cl_i: np.ndarray
+    cl_label: np.ndarray
+    n_cl: int
+    reached: np.ndarray
+    tof: np.ndarray
+    trd: np.ndarray
+    trd_n: np.ndarray
+
+
+def _transport(
+    cfg: SimConfig, gen: GeneratedCollisions, vtx: np.ndarray, rng: np.random.Generator,
+    gas: TPCGasParam,
+) -> _RawHits:  # fmt: skip
+    """Run the transport kernel over every particle, growing the cluster buffers when full."""
+    n = len(gen.pdg)
     mass = MASSES_GEV[gen.species]
     seeds = rng.integers(0, 2**31 - 1, n).astype(np.uint32)
     prm = kernel_params(cfg, gas)
-    vtx = np.ascontiguousarray(gen.vertex_cm[gen.collision])
     t_coll = gen.time_ns[gen.collision]
     charge = gen.charge.astype(np.float64)
     ctau = CTAU_CM[gen.species]
@@ -189,11 +257,17 @@ def detector_response(
         )  # fmt: skip
         if first >= n:
             break
-        cap *= 2  # grow and resume where the kernel stopped
-        cl_f = np.concatenate([cl_f, np.empty_like(cl_f)], axis=1)
+        cl_f = np.concatenate([cl_f, np.empty_like(cl_f)], axis=1)  # grow, resume where it stopped
         cl_i = np.concatenate([cl_i, np.empty_like(cl_i)], axis=1)
         cl_label = np.concatenate([cl_label, np.empty_like(cl_label)])
+    return _RawHits(cl_f, cl_i, cl_label, n_cl, reached, tof_f, trd_f, trd_n)
 
+
+def _tpc_clusters(cfg: SimConfig, hits: _RawHits, rng: np.random.Generator) -> TPCClusters:
+    """The transported clusters plus noise clusters, sorted by (sector, row, time), close ones
+    merged (``cfg.merge_clusters``) and packed as ClusterNative records."""
+    cl_f, cl_i, cl_label, n_cl = hits.cl_f, hits.cl_i, hits.cl_label, hits.n_cl
+    cap = cl_f.shape[1]
     n_noise = int(rng.poisson(cfg.noise_fraction * n_cl)) if n_cl else 0
     if n_cl + n_noise > cap:
         cl_f = np.concatenate([cl_f, np.empty((6, n_noise))], axis=1)
@@ -207,17 +281,9 @@ def detector_response(
     cl_f = cl_f[:, order]
     cl_i = cl_i[:, order]
     cl = dict(
-        sector=cl_i[0],
-        row=cl_i[1],
-        pad=cl_f[0],
-        time=cl_f[1],
-        spad=cl_f[2],
-        stime=cl_f[3],
-        qmax=cl_f[4],
-        qtot=cl_f[5],
-        flags=cl_i[2].astype(np.uint8),
-        label=cl_label[order],
-    )
+        sector=cl_i[0], row=cl_i[1], pad=cl_f[0], time=cl_f[1], spad=cl_f[2], stime=cl_f[3],
+        qmax=cl_f[4], qtot=cl_f[5], flags=cl_i[2].astype(np.uint8), label=cl_label[order],
+    )  # fmt: skip
     if cfg.merge_clusters and len(order):
         keep = merge_close_clusters(
             cl["sector"], cl["row"], cl["pad"], cl["time"], cl["spad"], cl["stime"],
@@ -227,35 +293,18 @@ def detector_response(
     records = pack_clusters(
         cl["time"], cl["pad"], cl["stime"], cl["spad"], cl["qmax"], cl["qtot"], cl["flags"]
     )
-    clusters = TPCClusters(
+    return TPCClusters(
         records=records,
         sector=cl["sector"].astype(np.uint8),
         row=cl["row"].astype(np.uint8),
         mc_label=cl["label"].astype(np.int32),
     )
-    # recount clusters per particle after merging
-    labels = clusters.mc_label[clusters.mc_label >= 0]
-    n_tpc = np.bincount(labels, minlength=n).astype(np.int16)
 
-    pt = np.hypot(gen.p_gev[:, 0], gen.p_gev[:, 1])
-    radius = pt / (B_TO_PT_GEV_PER_T_CM * abs(cfg.bfield_t))
-    looper = (2.0 * radius < geo.TPC_OUTER_RADIUS_CM) & (n_tpc > 0)
-    reached = reached | np.where(looper, IS_LOOPER, 0).astype(np.uint8)
-    particles = MCParticles(
-        pdg=gen.pdg.astype(np.int32),
-        charge=gen.charge.astype(np.int8),
-        collision=gen.collision.astype(np.int32),
-        px_gev=gen.p_gev[:, 0].astype(np.float32),
-        py_gev=gen.p_gev[:, 1].astype(np.float32),
-        pz_gev=gen.p_gev[:, 2].astype(np.float32),
-        vx_cm=vtx[:, 0].astype(np.float32),
-        vy_cm=vtx[:, 1].astype(np.float32),
-        vz_cm=vtx[:, 2].astype(np.float32),
-        reached=reached.astype(np.uint8),
-        n_tpc_clusters=n_tpc,
-    )
+
+def _tof_hits(tof_f: np.ndarray) -> TOFHits:
+    """TOF hits of the particles that reached TOF (``tof_f[:, 0] > 0``), labelled by particle."""
     has_tof = np.flatnonzero(tof_f[:, 0] > 0)
-    tof = TOFHits(
+    return TOFHits(
         x_cm=tof_f[has_tof, 1].astype(np.float32),
         y_cm=tof_f[has_tof, 2].astype(np.float32),
         z_cm=tof_f[has_tof, 3].astype(np.float32),
@@ -263,10 +312,15 @@ def detector_response(
         label=has_tof.astype(np.int32),
         mc_length_cm=tof_f[has_tof, 5].astype(np.float32),
     )
+
+
+def _trd_tracklets(trd_f: np.ndarray, trd_n: np.ndarray) -> TRDTracklets:
+    """TRD tracklets, ``trd_n[i]`` per particle ``i`` (rows x, y, z, q, layer)."""
+    n = len(trd_n)
     trd_mask = np.arange(6)[None, :] < trd_n[:, None]
     trd_lab = np.broadcast_to(np.arange(n)[:, None], (n, 6))[trd_mask]
     trd_rows = trd_f[trd_mask]
-    trd = TRDTracklets(
+    return TRDTracklets(
         layer=trd_rows[:, 4].astype(np.uint8),
         x_cm=trd_rows[:, 0].astype(np.float32),
         y_cm=trd_rows[:, 1].astype(np.float32),
@@ -274,26 +328,6 @@ def detector_response(
         q=trd_rows[:, 3].astype(np.float32),
         label=trd_lab.astype(np.int32),
     )
-    collisions = Collisions(
-        time_ns=gen.time_ns.astype(np.float64),
-        vx_cm=gen.vertex_cm[:, 0].astype(np.float32),
-        vy_cm=gen.vertex_cm[:, 1].astype(np.float32),
-        vz_cm=gen.vertex_cm[:, 2].astype(np.float32),
-        multiplicity=gen.multiplicity,
-        t0_meas_ps=gen.t0_meas_ps.astype(np.float64),
-        t0_resolution_ps=gen.t0_resolution_ps,
-    )
-    meta = TimeframeMeta(
-        tf_id=int(tf_id),
-        first_orbit=FIRST_ORBIT_OFFSET + int(tf_id) * cfg.n_orbits_per_tf,
-        run_number=cfg.run_number,
-        run_period=cfg.run_period,
-        bfield_t=cfg.bfield_t,
-        system=cfg.system,
-    )
-    tf = Timeframe(meta, clusters, collisions, particles, tof, trd)
-    tf.check()
-    return tf
 
 
 def simulate(cfg: SimConfig, n_timeframes: int, first_tf: int = 0) -> Iterator[Timeframe]:

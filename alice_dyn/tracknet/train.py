@@ -180,6 +180,97 @@ def validation_curve(model: TrackNet, outs: torch.Tensor, table: np.ndarray, y) 
     return pts
 
 
+def calibrate_budgets(
+    model: TrackNet,
+    cal: ThresholdCalibrator,
+    xca,
+    calib: TrackDataset,
+    outs_val: torch.Tensor,
+    table: np.ndarray,
+    full: float,
+    val: TrackDataset,
+) -> tuple[dict, dict]:
+    """The thresholds of each budget (:data:`BUDGET_FRACTIONS` of the full FLOPs, calibrated
+    on ``calib``) with their validation FLOPs and physics, and the P(fake) cuts keeping 99%
+    of the good calibration tracks at full depth and under each budget: ``(budgets,
+    reject_threshold)`` as stored in the model's ``config.json``. ``table``: FLOPs per track
+    at each exit; ``full``: the full network's (:attr:`alice_dyn.nn.FlopsReport.full_flops`)."""
+    with torch.no_grad():
+        outs_cal = all_exit_outputs(model, xca)
+    good_cal = calib.main & (calib.labels == GOOD)
+    budgets = {}
+    full_cut = reject_at(model, outs_cal, None, good_cal)
+    reject = {**full_cut, "by_budget": {"full": full_cut}}
+    for f in BUDGET_FRACTIONS:
+        level = cal.level_for(f)
+        p = cal.policy_at(level)
+        key = f"{round(f * 100)}"
+        calibration = cal.calibration(f, level)
+        out_v, idx_v = select(model, outs_val, p)
+        budgets[key] = {
+            **p.to_json(),
+            "calibration": calibration,
+            "val_flops_fraction": float(table[idx_v].mean() / full),
+            "val": physics_metrics(model, out_v, val),
+        }
+        reject["by_budget"][key] = reject_at(model, outs_cal, p, good_cal)
+    return budgets, reject
+
+
+def _variant_record(
+    variant,
+    model,
+    hist,
+    t_train,
+    table,
+    full,
+    budgets,
+    reject,
+    curve,
+    per_exit,
+    scaling,
+    level_curve,
+    provenance_of,
+) -> tuple[dict, dict]:
+    """``(config.json content, report entry)`` of one trained variant."""
+    metrics = {
+        "train_seconds": t_train,
+        "epochs": hist["epochs"],
+        "best_epoch": hist["best_epoch"],
+        "val_loss": hist["best_val_loss"],
+        "exit_flops": table.tolist(),
+        "full_flops": full,
+        "val_per_exit": per_exit,
+        "val_curve": curve,
+    }
+    config = {
+        "variant": variant,
+        "classes": list(CLASSES),
+        "targets": list(TARGETS),
+        "feature_scaling": scaling,
+        "thresholds": budgets,
+        "level_curve": level_curve,
+        "reject_threshold": reject,
+        "provenance": provenance_of(metrics),
+        "metrics": metrics,
+    }
+    entry = {
+        "train_seconds": t_train,
+        "epochs": hist["epochs"],
+        "best_epoch": hist["best_epoch"],
+        "val_loss": hist["best_val_loss"],
+        "params": sum(p.numel() for p in model.parameters()),
+        "exit_flops": table.tolist(),
+        "full_flops": full,
+        "budgets": {k: {kk: v[kk] for kk in ("thresholds", "calibration",
+                        "val_flops_fraction", "val")} for k, v in budgets.items()},
+        "reject_threshold": reject,
+        "val_per_exit": per_exit,
+        "val_curve": curve,
+    }  # fmt: skip
+    return config, entry
+
+
 def train_all(
     data: dict[str, TrackDataset],
     out_dir: str | Path,
@@ -227,67 +318,17 @@ def train_all(
         table = exit_table(model, xva)
         full = exit_flops_for(model, xva).full_flops
         cal = ThresholdCalibrator(model, xca, ConfidencePolicy(0.0))
-        with torch.no_grad():
-            outs_cal = all_exit_outputs(model, xca)
-        good_cal = calib.main & (calib.labels == GOOD)
-
-        budgets = {}
-        full_cut = reject_at(model, outs_cal, None, good_cal)
-        reject = {**full_cut, "by_budget": {"full": full_cut}}
-        for f in BUDGET_FRACTIONS:
-            level = cal.level_for(f)
-            p = cal.policy_at(level)
-            key = f"{round(f * 100)}"
-            calibration = cal.calibration(f, level)
-            out_v, idx_v = select(model, outs_val, p)
-            budgets[key] = {
-                **p.to_json(),
-                "calibration": calibration,
-                "val_flops_fraction": float(table[idx_v].mean() / full),
-                "val": physics_metrics(model, out_v, val),
-            }
-            reject["by_budget"][key] = reject_at(model, outs_cal, p, good_cal)
+        budgets, reject = calibrate_budgets(model, cal, xca, calib, outs_val, table, full, val)
         curves[variant] = validation_curve(model, outs_val, table, yva)
-        per_exit = [physics_metrics(model, outs_val[i], val) for i in range(model.num_exits)]
-        metrics = {
-            "train_seconds": t_train,
-            "epochs": hist["epochs"],
-            "best_epoch": hist["best_epoch"],
-            "val_loss": hist["best_val_loss"],
-            "exit_flops": table.tolist(),
-            "full_flops": full,
-            "val_per_exit": per_exit,
-            "val_curve": curves[variant],
-        }
-        prov = provenance(
-            seed=seed, command=command, dataset_hash=report["dataset_sha256"], metrics=metrics
-        )
-        configs[variant] = {
-            "variant": variant,
-            "classes": list(CLASSES),
-            "targets": list(TARGETS),
-            "feature_scaling": scaler.to_json(),
-            "thresholds": budgets,
-            "level_curve": cal.curve(),
-            "reject_threshold": reject,
-            "provenance": prov,
-            "metrics": metrics,
-        }
+        configs[variant], report["variants"][variant] = _variant_record(
+            variant, model, hist, t_train, table, full, budgets, reject, curves[variant],
+            [physics_metrics(model, outs_val[i], val) for i in range(model.num_exits)],
+            scaler.to_json(), cal.curve(),
+            provenance_of=lambda m: provenance(
+                seed=seed, command=command, dataset_hash=report["dataset_sha256"], metrics=m
+            ),
+        )  # fmt: skip
         models[variant] = model
-        report["variants"][variant] = {
-            "train_seconds": t_train,
-            "epochs": hist["epochs"],
-            "best_epoch": hist["best_epoch"],
-            "val_loss": hist["best_val_loss"],
-            "params": sum(p.numel() for p in model.parameters()),
-            "exit_flops": table.tolist(),
-            "full_flops": full,
-            "budgets": {k: {kk: v[kk] for kk in ("thresholds", "calibration",
-                            "val_flops_fraction", "val")} for k, v in budgets.items()},
-            "reject_threshold": reject,
-            "val_per_exit": per_exit,
-            "val_curve": curves[variant],
-        }  # fmt: skip
         print(f"[tracknet train] {variant}: {t_train:.0f} s, {hist['epochs']} epochs, "
               f"val loss {hist['best_val_loss']:.4f}", flush=True)  # fmt: skip
     choice = choose_primary(curves)
