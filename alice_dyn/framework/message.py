@@ -13,7 +13,7 @@ The multi-process runner moves ``ndarray`` and ``columns`` payloads through shar
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -44,9 +44,6 @@ class DataHeader:
     @property
     def data_type(self) -> DataType:
         return DataType(self.origin, self.description, self.subspec)
-
-    def with_(self, **changes: Any) -> DataHeader:
-        return replace(self, **changes)
 
 
 @dataclass(frozen=True)

@@ -273,4 +273,4 @@ def worker_main(
     _Worker(spec_ref, config, lane, prefix, transport, results).serve(reader, abort, parent_pid)
 
 
-__all__ = ["HEADER", "PICKLE", "POLL_S", "frame", "worker_main"]
+__all__ = ["PICKLE", "POLL_S", "frame", "worker_main"]
