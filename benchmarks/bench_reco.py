@@ -4,7 +4,10 @@ PID; and the TOF matching against its reference on a pp timeframe of 80 collisio
 is tried with every collision's event time).
 
 Run: ``python benchmarks/bench_reco.py``. One core (numba single-threaded), JIT warmed up;
-the same timeframe for every step, best of three.
+the same timeframe for every step, best of three. Every step is the chain's own function
+(:func:`~alice_dyn.reco.tpc_tracker.track_clusters`: the tracker's time includes unpacking the
+records and pad -> y, time -> z; :func:`~alice_dyn.reco.tpc_chain.cluster_dedx` on the
+``TPC/CLUSTERGLOBAL`` columns of :func:`~alice_dyn.reco.tpc_chain.global_clusters`).
 """
 
 from __future__ import annotations
@@ -16,16 +19,14 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import numpy as np
 
-from alice_dyn.reco.dedx import track_dedx
 from alice_dyn.reco.dedx_calibration import DedxCalibration
 from alice_dyn.reco.pid_nsigma import nsigma_decision, nsigma_tof, nsigma_tpc
 from alice_dyn.reco.tof_matching import match_tof, match_tof_ref
-from alice_dyn.reco.tpc_tracker import find_tracks
+from alice_dyn.reco.tpc_chain import cluster_dedx, global_clusters
+from alice_dyn.reco.tpc_tracker import TPCTrackerParam, track_clusters
 from alice_dyn.reco.trd_matching import match_trd, match_trd_ref
 from alice_dyn.sim import SimConfig, simulate_timeframe
-from alice_dyn.tpc import geometry as geo
-from alice_dyn.tpc import transform
-from alice_dyn.tpc.cluster_native import unpack_clusters
+from alice_dyn.tpc.geometry import DEFAULT_GAS
 
 
 def best_of(fn, n=3):
@@ -45,17 +46,18 @@ def main() -> None:
     cfg = SimConfig.for_system("pbpb", collisions_per_tf=1, centrality_max=0.1, seed=3)
     tf = simulate_timeframe(cfg, 0)
     cl = tf.clusters
-    u = unpack_clusters(cl.records)
-    y = transform.pad_to_y(cl.sector, cl.row, u.pad)
-    z = transform.time_to_z(cl.sector, u.time, 0.0)
-    gx, gy = transform.local_to_global(cl.sector, geo.ROW_X_CM[cl.row], y)
-    find_tracks(cl.sector[:2000], cl.row[:2000], y[:2000], z[:2000], u.q_tot[:2000])  # JIT
-    (tracks, refs), t_trk = best_of(lambda: find_tracks(cl.sector, cl.row, y, z, u.q_tot))
+    clusters = global_clusters(cl.records, cl.sector, cl.row, DEFAULT_GAS)
+    prm, bfield = TPCTrackerParam(), float(tf.meta.bfield_t)
+
+    def tracking(n: int | None = None):
+        s = slice(n)
+        return track_clusters(cl.sector[s], cl.row[s], cl.records[s], DEFAULT_GAS, prm, bfield)
+
+    tracking(2000)  # JIT
+    (tracks, refs), t_trk = best_of(tracking)
     calib = DedxCalibration.load()
-    track_dedx(tracks, refs, u.q_tot, u.q_max, gx, gy, cl.sector, cl.row, 0.5, 1.0)
-    (tot, _), t_dedx = best_of(
-        lambda: track_dedx(tracks, refs, u.q_tot, u.q_max, gx, gy, cl.sector, cl.row, 0.5, 1.0)
-    )
+    cluster_dedx(tracks, refs, clusters, bfield, 1.0)
+    (tot, _), t_dedx = best_of(lambda: cluster_dedx(tracks, refs, clusters, bfield, 1.0))
     col, tof = tf.collisions, tf.tof
     tof_args = (tof.x_cm, tof.y_cm, tof.z_cm, tof.time_ps, col.t0_meas_ps, col.t0_resolution_ps)
     m, t_tof = best_of(lambda: match_tof(tracks, *tof_args, 0.5, 2.58e-3))
@@ -97,10 +99,9 @@ def many_collisions_tof() -> None:
     """TOF matching on a pp timeframe with 80 collisions, beside its reference."""
     tf = simulate_timeframe(SimConfig.for_system("pp", collisions_per_tf=80, seed=3), 0)
     cl = tf.clusters
-    u = unpack_clusters(cl.records)
-    y = transform.pad_to_y(cl.sector, cl.row, u.pad)
-    z = transform.time_to_z(cl.sector, u.time, 0.0)
-    tracks, _ = find_tracks(cl.sector, cl.row, y, z, u.q_tot)
+    tracks, _ = track_clusters(
+        cl.sector, cl.row, cl.records, DEFAULT_GAS, TPCTrackerParam(), tf.meta.bfield_t
+    )
     col, tof = tf.collisions, tf.tof
     args = (tof.x_cm, tof.y_cm, tof.z_cm, tof.time_ps, col.t0_meas_ps, col.t0_resolution_ps)
     m, t_new = best_of(lambda: match_tof(tracks, *args, 0.5, 2.58e-3))

@@ -7,33 +7,32 @@ import pytest
 
 from alice_dyn.event.tracks import LOOPER_LEG
 from alice_dyn.physics.particles import MASSES_GEV
-from alice_dyn.reco.dedx import track_dedx
 from alice_dyn.reco.dedx_calibration import DedxCalibration
 from alice_dyn.reco.helix import helices_from_tracks, path_from_beam_line, path_to_radius
 from alice_dyn.reco.mc_labels import majority_labels
 from alice_dyn.reco.pid_nsigma import INVALID, nsigma_decision, nsigma_tof, nsigma_tpc
 from alice_dyn.reco.tof_matching import match_tof
-from alice_dyn.reco.tpc_tracker import find_tracks
+from alice_dyn.reco.tpc_chain import cluster_dedx, global_clusters
+from alice_dyn.reco.tpc_tracker import TPCTrackerParam, track_clusters
 from alice_dyn.reco.track_model import propagate, rotate, update
 from alice_dyn.sim import SimConfig, simulate_particle_gun, simulate_timeframe
-from alice_dyn.tpc import geometry as geo
-from alice_dyn.tpc import transform
-from alice_dyn.tpc.cluster_native import unpack_clusters
+from alice_dyn.tpc.geometry import DEFAULT_GAS
 
 E, MU, PI, K, P = 0, 1, 2, 3, 4
 
 
 def reconstruct(tf):
+    """The chain's transform and tracking steps; ``(tracks, refs, labels, purity, clusters)``."""
     cl = tf.clusters
-    u = unpack_clusters(cl.records)
-    y = transform.pad_to_y(cl.sector, cl.row, u.pad)
-    z = transform.time_to_z(cl.sector, u.time, 0.0)
-    gx, gy = transform.local_to_global(cl.sector, geo.ROW_X_CM[cl.row], y)
-    tracks, refs = find_tracks(cl.sector, cl.row, y, z, u.q_tot)
+    bfield = float(tf.meta.bfield_t)
+    clusters = global_clusters(cl.records, cl.sector, cl.row, DEFAULT_GAS)
+    tracks, refs = track_clusters(
+        cl.sector, cl.row, cl.records, DEFAULT_GAS, TPCTrackerParam(), bfield
+    )
     labels, purity = majority_labels(
         cl.mc_label, refs, tracks.cluster_start.astype(np.int64), tracks.n_clusters.astype(np.int64)
     )
-    return tracks, refs, labels, purity, u, gx, gy
+    return tracks, refs, labels, purity, clusters
 
 
 def gun(species, p, n=40, eta=0.2, seed=3, time_ns=0.0, **changes):
@@ -204,10 +203,8 @@ def test_looper_z_check_keeps_loopers_and_splits_chance_circles():
 def test_dedx_calibration_centres_mip_pions_at_50():
     calib = DedxCalibration.load()
     tf = gun(PI, 0.5, n=60, eta=np.linspace(-0.8, 0.8, 60))
-    tracks, refs, _, _, u, gx, gy = reconstruct(tf)
-    cl = tf.clusters
-    tot, mx = track_dedx(tracks, refs, u.q_tot, u.q_max, gx, gy, cl.sector, cl.row, 0.5,
-                         calib.mip_scale, calib.tgl_coefficient)  # fmt: skip
+    tracks, refs, _, _, clusters = reconstruct(tf)
+    tot, mx = cluster_dedx(tracks, refs, clusters, 0.5, calib.mip_scale, calib.tgl_coefficient)
     good = tracks.n_clusters >= 100
     assert np.median(tot[good]) == pytest.approx(calib.expected(0.5, MASSES_GEV[PI]), rel=0.03)
     assert 0.035 < np.std(tot[good]) / np.mean(tot[good]) < 0.075
@@ -230,7 +227,8 @@ def test_shipped_dedx_calibration_is_reproduced_by_its_command():
     """`alice-dyn calibrate dedx` remakes the shipped table exactly (same seed)."""
     import json
 
-    from alice_dyn.reco.dedx_calibration import DEFAULT_CALIBRATION, measure_calibration
+    from alice_dyn.calib.dedx import measure_calibration
+    from alice_dyn.reco.dedx_calibration import DEFAULT_CALIBRATION
 
     shipped = json.loads(DEFAULT_CALIBRATION.read_text())
     assert shipped["made_by"].startswith("alice-dyn calibrate dedx")

@@ -19,10 +19,15 @@ Layer: reconstruction (CPU, Numba). Per timeframe:
 
 z is measured for t0 = 0 (the start of the timeframe): tracks of later collisions are shifted
 along z, which the fit absorbs in the z parameter.
+
+:func:`track_clusters` (and :func:`track_o2_buffer` for O2's buffer) is the tracking step from
+ClusterNative records; the ``tpc-tracker`` stage, the track network's dataset, the dE/dx
+calibration and the benchmark all call it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -33,6 +38,14 @@ from alice_dyn.event.tracks import CROSSED_SECTOR, HAS_A_SIDE, HAS_C_SIDE, LOOPE
 from alice_dyn.kernels.binning import bin_clusters
 from alice_dyn.reco.track_model import KB, pack_cov, propagate, rotate, update
 from alice_dyn.tpc import geometry as geo
+from alice_dyn.tpc import transform
+from alice_dyn.tpc.cluster_native import (
+    UnpackedClusters,
+    decode_o2_buffer,
+    sector_row_from_index,
+    unpack_clusters,
+)
+from alice_dyn.tpc.geometry import TPCGasParam
 
 ROW_X_CM = geo.ROW_X_CM
 ROW_PAD_HEIGHT_CM = geo.ROW_PAD_HEIGHT_CM
@@ -209,8 +222,115 @@ def _refit(idx, n, secs, rows, ys, zs, qs, p, c, x, sec, prm, inward):
 
 
 @njit(cache=True)
+def _seed(i1, j, x1, x2, x3, b3, ys, zs, used, bin_start, p, c, prm):
+    """Seed from cluster ``i1`` (row at ``x1``) and ``j`` (``x2``): the unused third cluster
+    nearest the straight extrapolation to ``x3`` in bin ``b3``, then the circle through them.
+    Returns whether the seed is valid; if so, ``p``/``c`` hold its state at ``x1``."""
+    curv_min_r = prm[K_SEEDR]
+    y1, z1 = ys[i1], zs[i1]
+    dx12 = x1 - x2
+    y2, z2 = ys[j], zs[j]
+    slope_y = (y1 - y2) / dx12
+    slope_z = (z1 - z2) / dx12
+    y3p = y2 - slope_y * (x2 - x3)
+    z3p = z2 - slope_z * (x2 - x3)
+    wy3 = 0.3 + (x2 - x3) * dx12 / curv_min_r
+    k3 = _lower_bound(ys, bin_start[b3], bin_start[b3 + 1], y3p - wy3)
+    best3, bestd = -1, 1e30
+    while k3 < bin_start[b3 + 1] and ys[k3] <= y3p + wy3:
+        if not used[k3] and abs(zs[k3] - z3p) < 0.6:
+            d = abs(ys[k3] - y3p) + abs(zs[k3] - z3p)
+            if d < bestd:
+                best3, bestd = k3, d
+        k3 += 1
+    if best3 < 0:
+        return False
+    y3, z3 = ys[best3], zs[best3]
+    # circle through the three points, travelling inner -> outer (3 -> 2 -> 1)
+    ax, ay = x2 - x3, y2 - y3
+    bx, by = x1 - x2, y1 - y2
+    l23 = math.hypot(ax, ay)
+    l12 = math.hypot(bx, by)
+    l13 = math.hypot(x1 - x3, y1 - y3)
+    crv = 2.0 * (ax * by - ay * bx) / (l23 * l12 * l13)
+    if abs(crv) * curv_min_r > 1.0:
+        return False
+    phi1 = math.atan2(by, bx) + 0.5 * crv * l12
+    s13 = l13 * (1.0 + (crv * l13) ** 2 / 24.0)
+    p[0] = y1
+    p[1] = z1
+    p[2] = math.sin(phi1)
+    p[3] = (z1 - z3) / s13
+    p[4] = -crv / (KB * prm[K_B])
+    if abs(p[2]) > prm[K_SEEDSNP]:
+        return False
+    c[:, :] = 0.0
+    c[0, 0] = 0.04
+    c[1, 1] = 0.04
+    c[2, 2] = 0.01
+    c[3, 3] = 0.01
+    c[4, 4] = (0.5 * abs(p[4]) + 0.3) ** 2
+    return True
+
+
+@njit(cache=True)
+def _follow(i1, r1, s, p, c, cand, used, ys, zs, qs, bin_start, prm):
+    """Follow the seed of cluster ``i1`` (row ``r1``, sector ``s``, state ``p``/``c``) inward
+    row by row, marking the clusters taken in ``used`` and ``cand`` (outer -> inner).
+    Returns ``(n clusters, x, sector, flags)``."""
+    max_miss = int(prm[K_MISS])
+    x = ROW_X_CM[r1]
+    sec = s
+    n = 0
+    flags = 0
+    ey2, ez2 = _cluster_errors(r1, zs[i1], qs[i1], p[2], p[3], prm)
+    update(p, c, ys[i1], zs[i1], ey2, ez2)
+    cand[n] = i1
+    n += 1
+    misses = 0
+    used[i1] = True  # provisional, so the track cannot pick it twice
+    for r in range(r1 - 1, -1, -1):
+        ok, x, sec, crossed = _go_to_row(x, p, c, sec, r, prm)
+        if not ok:
+            break
+        if crossed:
+            flags |= CROSSED_SECTOR
+        k, _ = _best_cluster(sec, r, p, c, ys, zs, qs, used, bin_start, prm)
+        if k >= 0:
+            ey2, ez2 = _cluster_errors(r, zs[k], qs[k], p[2], p[3], prm)
+            update(p, c, ys[k], zs[k], ey2, ez2)
+            cand[n] = k
+            used[k] = True
+            n += 1
+            misses = 0
+        elif abs(p[0]) < ROW_HALF_WIDTH_CM[r]:
+            misses += 1
+            if misses > max_miss:
+                break
+    return n, x, sec, flags
+
+
+@njit(cache=True)
+def _accept(cand, n, secs, rows, ys, zs, qs, p, c, x, sec, prm):
+    """Enough clusters, then refit outward and inward (``cand`` reversed to inner -> outer)
+    and the chi2/ndf cut. Returns ``(accepted, x, sector, chi2)`` with the inward fit in
+    ``p``/``c``."""
+    if n < int(prm[K_MINCL]):
+        return False, x, sec, 0.0
+    # cand is outer -> inner: reverse to inner -> outer
+    for a in range(n // 2):
+        cand[a], cand[n - 1 - a] = cand[n - 1 - a], cand[a]
+    ok, x, sec, _ = _refit(cand, n, secs, rows, ys, zs, qs, p, c, x, sec, prm, False)
+    if not ok:
+        return False, x, sec, 0.0
+    ok, x, sec, chi2 = _refit(cand, n, secs, rows, ys, zs, qs, p, c, x, sec, prm, True)
+    return ok and chi2 / (2.0 * n - 5.0) < prm[K_CHI2NDF], x, sec, chi2
+
+
+@njit(cache=True)
 def find_tracks_kernel(secs, rows, ys, zs, qs, bin_start, prm):
-    """Find tracks among clusters sorted by (sector, row, y).
+    """Find tracks among clusters sorted by (sector, row, y): seeds (:func:`_seed`), followed
+    inward (:func:`_follow`), refitted and accepted (:func:`_accept`).
 
     Returns per track: params (n, 5), x, sector, cov (n, 5, 5), chi2, n_clusters,
     cluster_start, flags; and the cluster references (indices in the sorted order).
@@ -218,7 +338,6 @@ def find_tracks_kernel(secs, rows, ys, zs, qs, bin_start, prm):
     n_cl = secs.shape[0]
     min_cl = int(prm[K_MINCL])
     gap = int(prm[K_GAP])
-    max_miss = int(prm[K_MISS])
     max_tracks = n_cl // max(min_cl, 1) + 1
     t_par = np.zeros((max_tracks, 5))
     t_x = np.zeros(max_tracks)
@@ -235,7 +354,6 @@ def find_tracks_kernel(secs, rows, ys, zs, qs, bin_start, prm):
     n_ref = 0
     p = np.empty(5)
     c = np.empty((5, 5))
-    curv_min_r = prm[K_SEEDR]
     # seed rows from the outside in, all sectors at each row: a track is seeded at its outer
     # end before its inner part (possibly in another sector) can start a track of its own
     for r1 in range(N_ROWS - 1, 2 * gap - 1, -1):
@@ -260,92 +378,12 @@ def find_tracks_kernel(secs, rows, ys, zs, qs, bin_start, prm):
                     if used[j] or abs(zs[j] - z1) > wz:
                         j += 1
                         continue
-                    y2, z2 = ys[j], zs[j]
-                    slope_y = (y1 - y2) / dx12
-                    slope_z = (z1 - z2) / dx12
-                    y3p = y2 - slope_y * (x2 - x3)
-                    z3p = z2 - slope_z * (x2 - x3)
-                    wy3 = 0.3 + (x2 - x3) * dx12 / curv_min_r
-                    k3 = _lower_bound(ys, bin_start[b3], bin_start[b3 + 1], y3p - wy3)
-                    best3, bestd = -1, 1e30
-                    while k3 < bin_start[b3 + 1] and ys[k3] <= y3p + wy3:
-                        if not used[k3] and abs(zs[k3] - z3p) < 0.6:
-                            d = abs(ys[k3] - y3p) + abs(zs[k3] - z3p)
-                            if d < bestd:
-                                best3, bestd = k3, d
-                        k3 += 1
-                    if best3 < 0:
+                    if not _seed(i1, j, x1, x2, x3, b3, ys, zs, used, bin_start, p, c, prm):
                         j += 1
                         continue
-                    y3, z3 = ys[best3], zs[best3]
-                    # circle through the three points, travelling inner -> outer (3 -> 2 -> 1)
-                    ax, ay = x2 - x3, y2 - y3
-                    bx, by = x1 - x2, y1 - y2
-                    l23 = math.hypot(ax, ay)
-                    l12 = math.hypot(bx, by)
-                    l13 = math.hypot(x1 - x3, y1 - y3)
-                    crv = 2.0 * (ax * by - ay * bx) / (l23 * l12 * l13)
-                    if abs(crv) * curv_min_r > 1.0:
-                        j += 1
-                        continue
-                    phi1 = math.atan2(by, bx) + 0.5 * crv * l12
-                    s13 = l13 * (1.0 + (crv * l13) ** 2 / 24.0)
-                    p[0] = y1
-                    p[1] = z1
-                    p[2] = math.sin(phi1)
-                    p[3] = (z1 - z3) / s13
-                    p[4] = -crv / (KB * prm[K_B])
-                    if abs(p[2]) > prm[K_SEEDSNP]:
-                        j += 1
-                        continue
-                    c[:, :] = 0.0
-                    c[0, 0] = 0.04
-                    c[1, 1] = 0.04
-                    c[2, 2] = 0.01
-                    c[3, 3] = 0.01
-                    c[4, 4] = (0.5 * abs(p[4]) + 0.3) ** 2
-                    # follow inward from the seed row
-                    x = x1
-                    sec = s
-                    n = 0
-                    flags = 0
-                    ey2, ez2 = _cluster_errors(r1, z1, qs[i1], p[2], p[3], prm)
-                    update(p, c, y1, z1, ey2, ez2)
-                    cand[n] = i1
-                    n += 1
-                    misses = 0
-                    used[i1] = True  # provisional, so the track cannot pick it twice
-                    for r in range(r1 - 1, -1, -1):
-                        ok, x, sec, crossed = _go_to_row(x, p, c, sec, r, prm)
-                        if not ok:
-                            break
-                        if crossed:
-                            flags |= CROSSED_SECTOR
-                        k, chi2 = _best_cluster(sec, r, p, c, ys, zs, qs, used, bin_start, prm)
-                        if k >= 0:
-                            ey2, ez2 = _cluster_errors(r, zs[k], qs[k], p[2], p[3], prm)
-                            update(p, c, ys[k], zs[k], ey2, ez2)
-                            cand[n] = k
-                            used[k] = True
-                            n += 1
-                            misses = 0
-                        elif abs(p[0]) < ROW_HALF_WIDTH_CM[r]:
-                            misses += 1
-                            if misses > max_miss:
-                                break
-                    ok = n >= min_cl
-                    if ok:
-                        # cand is outer -> inner: reverse to inner -> outer
-                        for a in range(n // 2):
-                            cand[a], cand[n - 1 - a] = cand[n - 1 - a], cand[a]
-                        ok, x, sec, _ = _refit(
-                            cand, n, secs, rows, ys, zs, qs, p, c, x, sec, prm, False
-                        )
-                        if ok:
-                            ok, x, sec, chi2 = _refit(
-                                cand, n, secs, rows, ys, zs, qs, p, c, x, sec, prm, True
-                            )
-                            ok = ok and chi2 / (2.0 * n - 5.0) < prm[K_CHI2NDF]
+                    n, x, sec, flags = _follow(i1, r1, s, p, c, cand, used, ys, zs, qs,
+                                               bin_start, prm)  # fmt: skip
+                    ok, x, sec, chi2 = _accept(cand, n, secs, rows, ys, zs, qs, p, c, x, sec, prm)
                     if not ok:
                         for a in range(n):
                             used[cand[a]] = False
@@ -520,3 +558,35 @@ def find_tracks(
     )
     flag_looper_legs(tracks, prm)
     return tracks, order[refs].astype(np.int32)
+
+
+def track_clusters(
+    sector: np.ndarray,
+    row: np.ndarray,
+    clusters: np.ndarray | UnpackedClusters,
+    gas: TPCGasParam,
+    prm: TPCTrackerParam,
+    bfield_t: float,
+) -> tuple[TPCTracks, np.ndarray]:
+    """The tracking step of the classical chain (``tpc-tracker``), written once.
+
+    ``clusters``: ``(n,)`` ClusterNative records (or their :func:`unpack_clusters` values) of
+    known ``sector``/``row`` ``(n,)``; pad -> sector-local y and time -> z (cm) for a collision
+    at t0 = 0 with the drift parameters ``gas``, then :func:`find_tracks` with ``prm`` in the
+    field ``bfield_t`` (T, the timeframe's). Returns ``(tracks, cluster references)``.
+    """
+    u = clusters if isinstance(clusters, UnpackedClusters) else unpack_clusters(clusters)
+    y = transform.pad_to_y(sector, row, u.pad)
+    z = transform.time_to_z(sector, u.time, 0.0, gas)
+    prm = dataclasses.replace(prm, bfield_t=float(bfield_t))
+    return find_tracks(sector, row, y, z, u.q_tot, prm)
+
+
+def track_o2_buffer(
+    buffer: np.ndarray | bytes, gas: TPCGasParam, prm: TPCTrackerParam, bfield_t: float
+) -> tuple[TPCTracks, np.ndarray]:
+    """:func:`track_clusters` of O2's ClusterNative buffer (``TPC/CLUSTERNATIVE``, uint8);
+    the references index its records."""
+    index, records = decode_o2_buffer(buffer)
+    sector, row = sector_row_from_index(index)
+    return track_clusters(sector, row, records, gas, prm, bfield_t)

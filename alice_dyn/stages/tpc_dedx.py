@@ -1,8 +1,9 @@
 """``tpc-dedx``: truncated-mean dE/dx of every track (TPC/DEDX), MIP = 50.
 
-Layer: stages. Uses the clusters in global coordinates (TPC/CLUSTERGLOBAL) for the track angle
-at each cluster, the calibration of :mod:`alice_dyn.reco.dedx_calibration` (shipped table, or
-``--calibration FILE``) for the MIP scale.
+Layer: stages. A thin wrapper around :func:`alice_dyn.reco.tpc_chain.cluster_dedx`: the clusters
+in global coordinates (TPC/CLUSTERGLOBAL) give the track angle at each cluster, the
+calibration of :mod:`alice_dyn.reco.dedx_calibration` (shipped table, or
+``--calibration FILE``) the MIP scale.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from alice_dyn.event.tracks import TPCTracks
 from alice_dyn.framework.context import InitContext, ProcessingContext
 from alice_dyn.framework.spec import ConfigParamSpec, DataProcessorSpec
 from alice_dyn.framework.task import Task
-from alice_dyn.reco.dedx import track_dedx
 from alice_dyn.reco.dedx_calibration import DEFAULT_CALIBRATION, DedxCalibration
+from alice_dyn.reco.tpc_chain import cluster_dedx
 from alice_dyn.stages import data_types as dt
 from alice_dyn.stages.tpc_tracker import field_of
 
@@ -29,11 +30,9 @@ class TPCDedxTask(Task):
         tracks = TPCTracks(**pc.inputs.get("tracks"))
         refs = pc.inputs.get("refs")
         cl = pc.inputs.get("clusters")
-        tot, mx = track_dedx(
-            tracks, refs, cl["q_tot"], cl["q_max"], cl["x"].astype(np.float64),
-            cl["y"].astype(np.float64), cl["sector"], cl["row"], field_of(pc, 0.5),
-            self.calib.mip_scale, self.calib.tgl_coefficient,
-        )  # fmt: skip
+        tot, mx = cluster_dedx(
+            tracks, refs, cl, field_of(pc, 0.5), self.calib.mip_scale, self.calib.tgl_coefficient
+        )
         pc.outputs.adopt(
             dt.DEDX,
             {

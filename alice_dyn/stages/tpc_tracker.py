@@ -1,13 +1,13 @@
 """``tpc-tracker``: TPC/CLUSTERNATIVE -> TPC/TRACKS + TPC/CLUSREFS (classical tracking).
 
-Layer: stages. Decodes O2's cluster buffer, transforms to sector-local coordinates (z for
-t0 = 0) and runs :func:`alice_dyn.reco.tpc_tracker.find_tracks` with the ``TPCTrackerParam``
-configuration; the magnetic field comes from the timeframe metadata.
+Layer: stages. A thin wrapper around :func:`alice_dyn.reco.tpc_tracker.track_o2_buffer` (the
+tracking step: O2's cluster buffer -> sector-local y, z for t0 = 0 -> ``find_tracks``) with the
+``TPCTrackerParam`` and ``TPCGasParam`` configuration; the magnetic field comes from the
+timeframe metadata.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Sequence
 
@@ -18,11 +18,9 @@ from alice_dyn.framework.context import InitContext, ProcessingContext
 from alice_dyn.framework.executable import run_executable
 from alice_dyn.framework.spec import DataProcessorSpec
 from alice_dyn.framework.task import Task
-from alice_dyn.reco.tpc_tracker import TPCTrackerParam, find_tracks
+from alice_dyn.reco.tpc_tracker import TPCTrackerParam, track_o2_buffer
 from alice_dyn.stages import config_groups  # noqa: F401  (registers TPCGasParam)
 from alice_dyn.stages import data_types as dt
-from alice_dyn.tpc import transform
-from alice_dyn.tpc.cluster_native import decode_o2_buffer, sector_row_from_index, unpack_clusters
 
 NAME = "tpc-tracker"
 register_config_group("TPCTrackerParam", TPCTrackerParam)
@@ -43,13 +41,9 @@ class TPCTrackerTask(Task):
         self.gas = ic.config["TPCGasParam"]
 
     def run(self, pc: ProcessingContext) -> None:
-        index, records = decode_o2_buffer(pc.inputs.get("clusters"))
-        sector, row = sector_row_from_index(index)
-        u = unpack_clusters(records)
-        y = transform.pad_to_y(sector, row, u.pad)
-        z = transform.time_to_z(sector, u.time, 0.0, self.gas)
-        prm = dataclasses.replace(self.prm, bfield_t=field_of(pc, self.prm.bfield_t))
-        tracks, refs = find_tracks(sector, row, y, z, u.q_tot, prm)
+        tracks, refs = track_o2_buffer(
+            pc.inputs.get("clusters"), self.gas, self.prm, field_of(pc, self.prm.bfield_t)
+        )
         pc.outputs.adopt(
             dt.TRACKS, {k: np.ascontiguousarray(v) for k, v in tracks.columns().items()}
         )

@@ -37,12 +37,10 @@ import torch
 
 from alice_dyn.event.timeframe import Timeframe
 from alice_dyn.event.tracks import LOOPER_LEG, TPCTracks
-from alice_dyn.kernels import transform_clusters
 from alice_dyn.physics.particles import B_TO_PT_GEV_PER_T_CM
 from alice_dyn.reco.mc_labels import MIN_PURITY, primary_and_clones, track_mc_labels
-from alice_dyn.reco.tpc_tracker import TPCTrackerParam, find_tracks
-from alice_dyn.tpc import transform
-from alice_dyn.tpc.cluster_native import unpack_clusters
+from alice_dyn.reco.tpc_chain import global_clusters
+from alice_dyn.reco.tpc_tracker import TPCTrackerParam, track_clusters
 from alice_dyn.tpc.geometry import DEFAULT_GAS, TPCGasParam
 from alice_dyn.tracknet.features import TARGETS, TrackInputs, track_inputs
 
@@ -64,21 +62,16 @@ class ClassicalTF:
 def classical_chain(
     tf: Timeframe, prm: TPCTrackerParam | None = None, gas: TPCGasParam = DEFAULT_GAS
 ) -> ClassicalTF:
-    """Cluster transform + classical tracking of ``tf``, as the tpc-reco stages run them."""
-    import dataclasses
-
+    """Cluster transform + classical tracking of ``tf``: the steps the ``tpc-cluster-transform``
+    and ``tpc-tracker`` stages run (:func:`~alice_dyn.reco.tpc_chain.global_clusters`,
+    :func:`~alice_dyn.reco.tpc_tracker.track_clusters`), on the CPU."""
     cl = tf.clusters
-    res = transform_clusters(cl.records, cl.sector, cl.row, 0.0, gas, backend="cpu")
-    clusters = {
-        "x": res.gx, "y": res.gy, "z": res.z, "sector": cl.sector, "row": cl.row,
-        "q_tot": res.q_tot, "q_max": res.q_max,
-    }  # fmt: skip
-    u = unpack_clusters(cl.records)
-    y = transform.pad_to_y(cl.sector, cl.row, u.pad)
-    z = transform.time_to_z(cl.sector, u.time, 0.0, gas)
-    prm = dataclasses.replace(prm or TPCTrackerParam(), bfield_t=float(tf.meta.bfield_t))
-    tracks, refs = find_tracks(cl.sector, cl.row, y, z, u.q_tot, prm)
-    return ClassicalTF(tracks, refs, clusters, float(tf.meta.bfield_t))
+    bfield_t = float(tf.meta.bfield_t)
+    clusters = global_clusters(cl.records, cl.sector, cl.row, gas, backend="cpu")
+    tracks, refs = track_clusters(
+        cl.sector, cl.row, cl.records, gas, prm or TPCTrackerParam(), bfield_t
+    )
+    return ClassicalTF(tracks, refs, clusters, bfield_t)
 
 
 def mc_labels(tf: Timeframe, c: ClassicalTF) -> tuple[np.ndarray, np.ndarray]:
