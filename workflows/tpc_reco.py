@@ -5,9 +5,15 @@ Run: ``alice-dyn run tpc-reco -i data_samples/pp_sample.root -o out/reco.root``;
 ``alice-dyn evaluate tracking out/reco.root --truth data_samples/pp_sample.root``.
 """
 
+from collections.abc import Sequence
+
+from alice_dyn.framework.spec import DataProcessorSpec, SpecError
 from alice_dyn.stages import aod_writer_spec, tpc_cluster_reader_spec, tpc_cluster_transform_spec
-from alice_dyn.stages.aod_producer import WRITER_INPUTS, aod_producer_spec
+from alice_dyn.stages import data_types as dt
+from alice_dyn.stages.aod_producer import aod_producer_spec
+from alice_dyn.stages.aod_writer import aod_inputs
 from alice_dyn.stages.nsigma_pid import nsigma_pid_spec
+from alice_dyn.stages.pid_net import NAME as PID_NET
 from alice_dyn.stages.pid_net import pid_net_spec
 from alice_dyn.stages.tof_matcher import tof_matcher_spec
 from alice_dyn.stages.tpc_dedx import tpc_dedx_spec
@@ -16,9 +22,33 @@ from alice_dyn.stages.tpc_tracker import tpc_tracker_spec
 from alice_dyn.stages.track_net import track_net_spec
 from alice_dyn.stages.trd_matcher import trd_matcher_spec
 
+#: processors that ``disable`` may leave out
+OPTIONAL = (PID_NET,)
 
-def define_workflow(inputs: list[str], output: str) -> list:
-    return [
+
+def define_workflow(
+    inputs: list[str],
+    output: str,
+    *,
+    disable: Sequence[str] = (),
+    tracknet_embedding: bool = False,
+) -> list[DataProcessorSpec]:
+    """The reconstruction chain reading ``inputs`` (simulation files) into the AO2D ``output``.
+
+    Options (type; default), as O2 workflows' ``--disable-*`` and table switches:
+
+    * ``disable`` (sequence of processor names; ``()``): leave these out of :data:`OPTIONAL`:
+      ``"pid-net"`` (the PID network and its ``O2pidnet`` table: its training data must not
+      depend on a previous model);
+    * ``tracknet_embedding`` (bool; ``False``): the AOD producer also makes the track network's
+      embedding table and the writer writes it (``O2tracknetemb``).
+
+    The writer writes every ``AOD/*`` table of the processors before it, then ``O2tfmeta``.
+    """
+    unknown = sorted(set(disable) - set(OPTIONAL))
+    if unknown:
+        raise SpecError(f"tpc-reco: cannot disable {unknown}; optional processors: {OPTIONAL}")
+    specs = [
         tpc_cluster_reader_spec(inputs),
         tpc_cluster_transform_spec(),
         tpc_tracker_spec(),
@@ -28,13 +58,11 @@ def define_workflow(inputs: list[str], output: str) -> list:
         tof_matcher_spec(),
         trd_matcher_spec(),
         nsigma_pid_spec(),
-        aod_producer_spec(tracknet=True),
-        pid_net_spec(tracknet=True),
-        aod_writer_spec(
-            output,
-            inputs=WRITER_INPUTS + ";pidnet:AOD/PIDNET;tracknet:AOD/TRACKNET;tfmeta:GLO/TFMETA",
-        ),
+        aod_producer_spec(tracknet=True, embedding=tracknet_embedding),
     ]
+    if PID_NET not in disable:
+        specs.append(pid_net_spec(tracknet=True))
+    return [*specs, aod_writer_spec(output, inputs=aod_inputs(specs, dt.TF_META))]
 
 
 def online_modes() -> dict[str, str]:

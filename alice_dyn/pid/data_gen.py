@@ -2,9 +2,10 @@
 
 Layer: PID. Deterministic for a seed; everything goes through the same files and workflow as
 real use (the simulation file, the AO2D-like reconstruction), so the network learns from the
-reconstructed quantities it will see, not from MC truth. The ``pid-net`` stage itself is left
-out of that chain: the network being trained must not depend on a previous model (whose
-inputs may differ).
+reconstructed quantities it will see, not from MC truth. The workflow's options leave the
+``pid-net`` stage out of that chain (``disable=("pid-net",)``: the network being trained must
+not depend on a previous model, whose inputs may differ) and, for networks that reuse it, write
+the track network's embedding (``tracknet_embedding``, ``O2tracknetemb``).
 """
 
 from __future__ import annotations
@@ -12,38 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from alice_dyn.framework.executable import run_specs
-from alice_dyn.framework.spec import DataProcessorSpec
 from alice_dyn.framework.workflows import load_workflow
 from alice_dyn.io import TimeframeWriter
 from alice_dyn.pid.dataset import PIDDataset, dataset_from_reco
 from alice_dyn.sim import SimConfig, simulate_timeframe
-from alice_dyn.stages import aod_producer, aod_writer, pid_net
-from alice_dyn.stages import data_types as dt
-
-
-def without_pid_net(
-    specs: list[DataProcessorSpec], embedding: bool = False
-) -> list[DataProcessorSpec]:
-    """The workflow without the ``pid-net`` stage and the writer's input of its table; with
-    ``embedding``, the producer also makes the track network's embedding table and the writer
-    writes it (``O2tracknetemb``, for :mod:`alice_dyn.pid.reuse`)."""
-    pidnet = f"{pid_net.PIDNET.origin}/{pid_net.PIDNET.description}"
-    emb = dt.AOD_TRACKNET_EMB
-    out = []
-    for spec in specs:
-        if spec.name == pid_net.NAME:
-            continue
-        if spec.name == aod_producer.NAME and embedding:
-            spec = aod_producer.aod_producer_spec(tracknet=True, embedding=True)
-        if spec.name == aod_writer.NAME:
-            kw = dict(spec.factory_kwargs)
-            bindings = [b for b in kw["inputs"].split(";") if not b.endswith(pidnet)]
-            if embedding:
-                bindings.append(f"tracknetemb:{emb.origin}/{emb.description}")
-            kw["inputs"] = ";".join(bindings)
-            spec = aod_writer.aod_writer_spec(**kw)
-        out.append(spec)
-    return out
 
 
 def make_pid_dataset(
@@ -75,8 +48,9 @@ def make_pid_dataset(
     with TimeframeWriter(sim) as writer:
         for tf_id in range(first_tf, first_tf + n_timeframes):
             writer.write(simulate_timeframe(cfg, tf_id))
-    specs = load_workflow("tpc-reco").define_workflow([str(sim)], str(reco))
-    specs = without_pid_net(specs, embedding=embedding_dim > 0)
+    specs = load_workflow("tpc-reco").define_workflow(
+        [str(sim)], str(reco), disable=("pid-net",), tracknet_embedding=embedding_dim > 0
+    )
     summary = run_specs(specs, progress=False)
     summary.raise_if_failed()
     data = dataset_from_reco(

@@ -34,7 +34,6 @@ TRACKNET_COLUMNS = {
     "fTrackNetSigma1Pt": "sigma_q2pt", "fTrackNetSigmaTgl": "sigma_tgl",
     "fTrackNetSigmaSnp": "sigma_snp", "fTrackNetSigmaY": "sigma_y", "fTrackNetSigmaZ": "sigma_z",
 }  # fmt: skip
-WRITER_INPUTS = ";".join(f"{name}:{d.origin}/{d.description}" for name, d in dt.AOD_TABLES.items())
 
 
 def run(pc: ProcessingContext) -> None:

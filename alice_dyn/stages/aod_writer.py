@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ import uproot
 
 from alice_dyn.framework.context import EndOfStreamContext, InitContext, ProcessingContext
 from alice_dyn.framework.executable import run_executable
-from alice_dyn.framework.spec import ConfigParamSpec, DataProcessorSpec, parse_inputs
+from alice_dyn.framework.spec import ConfigParamSpec, DataProcessorSpec, DataType, parse_inputs
 from alice_dyn.framework.task import Task
 from alice_dyn.io.writer import parse_compression
 from alice_dyn.stages import data_types as dt
@@ -137,6 +137,15 @@ class AODWriterTask(Task):
         if getattr(self, "file", None) is not None:
             self.file.close()
             self.file = None
+
+
+def aod_inputs(specs: Iterable[DataProcessorSpec], *extra: DataType) -> str:
+    """The writer's ``inputs`` for every ``AOD/*`` output of ``specs`` (in their order), then
+    ``extra`` (e.g. ``GLO/TFMETA``); each binding is the description in lower case, so
+    ``AOD/TRACK_IU`` is written as the tree ``O2track_iu``."""
+    data = [(o.origin, o.description) for s in specs for o in s.outputs if o.origin == "AOD"]
+    data += [(d.origin, d.description) for d in extra]
+    return ";".join(f"{desc.lower()}:{origin}/{desc}" for origin, desc in data)
 
 
 def aod_writer_spec(
