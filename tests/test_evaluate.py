@@ -1,4 +1,5 @@
-"""Tracking and PID evaluation against MC truth (alice_dyn.qa.evaluate_*, alice_dyn.qa.plots).
+"""Tracking and PID evaluation against MC truth (alice_dyn.qa.evaluate_*, alice_dyn.io.aod,
+alice_dyn.plotting.tracking|pid).
 
 The truth is a small simulated pp file; the RECO file is an AO2D-like file written here with
 known tracks built from the truth: perfect, missed, clone, fake (labelled and unlabelled),
@@ -17,11 +18,18 @@ import pytest
 import uproot
 
 from alice_dyn.io import BadInputError, TimeframeWriter, read_timeframes
+from alice_dyn.io.aod import iter_matched
 from alice_dyn.physics.particles import MASSES_GEV, species_index
-from alice_dyn.qa.evaluate_pid import evaluate_pid, format_pid
+from alice_dyn.plotting.pid import make_pid_plots
+from alice_dyn.plotting.tracking import make_tracking_plots
 from alice_dyn.qa.accumulate import Dist
-from alice_dyn.qa.evaluate_tracking import evaluate_tracking, format_tracking
-from alice_dyn.qa.plots import make_pid_plots, make_tracking_plots
+from alice_dyn.qa.evaluate_pid import PID_TABLES, evaluate_pid, format_pid, pid_evaluation
+from alice_dyn.qa.evaluate_tracking import (
+    TRACK_TABLES,
+    evaluate_tracking,
+    format_tracking,
+    tracking_evaluation,
+)
 from alice_dyn.sim import SimConfig, simulate_timeframe
 
 TRUTH_TF_IDS = (3, 8, 5)
@@ -353,6 +361,49 @@ def test_missing_table_and_wrong_files(files, tmp_path):
         evaluate_tracking(files["reco"], o2)
 
 
+# --- mergeable accumulators -----------------------------------------------------------------------
+def _assert_same(a, b, path="") -> None:
+    """Equal results: integers, strings and None exactly, floats to rounding (sums in another
+    order)."""
+    assert type(a) is type(b), path
+    if isinstance(a, dict):
+        assert list(a) == list(b), path
+        for k in a:
+            _assert_same(a[k], b[k], f"{path}/{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_same(x, y, f"{path}[{i}]")
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=1e-9, abs=1e-15), path
+    else:
+        assert a == b, path
+
+
+@pytest.mark.parametrize(
+    ("new", "tables", "evaluate"),
+    [
+        (tracking_evaluation, TRACK_TABLES, evaluate_tracking),
+        (pid_evaluation, PID_TABLES, evaluate_pid),
+    ],
+)
+def test_evaluation_merges_over_partitions(files, new, tables, evaluate):
+    """One accumulator set per timeframe, summed (as over Dask partitions), gives the result of
+    one pass over the file."""
+    parts = []
+    for reco, tf in iter_matched(files["reco"], files["truth"], tables):
+        part = new()
+        part.add(reco, tf)
+        parts.append(part)
+    assert len(parts) == 2
+    merged = sum(parts[::-1]).result()
+    whole = evaluate(files["reco"], files["truth"])
+    del whole["reco_file"], whole["truth_file"]
+    _assert_same(merged, whole)
+    with pytest.raises(ValueError, match="different settings"):
+        new((0.1, 1.0)) + new()
+
+
 # --- the bounded-memory distribution --------------------------------------------------------------
 def test_dist_quantiles_match_numpy():
     rng = np.random.default_rng(5)
@@ -371,9 +422,16 @@ def test_dist_quantiles_match_numpy():
     d.fill(np.array([5.0, np.inf, np.nan]))  # overflow counts, NaN does not
     assert d.n == len(x) + 2
     assert math.isnan(Dist(0, 1, 10).quantile(0.5))
+    a, b = Dist(-0.5, 0.5, 10000), Dist(-0.5, 0.5, 10000)
+    a.fill(x[:5000])
+    b.fill(x[5000:])
+    m = a + b
+    assert m.n == len(x) and m.mean() == pytest.approx(x.mean(), abs=1e-12)
+    assert m.quantile(0.3) == pytest.approx(np.percentile(x, 30, method="inverted_cdf"), abs=1e-4)
 
 
 # --- the real reconstruction ----------------------------------------------------------------------
+@pytest.mark.slow
 def test_real_tpc_reco_on_the_pp_sample(tmp_path, capsys):
     """The classical chain on the shipped pp sample: the numbers stay in sane ranges."""
     from alice_dyn.cli import main

@@ -2,11 +2,11 @@
 
 Layer: QA. Streams the RECO and truth files timeframe by timeframe with
 :func:`alice_dyn.io.aod.iter_matched` (same matching and errors as the tracking evaluation)
-into two mergeable accumulators (:mod:`alice_dyn.qa.accumulate`): :class:`PIDConfusion` and
-:class:`PIDHistograms`. Per species
-(e, mu, pi, K, p) and momentum bin (``fTPCInnerParam``): efficiency = N(true s, identified s) /
-N(true s), purity = N(true s, identified s) / N(identified s), binomial errors; the overall
-accuracy; the confusion matrix; and the dE/dx-vs-p and beta-vs-p histograms for the plots.
+into two mergeable accumulators (:mod:`alice_dyn.qa.accumulate`; :func:`pid_evaluation`):
+:class:`PIDConfusion` and :class:`PIDHistograms`. Per species (e, mu, pi, K, p) and momentum
+bin (``fTPCInnerParam``): efficiency = N(true s, identified s) / N(true s), purity = N(true s,
+identified s) / N(identified s), binomial errors; the overall accuracy; the confusion matrix;
+and the dE/dx-vs-p and beta-vs-p histograms for the plots.
 Definitions in :data:`PID_DEFINITIONS` (also ``docs/evaluation.md``).
 """
 

@@ -297,59 +297,8 @@ def format_track_net(r: dict) -> str:
 
 
 def make_track_net_plots(r: dict, outdir: str | Path) -> list[Path]:
-    """Fake rejection and q/pT resolution against average FLOPs (both variants, classical),
-    and the resolution against pT."""
-    import matplotlib
+    """Moved to :func:`alice_dyn.plotting.track_net.make_track_net_plots`; kept here only while
+    ``alice_dyn/cli/evaluate.py`` imports it from this module (delete then)."""
+    from alice_dyn.plotting.track_net import make_track_net_plots as make_plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplhep
-
-    plt.style.use(mplhep.style.ALICE)
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    cl = r["classical"]
-    fig, axes = plt.subplots(1, 3, figsize=(24, 7))
-    fig.subplots_adjust(wspace=0.35)
-    for v, vr in r["variants"].items():
-        pts = sorted(vr["points"], key=lambda p: p["flops_mean"])
-        fl = [p["flops_mean"] / 1e3 for p in pts]
-        axes[0].plot(fl, [100 * (p["reject_fake"]["99"]["fake_rejection"] or 0) for p in pts],
-                     "o-", label=v)  # fmt: skip
-        axes[1].plot(fl, [100 * (p["reject_bad"]["99"]["clone_rejection"] or 0) for p in pts],
-                     "o-", label=v)  # fmt: skip
-        axes[2].plot(fl, [100 * (p["q2pt_resolution"]["sigma_core"] or 0) for p in pts],
-                     "o-", label=v)  # fmt: skip
-    axes[0].axhline(100 * (cl["cuts"]["99"]["fake_rejection"] or 0), color="k", ls="--",
-                    label="classical cut")  # fmt: skip
-    axes[1].axhline(100 * (cl["cuts"]["99"]["clone_rejection"] or 0), color="k", ls="--",
-                    label="classical cut")  # fmt: skip
-    axes[2].axhline(100 * (cl["q2pt_resolution"]["sigma_core"] or 0), color="k", ls="--",
-                    label="classical fit")  # fmt: skip
-    for ax, lab in zip(axes, ("fake rejection at 99% eff. (%)", "clone rejection at 99% eff. (%)",
-                              "q/pT resolution, core (%)"), strict=True):  # fmt: skip
-        ax.set_xlabel("average kFLOPs per track", fontsize=16)
-        ax.set_ylabel(lab, fontsize=16)
-        ax.legend(fontsize=11)
-    p = out / "track_net_vs_flops.png"
-    fig.savefig(p, dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    paths.append(p)
-    fig, ax = plt.subplots(figsize=(8, 6))
-    bins = cl["q2pt_resolution"]["vs_pt"]
-    centres = [np.sqrt(b["pt_lo"] * b["pt_hi"]) for b in bins]
-    ax.plot(centres, [100 * (b["sigma_core"] or np.nan) for b in bins], "ks--", label="classical")
-    for v, vr in r["variants"].items():
-        bins = vr["points"][0]["q2pt_resolution"]["vs_pt"]
-        ax.plot(centres, [100 * (b["sigma_core"] or np.nan) for b in bins], "o-",
-                label=f"{v} (full)")  # fmt: skip
-    ax.set_xscale("log")
-    ax.set_xlabel("true pT (GeV/c)")
-    ax.set_ylabel("q/pT resolution, core (%)")
-    ax.legend()
-    p = out / "track_net_resolution_vs_pt.png"
-    fig.savefig(p, dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    paths.append(p)
-    return paths
+    return make_plots(r, outdir)
