@@ -11,8 +11,9 @@ import torch
 import torch.nn as nn
 
 from alice_dyn import nn as ee
-from alice_dyn.nn.early_exit import ClassificationTask, EarlyExitNet, ExitHead
+from alice_dyn.nn.early_exit import EarlyExitNet, ExitHead
 from alice_dyn.nn.inference import select_exits
+from alice_dyn.nn.objectives import ClassificationObjective
 from alice_dyn.nn.testing import toy_classification, toy_regression
 
 REGISTERED = ee.list_models()
@@ -37,7 +38,9 @@ def _median_thresholds(model, x, policy: ee.ThresholdPolicy) -> ee.ThresholdPoli
     """Per-exit thresholds at the median score of each exit: about half leave at each exit."""
     with torch.no_grad():
         outs = model.forward_all(x)
-    return policy.with_thresholds([float(policy.score(o, model.task).median()) for o in outs[:-1]])
+    return policy.with_thresholds(
+        [float(policy.score(o, model.objective).median()) for o in outs[:-1]]
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -71,7 +74,7 @@ def trained_sdn(toy_data):
 
 # ------------------------------------------------------------------ compaction == reference
 def _policies_for(model, x):
-    if model.task.kind == "classification":
+    if model.objective.kind == "classification":
         base = [
             _median_thresholds(model, x, ee.ConfidencePolicy(0.0)),
             _median_thresholds(model, x, ee.EntropyPolicy(0.0)),
@@ -101,7 +104,7 @@ def test_compaction_equals_reference_for_every_policy(name, seed):
         for policy in _policies_for(model, x):
             rows_seen.clear()
             res = ee.run_dynamic(model, x, policy)
-            ref_out, ref_idx = select_exits(all_outs, policy, model.task)
+            ref_out, ref_idx = select_exits(all_outs, policy, model.objective)
             assert torch.equal(res.exit_index, ref_idx), policy
             torch.testing.assert_close(res.outputs, ref_out, rtol=1e-5, atol=1e-5)
             # outputs are the exit outputs of the chosen exit, FLOPs those of that exit
@@ -252,7 +255,7 @@ def _set_model() -> EarlyExitNet:
         [ee.ResidualMLPBlock(16) for _ in range(3)],
         [ExitHead(16, 4) for _ in range(3)],
         exit_after=[0, 1, 2],
-        task=ClassificationTask(4),
+        objective=ClassificationObjective(4),
     ).eval()
 
 
@@ -540,3 +543,22 @@ def test_tabulated_calibrator_and_deadline_governor():
     assert gov.fraction == pytest.approx(max(lo, 0.0)) and res_tight.flops_fraction < 0.5
     gov.run(model, x, 1e9, clock=lambda: next(ticks))  # load drops: back to the full network
     assert gov.level == float("inf") and len(gov.history) == 4
+
+
+def test_nn_imports_flow_one_way():
+    """objectives, base -> policies, flops -> inference -> early_exit -> mlp, budget, training:
+    no nn module imports one after it in this order (no cycle, no function-level escape)."""
+    import ast
+    from pathlib import Path
+
+    order = ["objectives", "base", "policies", "flops", "inference", "early_exit", "mlp"]
+    root = Path(ee.__file__).parent
+    for k, name in enumerate(order):
+        tree = ast.parse((root / f"{name}.py").read_text())
+        imported = {
+            node.module.rsplit(".", 1)[-1]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("alice_dyn.nn.")
+        }
+        assert not imported & set(order[k:]), (name, imported & set(order[k:]))
+        assert all(m in order[:k] or m == "_registry" for m in imported), (name, imported)

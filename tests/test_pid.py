@@ -10,16 +10,18 @@ import pytest
 import torch
 
 from alice_dyn.cli import main
-from alice_dyn.nn import ConfidencePolicy
+from alice_dyn.nn import ConfidencePolicy, run_dynamic
 from alice_dyn.nn.flops import exit_flops_for
 from alice_dyn.physics.particles import SPEED_OF_LIGHT_CM_PER_NS
 from alice_dyn.pid.dataset import (
     GROUPS,
+    NSIGMA_SPECIES,
     SUBSETS,
     TABLES,
     TOF_NSIGMA_COLUMNS,
     PIDDataset,
     dataset_from_reco,
+    features_from_columns,
     tof_event_time_resolution,
     tof_matched,
     tof_mismatch_columns,
@@ -37,7 +39,9 @@ from alice_dyn.pid.mismatch import (
 from alice_dyn.pid.network import (
     DEFAULT_MODEL_DIR,
     PRIMARY,
+    ReuseScaler,
     load_pid_net,
+    load_pid_predictor,
     predict,
     train_pid_net,
     with_tof_mismatch,
@@ -52,6 +56,7 @@ PP = SAMPLES / "pp_sample.root"
 
 @pytest.fixture(scope="module")
 def pp_reco(tmp_path_factory) -> Path:
+    """The pp sample through tpc-reco (~35 s on a loaded machine: the tests on it are slow)."""
     reco = tmp_path_factory.mktemp("pid") / "reco.root"
     assert main(["run", "tpc-reco", "-i", str(PP), "-o", str(reco)]) == 0
     return reco
@@ -62,6 +67,7 @@ def pp_dataset(pp_reco) -> PIDDataset:
     return dataset_from_reco(pp_reco, PP, tof_mismatch=True)
 
 
+@pytest.mark.slow
 def test_dataset_groups_masks_and_round_trip(pp_dataset, tmp_path):
     ds = pp_dataset
     assert len(ds) > 500
@@ -83,6 +89,7 @@ def _columns(reco: dict) -> dict[str, np.ndarray]:
     return {name: reco[name] for table in TABLES.values() for name in table}
 
 
+@pytest.mark.slow
 def test_tof_mismatch_columns_are_consistent(pp_reco):
     n_tof = n_donor = 0
     for reco, _tf in iter_matched(pp_reco, PP, TABLES):
@@ -122,6 +129,7 @@ def test_tof_mismatch_columns_are_consistent(pp_reco):
     assert n_tof > 100 and n_donor > 0.8 * n_tof
 
 
+@pytest.mark.slow
 def test_tof_mismatch_group_and_fraction(pp_dataset):
     ds = pp_dataset
     mis = ds.extra["tof_mismatch"]
@@ -154,6 +162,7 @@ def test_tof_mismatch_group_and_fraction(pp_dataset):
         with_tof_mismatch(no_extra, 0.1, seed=7)
 
 
+@pytest.mark.slow
 def test_tof_mismatch_training_leaves_validation_and_scaling_natural(pp_dataset):
     torch.set_num_threads(1)
     half = len(pp_dataset) // 2
@@ -169,13 +178,14 @@ def test_tof_mismatch_training_leaves_validation_and_scaling_natural(pp_dataset)
         with torch.no_grad():
             outs = model.forward_all(sc1.tensors(ds), raw=True)
             y = torch.as_tensor(ds.labels)
-            return float(sum(model.task.loss(o, y) for o in outs))
+            return float(sum(model.objective.loss(o, y) for o in outs))
 
     # early stopping saw the natural validation tracks, not mismatched ones
     assert val_loss(va) == pytest.approx(h1["joint"]["best_val_loss"], rel=1e-4)
     assert val_loss(with_tof_mismatch(va, 1.0, seed=2)) != pytest.approx(val_loss(va), rel=1e-3)
 
 
+@pytest.mark.slow
 def test_shipped_model_beats_nsigma_and_handles_missing_detectors(pp_dataset):
     model, scaler, cfg = load_pid_net(DEFAULT_MODEL_DIR / PRIMARY)
     assert set(cfg["thresholds"]) == {"25", "50", "75"}
@@ -207,6 +217,7 @@ def test_shipped_model_beats_nsigma_and_handles_missing_detectors(pp_dataset):
     assert flops50.mean() < 0.75 * flops.mean() and exits50.min() < model.num_exits - 1
 
 
+@pytest.mark.slow
 def test_train_evaluate_round_trip_with_a_tiny_model(pp_dataset, tmp_path):
     torch.set_num_threads(1)
     report = train_all(
@@ -247,6 +258,7 @@ def test_train_evaluate_round_trip_with_a_tiny_model(pp_dataset, tmp_path):
     assert 0 < inc["flops_ratio"] < 1 and inc["update_flops"] < inc["full_pass_flops"]
 
 
+@pytest.mark.slow
 def test_incremental_update_from_the_cached_first_pass(pp_dataset):
     from alice_dyn.pid import incremental as inc
 
@@ -271,6 +283,7 @@ def test_incremental_update_from_the_cached_first_pass(pp_dataset):
     assert cost["ratio"] <= 0.30  # the issue's target: <= 30% of a full pass
 
 
+@pytest.mark.slow
 def test_incremental_update_with_the_tof_mismatch_hypothesis(pp_dataset):
     """Gated tracks get a second update from the same cache with TOF marked absent, combined
     with the first as the network's own passes are; the others keep the plain update."""
@@ -310,6 +323,7 @@ def test_incremental_update_with_the_tof_mismatch_hypothesis(pp_dataset):
     assert not none.any()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("budget", ["full", "50", "flops"])
 def test_pid_net_stage_budgets(tmp_path, budget, pp_dataset):
     import uproot
@@ -356,6 +370,7 @@ def test_pid_net_stage_budgets(tmp_path, budget, pp_dataset):
         assert sum(n_second) > 0, n_second
 
 
+@pytest.mark.slow
 def test_exit_budget_follows_the_timeframe_deadline(pp_dataset):
     """``latency`` mode: the time allowed comes from ``pc.timing`` (deadline, backlog) and the
     stage's keys; tight time lowers the FLOPs, ample time gives the full network back."""
@@ -409,14 +424,109 @@ def test_exit_budget_follows_the_timeframe_deadline(pp_dataset):
         PIDNetParam(target_load=1.5)
 
 
+def _ao2d_columns(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random AO2D columns of the tables the PID network reads (some tracks without TOF, TRD)."""
+    rng = np.random.default_rng(seed)
+    c = {
+        "fSigned1Pt": rng.uniform(-3, 3, n), "fTgl": rng.normal(0, 0.5, n),
+        "fTPCInnerParam": rng.uniform(0.2, 3, n), "fTPCSignal": rng.uniform(30, 120, n),
+        "fTPCSignalQmax": rng.uniform(10, 60, n), "fTPCNClsFound": rng.integers(60, 152, n),
+        "fTPCChi2NCl": rng.uniform(0.5, 4, n), "fTRDSignal": rng.uniform(0, 3, n),
+        "fTRDPattern": rng.integers(0, 64, n), "fTOFSignal": rng.uniform(1e4, 3e4, n),
+        "fLength": rng.uniform(350, 500, n), "fBeta": rng.uniform(0.3, 1.0, n),
+        "fHasTOF": (rng.random(n) < 0.6).astype(np.uint8),
+        "fHasTRD": (rng.random(n) < 0.3).astype(np.uint8),
+    }  # fmt: skip
+    for s in NSIGMA_SPECIES:
+        c[f"fTPCNSigma{s}"] = rng.normal(0, 3, n)
+        c[f"fTOFNSigma{s}"] = rng.normal(0, 5, n)
+    return {k: np.asarray(v, np.float32) if v.dtype == np.float64 else v for k, v in c.items()}
+
+
+def test_pid_predictor_reads_ao2d_columns_as_the_dataset_path_does():
+    """The façade the pid-net stage calls: the inputs and probabilities of the dataset path
+    (features_from_columns -> PIDDataset -> scaler), the model's own TOF-mismatch posterior; the
+    network on the track embedding asks for the embedding and checks its rows."""
+    n = 64
+    cols = _ao2d_columns(n)
+    net = load_pid_predictor()
+    feats, masks = features_from_columns(cols)
+    ds = PIDDataset(feats, masks, np.zeros(n, np.int64), cols["fTPCInnerParam"], np.zeros(n))
+    x, ref = net.inputs_from_columns(cols), net.scaler.tensors(ds)
+    assert x.keys() == ref.keys() and all(torch.equal(x[k], ref[k]) for k in x)
+    assert net.mismatch is not None and net.scaler.embedding_group() is None
+    res = net.run_on_columns(cols, lambda inp: run_dynamic(net.model, inp, ConfidencePolicy(2.0)))
+    probs, exits, flops = predict(net.model, net.scaler, ds, None, net.mismatch)
+    assert np.array_equal(res.probs, probs) and np.array_equal(res.exit_index, exits)
+    assert np.array_equal(res.flops, flops)
+    reuse = load_pid_predictor(reuse=True)
+    assert isinstance(reuse.scaler, ReuseScaler) and reuse.scaler.embedding_group() == "trackemb"
+    d = len(reuse.scaler.emb_mean)
+    with pytest.raises(ValueError, match="embedding"):
+        reuse.inputs_from_columns(cols)
+    with pytest.raises(ValueError, match="3 rows for 64 tracks"):
+        reuse.inputs_from_columns(cols, np.zeros((3, d)))
+    assert reuse.inputs_from_columns(cols, np.ones((n, d)))["trackemb"].shape == (n, d)
+
+
+def test_network_stage_groups_share_the_exit_budget_fields_with_their_own_defaults():
+    """PIDNetParam and TrackNetParam extend ExitBudgetParam: same keys as before, each group's
+    defaults, every shared value checked when the group is made (a one-line ConfigError)."""
+    import dataclasses
+
+    from alice_dyn.framework.config import ConfigError, ConfigStore
+    from alice_dyn.stages.exit_budget import ExitBudgetParam
+    from alice_dyn.stages.pid_net import PIDNetParam
+    from alice_dyn.stages.track_net import TrackNetParam
+
+    shared = [f.name for f in dataclasses.fields(ExitBudgetParam)]
+    assert len(shared) == 8
+    assert [f.name for f in dataclasses.fields(PIDNetParam)] == [
+        *shared, "reuse_track_embedding", "tof_mismatch"]  # fmt: skip
+    assert [f.name for f in dataclasses.fields(TrackNetParam)] == [*shared, "reject_threshold"]
+    pid, trk = PIDNetParam(), TrackNetParam()
+    assert (pid.flops_fraction, pid.max_ms_per_tf, pid.reserve_ms) == (0.35, 5.0, 15.0)
+    assert (trk.flops_fraction, trk.max_ms_per_tf, trk.reserve_ms) == (0.5, 50.0, 30.0)
+    assert (pid.budget, pid.threshold, pid.target_load, pid.threads, pid.model) == (
+        "50", 0.9, 0.9, 1, "")  # fmt: skip
+    bad = {
+        "PIDNetParam.budget=fast": r"PIDNetParam\.budget='fast': must be one of full, 25",
+        "PIDNetParam.flops_fraction=-2": r"PIDNetParam\.flops_fraction=-2\.0: must be in \(0, 1\]",
+        "TrackNetParam.threshold=1.5": r"TrackNetParam\.threshold=1\.5: must be in \[0, 1\]",
+        "TrackNetParam.threshold=nan": r"TrackNetParam\.threshold=nan",
+        "PIDNetParam.max_ms_per_tf=0": r"max_ms_per_tf=0\.0: must be > 0",
+        "TrackNetParam.reserve_ms=-1": r"reserve_ms=-1\.0: must be >= 0",
+        "PIDNetParam.target_load=0": r"target_load=0\.0: must be in \(0, 1\]",
+        "TrackNetParam.threads=0": r"TrackNetParam\.threads=0: must be >= 1",
+    }
+    for kv, message in bad.items():
+        store = ConfigStore(["PIDNetParam", "TrackNetParam"])
+        store.apply_key_values(kv)
+        with pytest.raises(ConfigError, match=message):
+            store.as_dict()
+    ok = ConfigStore(["PIDNetParam", "TrackNetParam"])
+    ok.apply_key_values("PIDNetParam.flops_fraction=1;TrackNetParam.threshold=0")
+    assert ok.get("PIDNetParam").flops_fraction == 1.0
+
+
+def test_an_invalid_budget_key_stops_the_run_in_one_line(tmp_path, capsys):
+    out = tmp_path / "x.root"
+    kv = "PIDNetParam.budget=flops;PIDNetParam.flops_fraction=-2"
+    args = ["run", "tpc-reco", "-i", str(PP), "-o", str(out), "--max-tf", "1"]
+    assert main([*args, "--configKeyValues", kv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["alice-dyn run: error: PIDNetParam.flops_fraction=-2.0: must be in (0, 1]"]
+
+
+@pytest.mark.slow
 def test_pid_reuses_the_track_network_embedding(tmp_path):
     """Training data keep the track network's embedding; the reusing network and its control
     train, compare and run in the pid-net stage on the embedding track-net passes on."""
     import uproot
 
-    from alice_dyn.cli import track_embedding_dim
     from alice_dyn.pid import reuse
     from alice_dyn.pid.data_gen import make_pid_dataset
+    from alice_dyn.tracknet.network import track_embedding_dim
 
     torch.set_num_threads(1)
     d = track_embedding_dim()
@@ -530,6 +640,7 @@ def _without(ds: PIDDataset, groups: tuple[str, ...]) -> PIDDataset:
     return out
 
 
+@pytest.mark.slow
 def test_tof_mismatch_posterior_combines_two_passes_of_one_batch(pp_dataset):
     """Gated tracks (TOF fits no species within 3 sigma) get (1 - w) P(with TOF) + w P(without
     TOF) from one batch; the others keep the network's probabilities; FLOPs count both."""
@@ -596,6 +707,7 @@ def test_tof_mismatch_weight_and_sideband_density():
         sideband_density(ds.take(np.arange(900, 1000)))
 
 
+@pytest.mark.slow
 def test_enrichment_adds_rare_tracks_and_shifts_the_prior_back(pp_dataset, tmp_path):
     """Electrons and muons of an enriched simulation join the SDN network's training and
     early-stopping data; the logits are shifted back by log(class count with / without)."""

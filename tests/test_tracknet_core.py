@@ -1,5 +1,5 @@
 """Track network core: the per-cluster feature kernel (twins against the NumPy reference),
-the multi-task task/head of alice_dyn.nn, the two architectures (FLOPs from the layers vs
+the multi-task objective/head of alice_dyn.nn, the two architectures (FLOPs from the layers vs
 FlopCounterMode, compaction vs reference, embeddings, save/load). Fast: synthetic inputs."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from alice_dyn.kernels import _cuda
 from alice_dyn.kernels import track_features as tfk
 from alice_dyn.nn import (
-    ClassGaussianTask,
+    ClassGaussianObjective,
     ConfidencePolicy,
     EntropyPolicy,
     PatiencePolicy,
@@ -31,7 +31,13 @@ from alice_dyn.nn import (
 )
 from alice_dyn.nn.inference import select_exits
 from alice_dyn.tpc import geometry as geo
-from alice_dyn.tracknet.network import CHUNKS, build, example_inputs
+from alice_dyn.tracknet.network import (
+    CHUNKS,
+    build,
+    example_inputs,
+    load_track_predictor,
+    track_embedding_dim,
+)
 
 
 def synthetic_candidates(rng: np.random.Generator, n_tracks: int = 12):
@@ -172,25 +178,25 @@ def test_track_feature_cuda_kernel_compiles_to_ptx():
 # ---------------------------------------------------------------------------- nn multi-task
 
 
-def test_class_gaussian_task_loss_and_policies_read_the_class_part():
-    task = ClassGaussianTask(3, 2, class_weights=[1.0, 2.0, 1.0], exit_targets=(0,))
+def test_class_gaussian_objective_loss_and_policies_read_the_class_part():
+    obj = ClassGaussianObjective(3, 2, class_weights=[1.0, 2.0, 1.0], exit_targets=(0,))
     out = torch.tensor([[5.0, 0.0, 0.0, 0.1, -0.2, 0.0, 0.0], [0.0, 0.1, 0.0, 1.0, 2.0, 2.0, -2.0]])
     tgt = torch.tensor([[0.0, 0.1, float("nan")], [1.0, float("nan"), float("nan")]])
-    loss = task.loss(out, tgt)
+    loss = obj.loss(out, tgt)
     ce = torch.nn.functional.cross_entropy(
         out[:, :3], torch.tensor([0, 1]), weight=torch.tensor([1.0, 2.0, 1.0])
     )
     nll = 0.5 * (0.0 + (0.1 - 0.1) ** 2)  # the only finite target
     assert torch.isclose(loss, ce + nll)
-    assert task.predict(out).tolist() == [0, 1]
-    conf = ConfidencePolicy(0.0).score(out, task)
+    assert obj.predict(out).tolist() == [0, 1]
+    conf = ConfidencePolicy(0.0).score(out, obj)
     assert torch.allclose(conf, torch.softmax(out[:, :3], -1).amax(-1))
-    ent = EntropyPolicy(0.0).score(out, task)
+    ent = EntropyPolicy(0.0).score(out, obj)
     p = torch.softmax(out[:, :3], -1)
     assert torch.allclose(ent, -(p * p.log()).sum(-1))
-    unc = UncertaintyPolicy(1.0).score(out, task)  # sigma of target 0 only
+    unc = UncertaintyPolicy(1.0).score(out, obj)  # sigma of target 0 only
     assert torch.allclose(unc, torch.exp(0.5 * out[:, 5]))
-    mask, _ = PatiencePolicy(1).decide(0, out, task, PatiencePolicy(1).start(2, "cpu"))
+    mask, _ = PatiencePolicy(1).decide(0, out, obj, PatiencePolicy(1).start(2, "cpu"))
     assert mask.shape == (2,)
 
 
@@ -224,7 +230,7 @@ def test_compacted_inference_equals_reference_and_returns_embeddings(variant, tm
     x = example_inputs(40, torch.Generator().manual_seed(2))
     for policy in (ConfidencePolicy(0.4), EntropyPolicy(0.9), UncertaintyPolicy(1.2)):
         res = run_dynamic(model, x, policy, keep_embedding=True)
-        ref, idx = select_exits(model.forward_all(x), policy, model.task)
+        ref, idx = select_exits(model.forward_all(x), policy, model.objective)
         assert torch.equal(res.exit_index, idx)
         assert torch.allclose(res.outputs, ref, atol=1e-5)
         assert res.embedding.shape == (40, 32) and res.embedding.dtype == torch.float32
@@ -236,8 +242,19 @@ def test_compacted_inference_equals_reference_and_returns_embeddings(variant, tm
     save_model(model, tmp_path / "m")
     back, _ = load_model(tmp_path / "m")
     assert type(back).__name__ == "TrackNet" and back.variant == variant
+    assert back.embedding_dim == 32 and track_embedding_dim(tmp_path / "m") == 32
     for a, b in zip(back.forward_all(x), model.forward_all(x), strict=True):
         assert torch.allclose(a, b)
     y = torch.cat([torch.randint(0, 3, (40, 1)).float(), torch.randn(40, 5)], 1)
     m = exit_metrics(model, x, y)
     assert len(m) == model.num_exits and {"accuracy", "rmse", "sigma", "loss"} <= set(m[0])
+
+
+def test_track_predictor_is_the_one_view_of_the_shipped_model():
+    """The stage's façade: the embedding width it reports is the one config.json gives without
+    loading weights (what the CLI and the PID reuse network read), and it matches the model."""
+    net = load_track_predictor()
+    assert net.embedding_dim == track_embedding_dim() == net.model.embedding_dim == 64
+    x = net.model.example_inputs(3, torch.Generator().manual_seed(0))
+    res = run_dynamic(net.model, x, ConfidencePolicy(2.0), keep_embedding=True)
+    assert res.embedding.shape == (3, net.embedding_dim)

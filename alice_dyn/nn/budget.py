@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from alice_dyn.nn.early_exit import EarlyExitNet, Inputs, batch_size, first_tensor, take
+from alice_dyn.nn.base import Inputs, batch_size, first_tensor, take
+from alice_dyn.nn.early_exit import EarlyExitNet
 from alice_dyn.nn.flops import exit_flops_for
 from alice_dyn.nn.inference import ExitResult, run_dynamic
 from alice_dyn.nn.policies import ThresholdPolicy, make_policy
@@ -65,7 +66,8 @@ class ThresholdCalibrator:
             for s in range(0, n, chunk):
                 part = take(inputs, torch.arange(s, min(n, s + chunk), device=device))
                 outs = model.forward_all(part)
-                conf.append(torch.stack([self.policy.confidence(o, model.task) for o in outs], 1))
+                c = [self.policy.confidence(o, model.objective) for o in outs]
+                conf.append(torch.stack(c, 1))
         c = torch.cat(conf).double().cpu().numpy()
         c[:, -1] = np.inf  # the last exit always takes the sample
         # NumPy for the many small look-ups of the bisection: no thread-pool start-up per call

@@ -20,9 +20,9 @@ to one output per *exit*. The structure is the one Zero Time Waste and timm use:
 
 *Exit outputs* are what the policies look at and what inference returns: class logits (SDN)
 or log-probabilities (ZTW), shape ``(batch, num_classes)``, ``(batch, 2 * num_targets)``
-for Gaussian regression heads (means, then log-variances; see :class:`GaussianTask`), or
+for Gaussian regression heads (means, then log-variances), or
 ``(batch, num_classes + 2 * num_targets)`` for multi-task heads (class logits and Gaussian
-regression, :class:`ClassGaussianTask`).
+regression): the network's *objective* (:mod:`alice_dyn.nn.objectives`) says which.
 
 Modes (``model(inputs, mode=...)``): ``"all"`` (every exit's output, a list), ``"one"`` (exit
 ``exit``'s output only, computing nothing after it), ``"dynamic"`` (per-sample exits chosen by
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -42,187 +42,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-#: what a stem accepts: a tensor or a mapping of named tensors (batch first)
-Inputs = Tensor | Mapping[str, Tensor]
-
-
-def take(x: Any, idx: Tensor) -> Any:
-    """Rows ``idx`` (a 1-D long tensor) of every tensor in ``x`` (tensor, tuple/list, dict);
-    an input built on demand compacts itself through its ``take_rows(idx)`` method."""
-    if isinstance(x, Tensor):
-        return x.index_select(0, idx)
-    if hasattr(x, "take_rows"):
-        return x.take_rows(idx)
-    if isinstance(x, Mapping):
-        return {k: take(v, idx) for k, v in x.items()}
-    if isinstance(x, tuple | list):
-        return type(x)(take(v, idx) for v in x)
-    if x is None:
-        return None
-    raise TypeError(f"cannot index a {type(x).__name__} along the batch")
-
-
-def first_tensor(x: Any) -> Tensor:
-    """The first tensor found in ``x`` (tensor, tuple/list, dict)."""
-    if isinstance(x, Tensor):
-        return x
-    for v in x.values() if isinstance(x, Mapping) else x:
-        if isinstance(v, Tensor | Mapping | tuple | list):
-            return first_tensor(v)
-    raise TypeError("no tensor in the inputs")
-
-
-def batch_size(x: Any) -> int:
-    """Length of the batch dimension of the first tensor found in ``x``."""
-    return int(first_tensor(x).shape[0])
-
-
-def log_softmax(z: Tensor) -> Tensor:
-    """``log_softmax`` over the last dimension. On the CPU, PyTorch's kernel is slow for a short
-    last dimension (~290 µs for (4096, 5) against ~50 µs along the first dimension of the
-    transpose, same values): small class counts take the transposed route."""
-    if z.dim() == 2 and z.shape[1] <= 16 and z.device.type == "cpu":
-        return torch.log_softmax(z.t().contiguous(), dim=0).t()
-    return torch.log_softmax(z, dim=-1)
-
+from alice_dyn.nn.base import Inputs, log_softmax
+from alice_dyn.nn.base import take as take  # re-export for benchmarks/bench_track_net.py
+from alice_dyn.nn.inference import ExitResult, run_dynamic
+from alice_dyn.nn.objectives import Objective
+from alice_dyn.nn.policies import ExitPolicy
 
 torch.fx.wrap("log_softmax")  # a leaf for torch.fx tracing (its branch is on static shapes)
-
-
-# --------------------------------------------------------------------------------------- tasks
-class ClassificationTask:
-    """Exit outputs are class logits (or log-probabilities); loss: cross-entropy."""
-
-    kind = "classification"
-
-    def __init__(self, num_classes: int):
-        self.num_classes = int(num_classes)
-        self.out_dim = self.num_classes
-
-    def loss(self, out: Tensor, target: Tensor) -> Tensor:
-        return F.cross_entropy(out, target)
-
-    def predict(self, out: Tensor) -> Tensor:
-        """Class index per sample."""
-        return out.argmax(-1)
-
-    def probabilities(self, out: Tensor) -> Tensor:
-        return out.softmax(-1)
-
-
-class GaussianTask:
-    """Exit outputs ``(batch, 2 T)``: means ``[:, :T]`` and log-variances ``[:, T:]``.
-
-    Loss: Gaussian negative log-likelihood per target, ``0.5 (log σ² + (y - μ)² / σ²)``,
-    averaged (the constant ``0.5 log 2π`` is left out). Targets ``(batch, T)`` or ``(batch,)``.
-    """
-
-    kind = "regression"
-
-    def __init__(self, num_targets: int = 1):
-        self.num_targets = int(num_targets)
-        self.out_dim = 2 * self.num_targets
-
-    def split(self, out: Tensor) -> tuple[Tensor, Tensor]:
-        """``(mean, log_variance)``, each ``(batch, T)``."""
-        return out[..., : self.num_targets], out[..., self.num_targets :]
-
-    def loss(self, out: Tensor, target: Tensor) -> Tensor:
-        mean, logvar = self.split(out)
-        target = target.reshape(mean.shape)
-        return 0.5 * (logvar + (target - mean).square() * torch.exp(-logvar)).mean()
-
-    def predict(self, out: Tensor) -> Tensor:
-        """Predicted mean, ``(batch, T)``."""
-        return self.split(out)[0]
-
-    def sigma(self, out: Tensor) -> Tensor:
-        """Predicted standard deviation, ``(batch, T)``."""
-        return torch.exp(0.5 * self.split(out)[1])
-
-
-class ClassGaussianTask:
-    """Multi-task exits: class logits plus Gaussian regression, ``(batch, C + 2 T)``.
-
-    Columns: logits ``[:, :C]``, means ``[:, C:C+T]``, log-variances ``[:, C+T:]``. Targets
-    ``(batch, 1 + T)`` float: the class index in column 0, the regression targets after it
-    (NaN = no target for that sample and quantity). Loss: cross-entropy (optional per-class
-    ``class_weights``) plus ``regression_weight`` times the Gaussian NLL
-    ``0.5 (log σ² + (y - μ)² / σ²)`` averaged over the finite targets. :meth:`predict` is the
-    class, so the classification policies (which read :meth:`logits`), calibration and
-    dynamic inference work unchanged; :meth:`sigma` feeds the uncertainty policy
-    (``exit_targets``: the regression targets it looks at, default all).
-    """
-
-    kind = "multitask"
-
-    def __init__(
-        self,
-        num_classes: int,
-        num_targets: int,
-        *,
-        class_weights: Sequence[float] | None = None,
-        regression_weight: float = 1.0,
-        exit_targets: Sequence[int] | None = None,
-    ):
-        self.num_classes = int(num_classes)
-        self.num_targets = int(num_targets)
-        self.out_dim = self.num_classes + 2 * self.num_targets
-        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
-        if self.class_weights is not None and len(self.class_weights) != self.num_classes:
-            raise ValueError(f"{len(self.class_weights)} class weights for {num_classes} classes")
-        self.regression_weight = float(regression_weight)
-        self.exit_targets = None if exit_targets is None else tuple(int(i) for i in exit_targets)
-
-    def logits(self, out: Tensor) -> Tensor:
-        """Class logits ``(batch, C)``."""
-        return out[..., : self.num_classes]
-
-    def split(self, out: Tensor) -> tuple[Tensor, Tensor]:
-        """``(mean, log_variance)`` of the regression part, each ``(batch, T)``."""
-        c, t = self.num_classes, self.num_targets
-        return out[..., c : c + t], out[..., c + t :]
-
-    def loss(self, out: Tensor, target: Tensor) -> Tensor:
-        logits = self.logits(out)
-        w = None if self.class_weights is None else logits.new_tensor(self.class_weights)
-        ce = F.cross_entropy(logits, target[:, 0].long(), weight=w)
-        if self.regression_weight == 0.0:
-            return ce
-        mean, logvar = self.split(out)
-        y = target[:, 1 : 1 + self.num_targets]
-        ok = torch.isfinite(y)
-        y = torch.where(ok, y, mean.detach())
-        nll = 0.5 * (logvar + (y - mean).square() * torch.exp(-logvar))
-        nll = (nll * ok).sum() / ok.sum().clamp_min(1)
-        return ce + self.regression_weight * nll
-
-    def predict(self, out: Tensor) -> Tensor:
-        """Class index per sample."""
-        return self.logits(out).argmax(-1)
-
-    def probabilities(self, out: Tensor) -> Tensor:
-        return self.logits(out).softmax(-1)
-
-    def regression(self, out: Tensor) -> Tensor:
-        """Predicted means ``(batch, T)``."""
-        return self.split(out)[0]
-
-    def sigma(self, out: Tensor) -> Tensor:
-        """Predicted standard deviations ``(batch, T)`` (all targets)."""
-        return torch.exp(0.5 * self.split(out)[1])
-
-
-Task = ClassificationTask | GaussianTask | ClassGaussianTask
-
-
-def make_task(kind: str, out: int) -> Task:
-    """``"classification"`` with ``out`` classes or ``"regression"`` with ``out`` targets."""
-    if kind == "classification":
-        return ClassificationTask(out)
-    if kind == "regression":
-        return GaussianTask(out)
-    raise ValueError(f"unknown task {kind!r} (classification|regression)")
 
 
 # --------------------------------------------------------------------------------------- heads
@@ -295,8 +121,9 @@ class GaussianHead(ExitHead):
 
 
 class ClassGaussianHead(ExitHead):
-    """Head of a :class:`ClassGaussianTask`: ``LayerNorm -> [Linear -> GELU] -> Linear(C + 2T)``;
-    the log-variances are soft-clipped to ±``max_logvar`` as in :class:`GaussianHead`."""
+    """Head of a :class:`~alice_dyn.nn.objectives.ClassGaussianObjective`:
+    ``LayerNorm -> [Linear -> GELU] -> Linear(C + 2T)``; the log-variances are soft-clipped to
+    ±``max_logvar`` as in :class:`GaussianHead`."""
 
     def __init__(
         self,
@@ -386,7 +213,9 @@ class EarlyExitNet(nn.Module):
         heads: one per exit; head 0 must not be cascading.
         exit_after: block index after which each head sits (strictly increasing, the last one
             ``len(blocks) - 1``).
-        task: :class:`ClassificationTask` or :class:`GaussianTask`.
+        objective: what the exit outputs mean (:mod:`alice_dyn.nn.objectives`); ``task`` is
+            its former name, accepted until ``benchmarks/bench_early_exit.py`` passes
+            ``objective``.
         ensemble: optional :class:`GeometricEnsemble` (classification only).
         backbone_heads: indices of the heads that belong to the backbone (trained with it by
             :func:`~alice_dyn.nn.training.train_backbone`, frozen by ``train_heads``); default
@@ -400,9 +229,10 @@ class EarlyExitNet(nn.Module):
         heads: Sequence[nn.Module],
         *,
         exit_after: Sequence[int],
-        task: Task,
+        objective: Objective | None = None,
         ensemble: GeometricEnsemble | None = None,
         backbone_heads: Sequence[int] | None = None,
+        task: Objective | None = None,
     ):
         super().__init__()
         exit_after = [int(k) for k in exit_after]
@@ -414,14 +244,17 @@ class EarlyExitNet(nn.Module):
             raise ValueError(f"exit_after {exit_after}: the last exit must follow the last block")
         if getattr(heads[0], "cascading", False):
             raise ValueError("head 0 cannot be cascading (no previous head)")
-        if ensemble is not None and task.kind != "classification":
+        if (objective is None) == (task is None):
+            raise TypeError("give the objective (task is its former name)")
+        objective = objective if objective is not None else task
+        if ensemble is not None and objective.kind != "classification":
             raise ValueError("the geometric ensemble is defined for classification only")
         self.stem = stem
         self.blocks = nn.ModuleList(blocks)
         self.heads = nn.ModuleList(heads)
         self.ensemble = ensemble
         self.exit_after: tuple[int, ...] = tuple(exit_after)
-        self.task = task
+        self.objective = objective
         self.backbone_heads: tuple[int, ...] = (
             (len(heads) - 1,) if backbone_heads is None else tuple(int(i) for i in backbone_heads)
         )
@@ -434,6 +267,12 @@ class EarlyExitNet(nn.Module):
     @property
     def num_blocks(self) -> int:
         return len(self.blocks)
+
+    @property
+    def task(self) -> Objective:
+        """Former name of :attr:`objective`, kept until ``tracknet/train.py``,
+        ``tracknet/evaluate.py`` and ``benchmarks/bench_early_exit.py`` read ``objective``."""
+        return self.objective
 
     def _cascading(self, i: int) -> bool:
         return bool(getattr(self.heads[i], "cascading", False))
@@ -501,8 +340,13 @@ class EarlyExitNet(nn.Module):
         return outs[-1]
 
     def forward(
-        self, inputs: Inputs, mode: str = "all", *, exit: int = -1, policy: Any = None
-    ) -> Any:
+        self,
+        inputs: Inputs,
+        mode: str = "all",
+        *,
+        exit: int = -1,
+        policy: ExitPolicy | None = None,
+    ) -> list[Tensor] | Tensor | ExitResult:
         """``mode="all"``: list of exit outputs; ``"one"``: exit ``exit``'s output;
         ``"dynamic"``: :class:`~alice_dyn.nn.inference.ExitResult` under ``policy``."""
         if mode == "all":
@@ -510,8 +354,6 @@ class EarlyExitNet(nn.Module):
         if mode == "one":
             return self.forward_exit(inputs, exit)
         if mode == "dynamic":
-            from alice_dyn.nn.inference import run_dynamic
-
             if policy is None:
                 raise ValueError('mode="dynamic" needs a policy')
             return run_dynamic(self, inputs, policy)
@@ -530,7 +372,7 @@ class EarlyExitNet(nn.Module):
             list(self.blocks)[: k + 1],
             [self.heads[j] for j in head_ids],
             exit_after=[self.exit_after[j] for j in head_ids],
-            task=self.task,
+            objective=self.objective,
             ensemble=self.ensemble,
         )
         return ExitSubmodel(net, i)

@@ -41,7 +41,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from alice_dyn.nn.early_exit import EarlyExitNet, Inputs, batch_size, first_tensor, take
+from alice_dyn.nn.base import ExitModel, Inputs, batch_size, first_tensor, take
 
 _ELEMENTWISE_1 = (
     nn.ReLU,
@@ -101,7 +101,7 @@ def _mha_flops(m: nn.MultiheadAttention, args: tuple, kwargs: dict) -> tuple[int
 
 @dataclass
 class FlopsReport:
-    """Per-sample FLOPs of an :class:`EarlyExitNet` (see the module docstring)."""
+    """Per-sample FLOPs of an early-exit network (see the module docstring)."""
 
     components: dict[str, float]
     matmul: dict[str, float]
@@ -134,7 +134,7 @@ class FlopsReport:
 
 
 @torch.no_grad()
-def count_flops(model: EarlyExitNet, inputs: Inputs) -> FlopsReport:
+def count_flops(model: ExitModel, inputs: Inputs) -> FlopsReport:
     """Analytic FLOPs per sample of ``model`` on inputs shaped like ``inputs`` (any batch).
 
     Runs ``model.forward_all(inputs)`` once with hooks; FLOPs are linear in the batch, so a batch
@@ -228,7 +228,7 @@ def flop_counter_total(fn: Callable[[], Any]) -> int:
 
 def module_flops(root: nn.Module, fn: Callable[[], Any], batch: int) -> float:
     """Analytic FLOPs per sample of the layers of ``root`` that ``fn()`` calls (the formulas of
-    the module docstring), for any module, not only an :class:`EarlyExitNet`; ``batch`` is the
+    the module docstring), for any module, not only an early-exit network; ``batch`` is the
     number of samples ``fn`` processes."""
     total = [0.0]
     skip: set[nn.Module] = set()
@@ -268,7 +268,7 @@ def _shape_key(x: Any) -> Any:
     return None
 
 
-def exit_flops_for(model: EarlyExitNet, inputs: Inputs) -> FlopsReport:
+def exit_flops_for(model: ExitModel, inputs: Inputs) -> FlopsReport:
     """:func:`count_flops` on the first sample of ``inputs``, cached on the model per input
     shape (all but the batch dimension)."""
     cache = model.__dict__.setdefault("_flops_cache", {})

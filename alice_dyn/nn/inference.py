@@ -1,10 +1,12 @@
 """Batched dynamic inference: per-sample exits inside a batch, with compaction.
 
-Layer: nn. :func:`run_dynamic` runs the stem on the whole batch, then block by block; at each
-exit the policy picks the samples that leave, their outputs are written to the result and the
-rest of the batch — embedding, previous head output, ensemble inputs, policy state — is
-compacted with ``index_select`` so that the next block only sees the samples still in flight.
-Compute therefore really drops with early exits (unlike masking, which keeps every row).
+Layer: nn, below :mod:`~alice_dyn.nn.early_exit` (whose ``forward(mode="dynamic")`` calls it):
+it sees the network through :class:`~alice_dyn.nn.base.ExitModel`. :func:`run_dynamic` runs
+the stem on the whole batch, then block by block; at each exit the policy picks the samples
+that leave, their outputs are written to the result and the rest of the batch — embedding,
+previous head output, ensemble inputs, policy state — is compacted with ``index_select`` so
+that the next block only sees the samples still in flight. Compute therefore really drops with
+early exits (unlike masking, which keeps every row).
 
 :func:`select_exits` is the reference: all exits evaluated for all samples, then each sample's
 first exit under the same policy. The two agree to float tolerance (tested for every policy).
@@ -19,8 +21,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from alice_dyn.nn.early_exit import EarlyExitNet, Inputs, Task, batch_size, first_tensor, take
+from alice_dyn.nn.base import ExitModel, Inputs, batch_size, first_tensor, take
 from alice_dyn.nn.flops import exit_flops_for
+from alice_dyn.nn.objectives import Objective
 from alice_dyn.nn.policies import ExitPolicy
 
 
@@ -33,7 +36,7 @@ class ExitResult:
         exit_index: ``(n,)`` long, the exit each sample left at.
         flops: ``(n,)`` float64, FLOPs spent on each sample (``exit_flops[exit_index]``).
         full_flops: FLOPs per sample of the plain backbone (stem, blocks, last head).
-        task: the model's task (interprets ``outputs``).
+        objective: the model's objective (interprets ``outputs``).
         seconds: wall time of the inference call (CUDA work not synchronised).
         embedding: with ``keep_embedding``, ``(n, d)`` the embedding each sample had at its
             exit (what its exit head read), for reuse by later computations; else ``None``.
@@ -43,14 +46,14 @@ class ExitResult:
     exit_index: Tensor
     flops: Tensor
     full_flops: float
-    task: Task
+    objective: Objective
     seconds: float = 0.0
     embedding: Tensor | None = None
 
     @property
     def predictions(self) -> Tensor:
         """Class index ``(n,)`` or predicted means ``(n, T)``."""
-        return self.task.predict(self.outputs)
+        return self.objective.predict(self.outputs)
 
     @property
     def mean_flops(self) -> float:
@@ -68,7 +71,7 @@ class ExitResult:
 
 
 def _result(
-    model: EarlyExitNet,
+    model: ExitModel,
     inputs: Inputs,
     outputs: Tensor,
     idx: Tensor,
@@ -78,10 +81,10 @@ def _result(
     rep = exit_flops_for(model, inputs)
     table = torch.tensor(rep.exit_flops, dtype=torch.float64, device=idx.device)
     seconds = time.perf_counter() - t0
-    return ExitResult(outputs, idx, table[idx], rep.full_flops, model.task, seconds, embedding)
+    return ExitResult(outputs, idx, table[idx], rep.full_flops, model.objective, seconds, embedding)
 
 
-def embedding_of(model: EarlyExitNet, h: Any) -> Tensor:
+def embedding_of(model: ExitModel, h: Any) -> Tensor:
     """The ``(batch, d)`` embedding in the block output ``h``: ``h`` itself when it is a tensor,
     else what the model's ``embedding(h)`` method returns."""
     if isinstance(h, Tensor):
@@ -93,7 +96,7 @@ def embedding_of(model: EarlyExitNet, h: Any) -> Tensor:
 
 
 def select_exits(
-    exit_outputs: list[Tensor], policy: ExitPolicy, task: Task
+    exit_outputs: list[Tensor], policy: ExitPolicy, objective: Objective
 ) -> tuple[Tensor, Tensor]:
     """Reference exit selection from every exit's outputs (no compaction).
 
@@ -107,7 +110,7 @@ def select_exits(
     idx = torch.full((n,), n_exits - 1, dtype=torch.long, device=device)
     decided = torch.zeros(n, dtype=torch.bool, device=device)
     for i, out in enumerate(exit_outputs[:-1]):
-        mask, state = policy.decide(i, out, task, state)
+        mask, state = policy.decide(i, out, objective, state)
         idx[mask & ~decided] = i
         decided |= mask
     stacked = torch.stack(exit_outputs)
@@ -116,7 +119,7 @@ def select_exits(
 
 @torch.no_grad()
 def run_dynamic(
-    model: EarlyExitNet,
+    model: ExitModel,
     inputs: Inputs,
     policy: ExitPolicy,
     *,
@@ -134,7 +137,7 @@ def run_dynamic(
     if keep_embedding and not compact:
         raise ValueError("keep_embedding needs compact=True")
     if not compact:
-        outputs, idx = select_exits(model.forward_all(inputs), policy, model.task)
+        outputs, idx = select_exits(model.forward_all(inputs), policy, model.objective)
         return _result(model, inputs, outputs, idx, t0)
 
     h = model.forward_stem(inputs)
@@ -163,7 +166,7 @@ def run_dynamic(
             if e is not None:
                 emb[active] = e
             break
-        done, state = policy.decide(i, out, model.task, state)
+        done, state = policy.decide(i, out, model.objective, state)
         if bool(done.any()):
             leaving = done.nonzero().squeeze(1)
             outputs[active[leaving]] = out.index_select(0, leaving)

@@ -24,14 +24,9 @@ import torch.nn as nn
 from torch import Tensor
 
 from alice_dyn.nn._registry import register_model
-from alice_dyn.nn.early_exit import (
-    EarlyExitNet,
-    ExitHead,
-    GaussianHead,
-    GeometricEnsemble,
-    Inputs,
-    make_task,
-)
+from alice_dyn.nn.base import Inputs
+from alice_dyn.nn.early_exit import EarlyExitNet, ExitHead, GaussianHead, GeometricEnsemble
+from alice_dyn.nn.objectives import make_objective
 
 
 class LinearStem(nn.Module):
@@ -121,7 +116,7 @@ def build_early_exit_mlp(
     groups: Mapping[str, int] | None = None,
     stem: nn.Module | None = None,
     out: int = 2,
-    task: str = "classification",
+    objective: str = "classification",
     method: str = "sdn",
     d: int = 64,
     depth: int = 6,
@@ -137,7 +132,8 @@ def build_early_exit_mlp(
         groups: ``{name: n_features}`` for a :class:`GroupStem` (dict inputs with masks), or
         stem: any module mapping the inputs to ``(batch, d)``.
         out: number of classes (classification) or of regression targets.
-        task: ``"classification"`` or ``"regression"`` (Gaussian heads: mean, log-variance).
+        objective: ``"classification"`` or ``"regression"`` (Gaussian heads: mean,
+            log-variance); see :func:`~alice_dyn.nn.objectives.make_objective`.
         method: ``"sdn"`` (independent heads) or ``"ztw"`` (cascading heads; for
             classification also the geometric ensemble). The last head is the backbone's own
             classifier and is never cascading, so the backbone can be trained first.
@@ -150,7 +146,7 @@ def build_early_exit_mlp(
         raise ValueError("give exactly one of in_features, groups and stem")
     if method not in ("sdn", "ztw"):
         raise ValueError(f"method {method!r} (sdn|ztw)")
-    t = make_task(task, out)
+    t = make_objective(objective, out)
     if stem is None:
         stem = LinearStem(in_features, d) if groups is None else GroupStem(groups, d)
     blocks = [ResidualMLPBlock(d, expansion=expansion, dropout=dropout) for _ in range(depth)]
@@ -169,7 +165,7 @@ def build_early_exit_mlp(
         if method == "ztw" and t.kind == "classification"
         else None
     )
-    return EarlyExitNet(stem, blocks, heads, exit_after=exit_after, task=t, ensemble=ensemble)
+    return EarlyExitNet(stem, blocks, heads, exit_after=exit_after, objective=t, ensemble=ensemble)
 
 
 # ---------------------------------------------------------------------- registered variants
@@ -201,7 +197,7 @@ def gauss_mlp(
     return build_early_exit_mlp(
         in_features=in_features,
         out=num_targets,
-        task="regression",
+        objective="regression",
         method="sdn",
         d=d,
         depth=depth,

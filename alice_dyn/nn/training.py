@@ -30,14 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from alice_dyn.nn.early_exit import (
-    EarlyExitNet,
-    Inputs,
-    batch_size,
-    first_tensor,
-    log_softmax,
-    take,
-)
+from alice_dyn.nn.base import Inputs, batch_size, first_tensor, log_softmax, take
+from alice_dyn.nn.early_exit import EarlyExitNet
 
 Data = tuple[Inputs, Tensor] | Iterable[tuple[Inputs, Tensor]]
 LossFn = Callable[[Inputs, Tensor], tuple[Tensor, list[Tensor]]]
@@ -219,13 +213,13 @@ def _head_loss(
     if weights is not None and len(weights) != len(heads):
         raise ValueError(f"{len(weights)} head weights for {len(heads)} heads")
     w = [1.0] * len(heads) if weights is None else [float(v) for v in weights]
-    if distill_temperature is not None and model.task.kind != "classification":
+    if distill_temperature is not None and model.objective.kind != "classification":
         raise ValueError("self-distillation is defined for classification heads")
     teacher_id = model.num_exits - 1
 
     def loss_fn(x: Inputs, y: Tensor) -> tuple[Tensor, list[Tensor]]:
         outs = model.forward_all(x, raw=True)
-        parts = [model.task.loss(outs[i], y) for i in heads]
+        parts = [model.objective.loss(outs[i], y) for i in heads]
         total = sum(wi * p for wi, p in zip(w, parts, strict=True))
         if distill_temperature is not None:
             for wi, i in zip(w, heads, strict=True):
@@ -368,19 +362,20 @@ def exit_metrics(model: EarlyExitNet, inputs: Inputs, targets: Tensor) -> list[d
     model.eval()
     out = []
     for o in model.forward_all(inputs):
-        m = {"loss": float(model.task.loss(o, targets))}
-        if model.task.kind == "classification":
+        m = {"loss": float(model.objective.loss(o, targets))}
+        if model.objective.kind == "classification":
             m["accuracy"] = float((o.argmax(-1) == targets).double().mean())
-        elif model.task.kind == "multitask":
-            m["accuracy"] = float((model.task.predict(o) == targets[:, 0].long()).double().mean())
+        elif model.objective.kind == "multitask":
+            hit = model.objective.predict(o) == targets[:, 0].long()
+            m["accuracy"] = float(hit.double().mean())
             y = targets[:, 1:]
             ok = torch.isfinite(y)
-            diff = torch.where(ok, model.task.regression(o) - y, torch.zeros_like(y))
+            diff = torch.where(ok, model.objective.regression(o) - y, torch.zeros_like(y))
             m["rmse"] = float((diff.square().sum() / ok.sum().clamp_min(1)).sqrt())
-            m["sigma"] = float(model.task.sigma(o).mean())
+            m["sigma"] = float(model.objective.sigma(o).mean())
         else:
-            mean = model.task.predict(o)
+            mean = model.objective.predict(o)
             m["rmse"] = float((mean - targets.reshape(mean.shape)).square().mean().sqrt())
-            m["sigma"] = float(model.task.sigma(o).mean())
+            m["sigma"] = float(model.objective.sigma(o).mean())
         out.append(m)
     return out

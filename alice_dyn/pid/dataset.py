@@ -86,6 +86,20 @@ class PIDDataset:
     nsigma: np.ndarray
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
+    @classmethod
+    def unlabelled(
+        cls,
+        features: dict[str, np.ndarray],
+        masks: dict[str, np.ndarray],
+        p: np.ndarray,
+        extra: dict[str, np.ndarray] | None = None,
+    ) -> PIDDataset:
+        """Tracks without MC truth (what the reconstruction sees): labels and n-sigma decision
+        0 stand in; ``p`` (GeV/c) ``(n,)``."""
+        n = len(p)
+        labels, nsigma = np.zeros(n, np.int64), np.zeros(n, np.int8)
+        return cls(features, masks, labels, p, nsigma, dict(extra or {}))
+
     def __len__(self) -> int:
         return len(self.labels)
 

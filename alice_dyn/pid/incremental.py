@@ -34,13 +34,15 @@ from torch import Tensor
 
 from alice_dyn.nn import (
     ConfidencePolicy,
+    EarlyExitNet,
+    ExitHead,
     ExitPolicy,
     GroupStem,
     ResidualMLPBlock,
     module_flops,
     run_dynamic,
+    take,
 )
-from alice_dyn.nn.early_exit import EarlyExitNet, ExitHead, take
 from alice_dyn.nn.flops import exit_flops_for
 from alice_dyn.pid.dataset import GROUPS, PIDDataset
 from alice_dyn.pid.mismatch import (

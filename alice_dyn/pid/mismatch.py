@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from alice_dyn.nn.inference import ExitResult
+from alice_dyn.nn import ExitResult
 from alice_dyn.pid.dataset import GROUPS, NSIGMA_CLIP, PIDDataset
 
 CONFIG_KEY = "tof_mismatch_posterior"

@@ -9,10 +9,16 @@ ensemble, or plain SDN heads.
 
 Model files: ``model.safetensors`` + ``config.json`` (architecture, the feature scaling, the
 calibrated thresholds for 25/50/75% of the FLOPs, provenance and metrics).
+
+The ``pid-net`` stage and the CLI see a saved network through :class:`PIDNetPredictor`
+(:func:`load_pid_predictor`): AO2D columns in, network inputs or probabilities out; the feature
+scaling (:class:`FeatureScaler`, :class:`ReuseScaler` for the network that also reads the track
+network's embedding, :mod:`alice_dyn.pid.reuse`) stays inside.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +27,8 @@ import torch
 
 from alice_dyn.nn import (
     ConfidencePolicy,
+    EarlyExitNet,
+    ExitResult,
     ThresholdCalibrator,
     build_early_exit_mlp,
     load_model,
@@ -32,9 +40,8 @@ from alice_dyn.nn import (
     train_heads,
     train_joint,
 )
-from alice_dyn.nn.early_exit import EarlyExitNet
-from alice_dyn.pid.dataset import GROUPS, PIDDataset
-from alice_dyn.pid.mismatch import TOFMismatchPosterior, run_with_mismatch
+from alice_dyn.pid.dataset import GROUPS, PIDDataset, features_from_columns
+from alice_dyn.pid.mismatch import MismatchResult, TOFMismatchPosterior, run_with_mismatch
 
 N_CLASSES = 5
 DEFAULT_MODEL_DIR = Path(__file__).parent / "data" / "default_model"
@@ -42,6 +49,10 @@ BUDGET_FRACTIONS = (0.25, 0.5, 0.75)
 #: the dynamic network the pid-net stage runs: SDN exits with joint training measured better
 #: than ZTW's frozen backbone on held-out tracks (93.9% vs 93.5%, and on every detector subset)
 PRIMARY = "sdn"
+#: the network on the track network's embedding, beside :data:`PRIMARY` (:mod:`.reuse`)
+REUSE = "reuse"
+#: the feature group (and ``PIDDataset.extra`` key) of the track network's embedding
+REUSE_GROUP = "trackemb"
 
 
 @register_model("pid_net")
@@ -80,13 +91,56 @@ class FeatureScaler:
             out[g + "_mask"] = torch.from_numpy(m.astype(np.float32))
         return out
 
+    def embedding_group(self) -> str | None:
+        """The ``PIDDataset.extra`` array this scaling also reads (None: none)."""
+        return None
+
     def to_json(self) -> dict:
         return {"kind": "standard", "groups": {g: list(GROUPS[g]) for g in GROUPS},
                 "mean": self.mean, "std": self.std}  # fmt: skip
 
     @classmethod
     def from_json(cls, d: dict) -> FeatureScaler:
+        """The scaling stored in a ``config.json``: a :class:`ReuseScaler` when it has an
+        ``embedding`` entry (the networks of :mod:`alice_dyn.pid.reuse`)."""
+        if cls is FeatureScaler and "embedding" in d:
+            return ReuseScaler.from_json(d)
         return cls(d["mean"], d["std"])
+
+
+@dataclass
+class ReuseScaler(FeatureScaler):
+    """:class:`FeatureScaler` plus the standardisation of the track network's embedding
+    (``extra["trackemb"]``, :data:`REUSE_GROUP`) when the network reads it."""
+
+    emb_mean: list[float] | None = None
+    emb_std: list[float] | None = None
+
+    @classmethod
+    def fit_reuse(cls, ds: PIDDataset, use_embedding: bool) -> ReuseScaler:
+        base = FeatureScaler.fit(ds)
+        if not use_embedding:
+            return cls(base.mean, base.std)
+        e = ds.extra[REUSE_GROUP].astype(np.float64)
+        return cls(base.mean, base.std, e.mean(0).tolist(), np.maximum(e.std(0), 1e-3).tolist())
+
+    def embedding_group(self) -> str | None:
+        return None if self.emb_mean is None else REUSE_GROUP
+
+    def tensors(self, ds: PIDDataset) -> dict[str, torch.Tensor]:
+        out = super().tensors(ds)
+        if self.emb_mean is not None:
+            e = (ds.extra[REUSE_GROUP] - np.asarray(self.emb_mean)) / np.asarray(self.emb_std)
+            out[REUSE_GROUP] = torch.from_numpy(np.ascontiguousarray(e, dtype=np.float32))
+        return out
+
+    def to_json(self) -> dict:
+        return {**super().to_json(), "embedding": {"mean": self.emb_mean, "std": self.emb_std}}
+
+    @classmethod
+    def from_json(cls, d: dict) -> ReuseScaler:
+        emb = d.get("embedding") or {}
+        return cls(d["mean"], d["std"], emb.get("mean"), emb.get("std"))
 
 
 def oversampling_factors(
@@ -139,6 +193,20 @@ def shift_head_biases(model: EarlyExitNet, factors: list[int]) -> None:
         last.bias -= shift.to(last.bias.dtype)
 
 
+def _enriched(
+    train: PIDDataset, val: PIDDataset, enrich: tuple[PIDDataset, PIDDataset]
+) -> tuple[PIDDataset, PIDDataset, list[float]]:
+    """``train`` and ``val`` with the enriched tracks appended, and the per-class factor
+    (class count with / without them in ``train``) that shifts the prior back."""
+    if train.extra or val.extra:
+        raise ValueError("enrich: the natural data must not carry extra arrays")
+    before = np.bincount(train.labels, minlength=N_CLASSES)
+    train = PIDDataset.concatenate([train, enrich[0]])
+    val = PIDDataset.concatenate([val, enrich[1]])
+    after = np.bincount(train.labels, minlength=N_CLASSES)
+    return train, val, (after / np.maximum(before, 1)).tolist()
+
+
 def train_pid_net(
     train: PIDDataset,
     val: PIDDataset,
@@ -175,13 +243,7 @@ def train_pid_net(
     if enrich is not None:
         if method != "sdn":
             raise ValueError("enrich: the prior correction is defined for SDN heads only")
-        if train.extra or val.extra:
-            raise ValueError("enrich: the natural data must not carry extra arrays")
-        before = np.bincount(train.labels, minlength=N_CLASSES)
-        train = PIDDataset.concatenate([train, enrich[0]])
-        val = PIDDataset.concatenate([val, enrich[1]])
-        after = np.bincount(train.labels, minlength=N_CLASSES)
-        enrichment = (after / np.maximum(before, 1)).tolist()
+        train, val, enrichment = _enriched(train, val, enrich)
     scaler = FeatureScaler.fit(train)
     factors = None
     if rare_fraction and method == "sdn":
@@ -241,8 +303,79 @@ def save_pid_net(model, scaler: FeatureScaler, directory: str | Path, extra: dic
 
 
 def load_pid_net(directory: str | Path) -> tuple[EarlyExitNet, FeatureScaler, dict]:
+    """``(model, scaler, config)`` of a saved PID network (any of ``DIR/sdn``, ``DIR/ztw``,
+    ``DIR/reuse``, ...; the scaler as stored, see :meth:`FeatureScaler.from_json`)."""
     model, cfg = load_model(directory)
     return model, FeatureScaler.from_json(cfg["feature_scaling"]), cfg
+
+
+@dataclass
+class PIDNetPredictor:
+    """A saved PID network as the ``pid-net`` stage and the CLI use it.
+
+    ``model``: the early-exit network; ``config``: its ``config.json`` (thresholds, level
+    curve, TOF-mismatch posterior). The feature scaling is internal: callers hand in AO2D
+    columns (``O2track_iu``, ``O2trackextra``, ``O2pidtpc``, ``O2pidtof``) and, for the
+    network on the track network's embedding, that embedding ``(n, d)``.
+    """
+
+    model: EarlyExitNet
+    scaler: FeatureScaler
+    config: dict
+
+    @property
+    def mismatch(self) -> TOFMismatchPosterior | None:
+        """The model's TOF-mismatch posterior (None when it has none)."""
+        return TOFMismatchPosterior.from_config(self.config)
+
+    def dataset_from_columns(
+        self, cols: Mapping[str, np.ndarray], embedding: np.ndarray | None = None
+    ) -> PIDDataset:
+        """The unlabelled tracks of AO2D columns ``cols`` (``n`` rows), with ``embedding``
+        ``(n, d)`` when the network reads it (ignored otherwise)."""
+        feats, masks = features_from_columns(cols)
+        extra = {}
+        group = self.scaler.embedding_group()
+        if group is not None:
+            n = len(masks["track"])
+            if embedding is None:
+                raise ValueError("this PID network reads the track network's embedding")
+            emb = np.asarray(embedding, np.float32)
+            if len(emb) != n:
+                raise ValueError(f"the track embedding has {len(emb)} rows for {n} tracks")
+            extra[group] = emb
+        return PIDDataset.unlabelled(feats, masks, cols["fTPCInnerParam"], extra)
+
+    def inputs_from_columns(
+        self, cols: Mapping[str, np.ndarray], embedding: np.ndarray | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The network's input tensors for AO2D columns (see :meth:`dataset_from_columns`)."""
+        return self.scaler.tensors(self.dataset_from_columns(cols, embedding))
+
+    def run_on_columns(
+        self,
+        cols: Mapping[str, np.ndarray],
+        run: Callable[[dict[str, torch.Tensor]], ExitResult],
+        *,
+        embedding: np.ndarray | None = None,
+        tof_mismatch: bool = True,
+    ) -> MismatchResult:
+        """``run`` (dynamic inference of one batch of inputs) on the tracks of ``cols``;
+        ``tof_mismatch``: with the model's TOF-mismatch hypothesis when it has one
+        (:func:`alice_dyn.pid.mismatch.run_with_mismatch`)."""
+        ds = self.dataset_from_columns(cols, embedding)
+        posterior = self.mismatch if tof_mismatch else None
+        return run_with_mismatch(run, self.scaler.tensors(ds), ds, posterior)
+
+
+def load_pid_predictor(
+    model_dir: str | Path | None = None, *, reuse: bool = False
+) -> PIDNetPredictor:
+    """The network the ``pid-net`` stage runs from ``model_dir`` (default: the shipped one):
+    ``DIR/sdn`` (:data:`PRIMARY`), or with ``reuse`` the one on the track network's embedding,
+    ``DIR/reuse``."""
+    directory = Path(model_dir or DEFAULT_MODEL_DIR) / (REUSE if reuse else PRIMARY)
+    return PIDNetPredictor(*load_pid_net(directory))
 
 
 @torch.no_grad()

@@ -10,24 +10,27 @@ depth but without the embedding (so the saving is attributable to the reuse, not
 :func:`compare_reuse`.
 
 Model files as the other PID networks (``model.safetensors`` + ``config.json`` with the feature
-scaling, including the embedding's).
+scaling, including the embedding's: :class:`~alice_dyn.pid.network.ReuseScaler`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from alice_dyn.nn import build_early_exit_mlp, load_model, register_model, save_model, train_joint
-from alice_dyn.nn.early_exit import EarlyExitNet
+from alice_dyn.nn import (
+    EarlyExitNet,
+    build_early_exit_mlp,
+    load_model,
+    register_model,
+    save_model,
+    train_joint,
+)
 from alice_dyn.nn.flops import exit_flops_for
 from alice_dyn.pid.dataset import GROUPS, PIDDataset
-from alice_dyn.pid.network import N_CLASSES, FeatureScaler
-
-REUSE_GROUP = "trackemb"
+from alice_dyn.pid.network import N_CLASSES, REUSE_GROUP, FeatureScaler, ReuseScaler
 
 
 @register_model("pid_net_reuse")
@@ -38,37 +41,6 @@ def pid_net_reuse(emb_dim: int = 32, d: int = 64, depth: int = 2, use_embedding:
     if use_embedding:
         groups[REUSE_GROUP] = int(emb_dim)
     return build_early_exit_mlp(groups=groups, out=N_CLASSES, method="sdn", d=d, depth=depth)
-
-
-@dataclass
-class ReuseScaler(FeatureScaler):
-    """:class:`FeatureScaler` plus the standardisation of the embedding (when used)."""
-
-    emb_mean: list[float] | None = None
-    emb_std: list[float] | None = None
-
-    @classmethod
-    def fit_reuse(cls, ds: PIDDataset, use_embedding: bool) -> ReuseScaler:
-        base = FeatureScaler.fit(ds)
-        if not use_embedding:
-            return cls(base.mean, base.std)
-        e = ds.extra[REUSE_GROUP].astype(np.float64)
-        return cls(base.mean, base.std, e.mean(0).tolist(), np.maximum(e.std(0), 1e-3).tolist())
-
-    def tensors(self, ds: PIDDataset) -> dict[str, torch.Tensor]:
-        out = super().tensors(ds)
-        if self.emb_mean is not None:
-            e = (ds.extra[REUSE_GROUP] - np.asarray(self.emb_mean)) / np.asarray(self.emb_std)
-            out[REUSE_GROUP] = torch.from_numpy(np.ascontiguousarray(e, dtype=np.float32))
-        return out
-
-    def to_json(self) -> dict:
-        return {**super().to_json(), "embedding": {"mean": self.emb_mean, "std": self.emb_std}}
-
-    @classmethod
-    def from_json(cls, d: dict) -> ReuseScaler:
-        emb = d.get("embedding") or {}
-        return cls(d["mean"], d["std"], emb.get("mean"), emb.get("std"))
 
 
 def train_reuse(

@@ -1,8 +1,10 @@
 """Compute budgets of a network stage: how its early exits are chosen, timeframe by timeframe.
 
-Layer: stages (shared by ``track-net`` and ``pid-net``). The stage's configuration group has the
-fields ``budget``, ``threshold``, ``flops_fraction``, ``max_ms_per_tf``, ``reserve_ms`` and
-``target_load``:
+Layer: stages (shared by ``track-net`` and ``pid-net``). The stage's configuration group extends
+:class:`ExitBudgetParam`: ``model`` (the model directory; empty: the shipped one), ``threads``
+(PyTorch intra-op threads) and the fields ``budget``, ``threshold``, ``flops_fraction``,
+``max_ms_per_tf``, ``reserve_ms`` and ``target_load`` of the exit budget, each checked when the
+group is made (a :class:`~alice_dyn.framework.config.ConfigError` naming ``Group.key``):
 
 * ``full``: no early exit (every track to the last exit);
 * ``25`` / ``50`` / ``75``: the thresholds calibrated at training time for that percentage of
@@ -37,20 +39,22 @@ run-time modes, ``allowed_ms`` (and ``load_ms``, the part allowed by the load, w
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
+from alice_dyn.framework.config import ConfigError
 from alice_dyn.nn import (
     BudgetController,
     ConfidencePolicy,
     DeadlineGovernor,
+    EarlyExitNet,
     ExitResult,
     TabulatedCalibrator,
     ThresholdCalibrator,
     run_dynamic,
 )
-from alice_dyn.nn.early_exit import EarlyExitNet
 
 BUDGET_MODES = ("full", "25", "50", "75", "threshold", "flops", "latency")
 #: a confidence no softmax reaches: every sample goes to the last exit
@@ -59,25 +63,60 @@ FULL_DEPTH = ConfidencePolicy(2.0)
 OWN_EMA = 0.3
 
 
-def check_budget(group: str, budget: str, target_load: float = 0.9) -> None:
-    """``ValueError`` naming the configuration key for an unknown budget mode or a
-    ``target_load`` outside (0, 1]."""
-    if budget not in BUDGET_MODES:
-        raise ValueError(f"{group}.budget {budget!r}: one of {BUDGET_MODES}")
-    if not 0.0 < target_load <= 1.0:
-        raise ValueError(f"{group}.target_load must be in (0, 1], not {target_load}")
+@dataclass(frozen=True)
+class ExitBudgetParam:
+    """The settings every network stage shares (its configuration group extends this class,
+    naming itself in ``GROUP`` and re-declaring a field to change its default).
+
+    ``model``: model directory (empty: the shipped one); ``budget``: one of
+    :data:`BUDGET_MODES`; ``threshold``: confidence threshold of the ``threshold`` mode, in
+    [0, 1]; ``flops_fraction``: target of the ``flops`` mode, in (0, 1]; ``max_ms_per_tf``
+    (> 0) and ``reserve_ms`` (>= 0): the ``latency`` mode's limits, ms; ``target_load``: the
+    share of the interval between arrivals the chain may fill, in (0, 1]; ``threads``: PyTorch
+    intra-op threads, >= 1. An invalid value raises :class:`ConfigError` (a ``ValueError``)
+    naming ``Group.key``, the value and the allowed range.
+    """
+
+    GROUP: ClassVar[str] = "ExitBudgetParam"
+
+    model: str = ""
+    budget: str = "50"
+    threshold: float = 0.9
+    flops_fraction: float = 0.5
+    max_ms_per_tf: float = 50.0
+    reserve_ms: float = 30.0
+    target_load: float = 0.9
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.budget not in BUDGET_MODES:
+            self._invalid("budget", f"one of {', '.join(BUDGET_MODES)}")
+        checks = (
+            ("threshold", 0.0 <= self.threshold <= 1.0, "in [0, 1]"),
+            ("flops_fraction", 0.0 < self.flops_fraction <= 1.0, "in (0, 1]"),
+            ("max_ms_per_tf", self.max_ms_per_tf > 0.0, "> 0"),
+            ("reserve_ms", self.reserve_ms >= 0.0, ">= 0"),
+            ("target_load", 0.0 < self.target_load <= 1.0, "in (0, 1]"),
+            ("threads", self.threads >= 1, ">= 1"),
+        )  # NaN fails every comparison
+        for key, ok, allowed in checks:
+            if not ok:
+                self._invalid(key, allowed)
+
+    def _invalid(self, key: str, allowed: str) -> None:
+        raise ConfigError(f"{self.GROUP}.{key}={getattr(self, key)!r}: must be {allowed}")
 
 
 class ExitBudget:
     """Chooses the exit policy of every timeframe for one stage (see the module docstring).
 
     Args:
-        prm: the stage's configuration (fields of the module docstring).
+        prm: the stage's configuration group.
         model: the early-exit network.
         config: the model's ``config.json`` (``thresholds``, ``level_curve``).
     """
 
-    def __init__(self, prm: Any, model: EarlyExitNet, config: dict):
+    def __init__(self, prm: ExitBudgetParam, model: EarlyExitNet, config: dict):
         self.prm = prm
         self.model = model
         self.config = config

@@ -1,9 +1,10 @@
 """``pid-net``: the dynamic PID network on every track (AOD/PIDNET), beside ``nsigma-pid``.
 
 Layer: stages. Reads the AO2D track and n-sigma tables made by ``aod-producer`` (so it sees
-exactly what an analysis would), builds the detector feature groups with presence masks
-(:func:`alice_dyn.pid.dataset.features_from_columns`) and runs batched dynamic inference with
-per-track exits. Configuration group ``PIDNetParam``:
+exactly what an analysis would) and runs the PID network on them through its façade
+(:class:`alice_dyn.pid.network.PIDNetPredictor`: AO2D columns in, probabilities out), batched
+dynamic inference with per-track exits. Configuration group ``PIDNetParam``
+(an :class:`~alice_dyn.stages.exit_budget.ExitBudgetParam`):
 
 * ``model``: model directory (default: the shipped one);
 * ``budget``, ``threshold``, ``flops_fraction``, ``max_ms_per_tf``, ``reserve_ms``,
@@ -29,6 +30,7 @@ Output columns: ``fPidNetEl/Mu/Pi/Ka/Pr`` (probabilities), ``fPidNet`` (argmax),
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -36,11 +38,9 @@ from alice_dyn.framework.config import register_config_group
 from alice_dyn.framework.context import InitContext, ProcessingContext
 from alice_dyn.framework.spec import DataProcessorSpec
 from alice_dyn.framework.task import Task
-from alice_dyn.pid.dataset import PIDDataset, features_from_columns
-from alice_dyn.pid.mismatch import TOFMismatchPosterior, run_with_mismatch
-from alice_dyn.pid.network import DEFAULT_MODEL_DIR, PRIMARY, load_pid_net
+from alice_dyn.pid.network import load_pid_predictor
 from alice_dyn.stages import data_types as dt
-from alice_dyn.stages.exit_budget import ExitBudget, check_budget
+from alice_dyn.stages.exit_budget import ExitBudget, ExitBudgetParam
 
 NAME = "pid-net"
 PIDNET = dt.DataType("AOD", "PIDNET")
@@ -48,22 +48,17 @@ SPECIES_SUFFIX = ("El", "Mu", "Pi", "Ka", "Pr")
 
 
 @dataclass(frozen=True)
-class PIDNetParam:
-    """Settings of the PID network stage (configuration group ``PIDNetParam``)."""
+class PIDNetParam(ExitBudgetParam):
+    """Settings of the PID network stage (configuration group ``PIDNetParam``): the shared
+    exit-budget fields with this stage's defaults, and its own two."""
 
-    model: str = ""
-    budget: str = "50"
-    threshold: float = 0.9
+    GROUP: ClassVar[str] = "PIDNetParam"
+
     flops_fraction: float = 0.35
     max_ms_per_tf: float = 5.0
     reserve_ms: float = 15.0
-    target_load: float = 0.9
     reuse_track_embedding: bool = False
     tof_mismatch: bool = True
-    threads: int = 1
-
-    def __post_init__(self) -> None:
-        check_budget("PIDNetParam", self.budget, self.target_load)
 
 
 register_config_group("PIDNetParam", PIDNetParam)
@@ -76,16 +71,10 @@ class PIDNetTask(Task):
 
         torch.set_num_threads(prm.threads)  # before any torch operation (see the docstring)
         self.reuse = bool(prm.reuse_track_embedding)
-        if self.reuse:  # the network on the track network's embedding (alice_dyn.pid.reuse)
-            from alice_dyn.pid.reuse import load_reuse
-
-            self.model, self.scaler, cfg = load_reuse(f"{prm.model or DEFAULT_MODEL_DIR}/reuse")
-        else:
-            self.model, self.scaler, cfg = load_pid_net(
-                f"{prm.model or DEFAULT_MODEL_DIR}/{PRIMARY}"
-            )
-        self.budget = ExitBudget(prm, self.model, cfg)
-        self.mismatch = TOFMismatchPosterior.from_config(cfg) if prm.tof_mismatch else None
+        # with reuse: the network on the track network's embedding (alice_dyn.pid.reuse)
+        self.net = load_pid_predictor(prm.model or None, reuse=self.reuse)
+        self.budget = ExitBudget(prm, self.net.model, self.net.config)
+        self.tof_mismatch = bool(prm.tof_mismatch)
 
     def run(self, pc: ProcessingContext) -> None:
         cols = {**pc.inputs.get("track"), **pc.inputs.get("extra")}
@@ -99,22 +88,19 @@ class PIDNetTask(Task):
         )  # fmt: skip
         if n == 0:
             return
-        feats, masks = features_from_columns(cols)
-        ds = PIDDataset(
-            feats, masks, np.zeros(n, np.int64), cols["fTPCInnerParam"], np.zeros(n, np.int8)
-        )
+        emb = None
         if self.reuse:
             if not pc.inputs.is_valid("tracknet"):
                 raise ValueError(
                     "PIDNetParam.reuse_track_embedding needs the track-net stage's TPC/TRACKNET "
                     "(pid_net_spec(tracknet=True) in a workflow that runs track-net)"
                 )
-            emb = np.asarray(pc.inputs.get("tracknet")["embedding"], np.float32)
-            if len(emb) != n:
-                raise ValueError(f"TPC/TRACKNET has {len(emb)} rows for {n} AO2D tracks")
-            ds.extra["trackemb"] = emb
-        res = run_with_mismatch(
-            lambda x: self.budget.run(pc, x, n_tracks=n), self.scaler.tensors(ds), ds, self.mismatch
+            emb = pc.inputs.get("tracknet")["embedding"]
+        res = self.net.run_on_columns(
+            cols,
+            lambda x: self.budget.run(pc, x, n_tracks=n),
+            embedding=emb,
+            tof_mismatch=self.tof_mismatch,
         )
         probs, exits, flops = res.probs, res.exit_index, res.flops
         for k, s in enumerate(SPECIES_SUFFIX):

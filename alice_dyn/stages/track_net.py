@@ -1,13 +1,14 @@
 """``track-net``: the dynamic track network on every classical track candidate (TPC/TRACKNET).
 
 Layer: stages. Runs right after ``tpc-tracker``: reads ``TPC/TRACKS``, ``TPC/CLUSREFS``, the
-clusters in global coordinates (``TPC/CLUSTERGLOBAL``) and the field (``GLO/TFMETA``), builds
-the network inputs with the one feature function the training used
-(:func:`alice_dyn.tracknet.features.track_inputs`) and runs batched dynamic inference with
-per-track exits. The cluster features are built on demand, one chunk of pad rows at a time
+clusters in global coordinates (``TPC/CLUSTERGLOBAL``) and the field (``GLO/TFMETA``) and runs
+the network through its façade (:class:`alice_dyn.tracknet.network.TrackNetPredictor`), which
+builds the inputs with the one feature function the training used
+(:func:`alice_dyn.tracknet.features.track_inputs`); batched dynamic inference with per-track
+exits. The cluster features are built on demand, one chunk of pad rows at a time
 for the tracks still in the batch, so a track that exits early also skips the input building
 of the rows it did not read (same values as building them all first). Configuration group
-``TrackNetParam``:
+``TrackNetParam`` (an :class:`~alice_dyn.stages.exit_budget.ExitBudgetParam`):
 
 * ``model``: model directory (default: the shipped one);
 * ``budget``, ``threshold``, ``flops_fraction``, ``max_ms_per_tf``, ``reserve_ms``,
@@ -41,6 +42,7 @@ The network module is imported when the stage starts (it registers the model arc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -50,7 +52,7 @@ from alice_dyn.framework.context import InitContext, ProcessingContext
 from alice_dyn.framework.spec import DataProcessorSpec
 from alice_dyn.framework.task import Task
 from alice_dyn.stages import data_types as dt
-from alice_dyn.stages.exit_budget import ExitBudget, check_budget
+from alice_dyn.stages.exit_budget import ExitBudget, ExitBudgetParam
 from alice_dyn.stages.tpc_tracker import field_of
 
 NAME = "track-net"
@@ -59,21 +61,16 @@ CLASS_COLUMNS = ("prob_good", "prob_fake", "prob_clone")
 
 
 @dataclass(frozen=True)
-class TrackNetParam:
-    """Settings of the track network stage (configuration group ``TrackNetParam``)."""
+class TrackNetParam(ExitBudgetParam):
+    """Settings of the track network stage (configuration group ``TrackNetParam``): the shared
+    exit-budget fields and its own ``reject_threshold``."""
 
-    model: str = ""
-    budget: str = "50"
-    threshold: float = 0.9
+    GROUP: ClassVar[str] = "TrackNetParam"
+
     flops_fraction: float = 0.5
     max_ms_per_tf: float = 50.0
     reserve_ms: float = 30.0
-    target_load: float = 0.9
     reject_threshold: float = -1.0
-    threads: int = 1
-
-    def __post_init__(self) -> None:
-        check_budget("TrackNetParam", self.budget, self.target_load)
 
 
 register_config_group("TrackNetParam", TrackNetParam)
@@ -106,33 +103,23 @@ class TrackNetTask(Task):
         import torch
 
         torch.set_num_threads(prm.threads)  # before any torch operation (see the docstring)
-        from alice_dyn.tracknet.network import load_track_net
+        from alice_dyn.tracknet.network import load_track_predictor
 
-        self.model, self.scaler, cfg = load_track_net(prm.model or None)
-        self.d = int(self.model.heads[0].norm.normalized_shape[0])
-        self.reject = reject_threshold(prm, cfg)
-        self.budget = ExitBudget(prm, self.model, cfg)
+        self.net = load_track_predictor(prm.model or None)
+        self.reject = reject_threshold(prm, self.net.config)
+        self.budget = ExitBudget(prm, self.net.model, self.net.config)
 
     def run(self, pc: ProcessingContext) -> None:
-        from alice_dyn.tracknet.features import track_inputs
-        from alice_dyn.tracknet.network import outputs_to_physics
-
         tracks = TPCTracks(**pc.inputs.get("tracks"))
         n = len(tracks)
-        out = pc.outputs.make_columns(dt.TRACKNET, empty_columns(n, self.d))
+        out = pc.outputs.make_columns(dt.TRACKNET, empty_columns(n, self.net.embedding_dim))
         if n == 0:
             return
-        inputs = track_inputs(
-            tracks,
-            pc.inputs.get("refs"),
-            pc.inputs.get("clusters"),
-            field_of(pc, 0.5),
-            lazy_clusters=True,  # built chunk by chunk, only for the tracks still in the batch
+        inputs, x = self.net.inputs_from_tracks(
+            tracks, pc.inputs.get("refs"), pc.inputs.get("clusters"), field_of(pc, 0.5)
         )
-        res = self.budget.run(pc, self.scaler.tensors(inputs), keep_embedding=True)
-        probs, refined, sigma = outputs_to_physics(
-            self.model.task, res.outputs, inputs.reco, inputs.scale
-        )
+        res = self.budget.run(pc, x, keep_embedding=True)
+        probs, refined, sigma = self.net.physics(res.outputs, inputs)
         for k, c in enumerate(CLASS_COLUMNS):
             out[c][:] = probs[:, k]
         out["decision"][:] = probs.argmax(1)

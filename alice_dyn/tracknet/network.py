@@ -5,7 +5,7 @@ Layer: tracknet (on the physics-free :mod:`alice_dyn.nn`). Inputs: the dict of
 ``clusters`` ``(n, 152, 11)`` in pad-row slots and ``mask`` ``(n, 152)``. Every exit head
 (:class:`TrackHead`, a :class:`~alice_dyn.nn.ClassGaussianHead`) gives the logits of
 good / fake / clone and, for q/pT, tgl, snp, y, z, a Gaussian mean and log-variance of the
-correction ``(true - classical) / scale`` (:class:`~alice_dyn.nn.ClassGaussianTask`).
+correction ``(true - classical) / scale`` (:class:`~alice_dyn.nn.ClassGaussianObjective`).
 
 Two variants, same per-cluster encoder (:class:`ClusterEncoder`: ``Linear(11, dc) -> GELU ->
 Linear(dc, dc)`` on every slot, then masked mean and max pooling):
@@ -28,6 +28,10 @@ Linear(dc, dc)`` on every slot, then masked mean and max pooling):
 ``run_dynamic(..., keep_embedding=True)`` returns the embedding at each track's exit.
 FLOPs are counted from the layers (:mod:`alice_dyn.nn.flops`): the encoders run on every slot
 of their rows, padding included, exactly as computed.
+
+The ``track-net`` stage and the CLI see a saved network through :class:`TrackNetPredictor`
+(:func:`load_track_predictor`; tracks in, physics quantities out) and read its embedding width
+with :func:`track_embedding_dim` (from ``config.json``, no weights loaded).
 """
 
 from __future__ import annotations
@@ -42,7 +46,21 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from alice_dyn.nn import ClassGaussianHead, ClassGaussianTask, EarlyExitNet, register_model
+from alice_dyn.event.tracks import TPCTracks
+from alice_dyn.nn import (
+    ClassGaussianHead,
+    ClassGaussianObjective,
+    ConfidencePolicy,
+    EarlyExitNet,
+    batch_size,
+    create_model,
+    load_model,
+    read_config,
+    register_model,
+    run_dynamic,
+    take,
+)
+from alice_dyn.nn.flops import exit_flops_for
 from alice_dyn.nn.mlp import ResidualMLPBlock
 from alice_dyn.tracknet.features import (
     N_CLUSTER_FEATURES,
@@ -51,6 +69,8 @@ from alice_dyn.tracknet.features import (
     TARGETS,
     ClusterChunks,
     FeatureScaler,
+    TrackInputs,
+    track_inputs,
 )
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "data" / "default_model"
@@ -59,6 +79,8 @@ N_TARGETS = len(TARGETS)
 #: pad-row ranges read by the progressive variant's blocks, outer first
 CHUNKS = ((114, 152), (76, 114), (38, 76), (0, 38))
 VARIANTS = ("progressive", "depth")
+#: width ``d`` of the track embedding when a model's kwargs do not set it (the builders' default)
+DEFAULT_D = 64
 
 
 class ClusterEncoder(nn.Module):
@@ -189,6 +211,8 @@ class TrackNet(EarlyExitNet):
     embedding (``run_dynamic(..., keep_embedding=True)``)."""
 
     variant: str = ""
+    #: width ``d`` of the track embedding ``(n, d)`` (set by the builders)
+    embedding_dim: int = 0
 
     def embedding(self, h: Any) -> Tensor:
         return h["h"] if isinstance(h, Mapping) else h
@@ -203,8 +227,10 @@ def example_inputs(batch: int = 2, generator: torch.Generator | None = None) -> 
     }
 
 
-def _task(class_weights: Sequence[float] | None, regression_weight: float) -> ClassGaussianTask:
-    return ClassGaussianTask(
+def _objective(
+    class_weights: Sequence[float] | None, regression_weight: float
+) -> ClassGaussianObjective:
+    return ClassGaussianObjective(
         N_CLASSES,
         N_TARGETS,
         class_weights=class_weights,
@@ -215,7 +241,7 @@ def _task(class_weights: Sequence[float] | None, regression_weight: float) -> Cl
 
 @register_model("tracknet_depth")
 def tracknet_depth(
-    d: int = 64,
+    d: int = DEFAULT_D,
     dc: int = 32,
     depth: int = 4,
     expansion: float = 2.0,
@@ -227,15 +253,19 @@ def tracknet_depth(
     blocks = [MLPBlock(d, expansion=expansion) for _ in range(depth)]
     heads = [TrackHead(d, N_CLASSES, N_TARGETS) for _ in range(depth)]
     net = TrackNet(
-        stem, blocks, heads, exit_after=range(depth), task=_task(class_weights, regression_weight)
+        stem,
+        blocks,
+        heads,
+        exit_after=range(depth),
+        objective=_objective(class_weights, regression_weight),
     )
-    net.variant = "depth"
+    net.variant, net.embedding_dim = "depth", int(d)
     return net
 
 
 @register_model("tracknet_progressive")
 def tracknet_progressive(
-    d: int = 64,
+    d: int = DEFAULT_D,
     dc: int = 32,
     expansion: float = 2.0,
     chunks: Sequence[Sequence[int]] = CHUNKS,
@@ -251,16 +281,14 @@ def tracknet_progressive(
         blocks,
         heads,
         exit_after=range(len(chunks)),
-        task=_task(class_weights, regression_weight),
+        objective=_objective(class_weights, regression_weight),
     )
-    net.variant = "progressive"
+    net.variant, net.embedding_dim = "progressive", int(d)
     return net
 
 
 def build(variant: str, **kw: Any) -> TrackNet:
     """A fresh network of ``variant`` (``progressive`` or ``depth``) with the recorded config."""
-    from alice_dyn.nn import create_model
-
     if variant not in VARIANTS:
         raise ValueError(f"variant {variant!r}: one of {VARIANTS}")
     return create_model(f"tracknet_{variant}", **kw)
@@ -288,12 +316,12 @@ class TrackNetOutput:
 
 
 def outputs_to_physics(
-    task: ClassGaussianTask, out: Tensor, reco: np.ndarray, scale: np.ndarray
+    objective: ClassGaussianObjective, out: Tensor, reco: np.ndarray, scale: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(probs (n, 3), refined (n, 5), sigma (n, 5))`` from exit outputs ``(n, 13)``."""
-    probs = task.probabilities(out).numpy()
-    mean = task.regression(out).double().numpy()
-    sig = task.sigma(out).double().numpy()
+    probs = objective.probabilities(out).numpy()
+    mean = objective.regression(out).double().numpy()
+    sig = objective.sigma(out).double().numpy()
     return probs, reco + scale * mean, scale * sig
 
 
@@ -310,10 +338,6 @@ def predict(
 ) -> TrackNetOutput:
     """Batched dynamic inference (``policy`` None: the full network, last exit) on the scaled
     inputs ``x``, in chunks of ``chunk`` tracks."""
-    from alice_dyn.nn import ConfidencePolicy, run_dynamic
-    from alice_dyn.nn.early_exit import take
-    from alice_dyn.nn.flops import exit_flops_for
-
     policy = ConfidencePolicy(2.0) if policy is None else policy  # 2.0: nobody leaves early
     n = len(reco)
     outs, idx, flops, embs = [], [], [], []
@@ -325,15 +349,14 @@ def predict(
         flops.append(res.flops.numpy())
         if keep_embedding:
             embs.append(res.embedding.float().numpy())
-    d = model.heads[0].norm.normalized_shape[0]
     if not outs:
-        e = np.zeros((0, d), np.float32) if keep_embedding else None
+        e = np.zeros((0, model.embedding_dim), np.float32) if keep_embedding else None
         full = exit_flops_for(model, example_inputs(1)).full_flops
         return TrackNetOutput(
             np.zeros((0, N_CLASSES), np.float32), np.zeros(0, np.int64), np.zeros(0),
             np.zeros((0, N_TARGETS)), np.zeros((0, N_TARGETS)), full, e,
         )  # fmt: skip
-    probs, refined, sigma = outputs_to_physics(model.task, torch.cat(outs), reco, scale)
+    probs, refined, sigma = outputs_to_physics(model.objective, torch.cat(outs), reco, scale)
     return TrackNetOutput(
         probs.astype(np.float32), np.concatenate(idx), np.concatenate(flops), refined, sigma,
         exit_flops_for(model, x).full_flops, np.concatenate(embs) if keep_embedding else None,
@@ -344,21 +367,65 @@ def predict(
 def all_exit_outputs(model: TrackNet, x: dict[str, Tensor], chunk: int = 8192) -> Tensor:
     """``(num_exits, n, 13)`` every exit's outputs for every track (to study many policies
     without re-running the network; the choice of exit is then :func:`select_exits`)."""
-    from alice_dyn.nn.early_exit import batch_size, take
-
     n = batch_size(x)
     parts = [
         torch.stack(model.forward_all(take(x, torch.arange(s, min(n, s + chunk)))))
         for s in range(0, n, chunk)
     ]
     if not parts:
-        return torch.zeros(model.num_exits, 0, model.task.out_dim)
+        return torch.zeros(model.num_exits, 0, model.objective.out_dim)
     return torch.cat(parts, dim=1)
 
 
 def load_track_net(directory: str | Path | None = None) -> tuple[TrackNet, FeatureScaler, dict]:
     """``(model, scaler, config)`` of a saved track network (default: the shipped one)."""
-    from alice_dyn.nn import load_model
-
     model, cfg = load_model(directory or DEFAULT_MODEL_DIR)
     return model, FeatureScaler.from_json(cfg["feature_scaling"]), cfg
+
+
+def track_embedding_dim(model_dir: str | Path | None = None) -> int:
+    """Width ``d`` of the track embedding ``(n, d)`` of a saved track network (default: the
+    shipped one), from its ``config.json`` without loading the weights."""
+    kwargs = read_config(model_dir or DEFAULT_MODEL_DIR)["model"].get("kwargs", {})
+    return int(kwargs.get("d", DEFAULT_D))
+
+
+@dataclass
+class TrackNetPredictor:
+    """A saved track network as the ``track-net`` stage and the CLI use it.
+
+    ``model``: the early-exit network; ``config``: its ``config.json`` (thresholds, level
+    curve, reject thresholds). The feature scaling is internal: callers hand in the classical
+    tracks and get the network's inputs, then turn its exit outputs into physics quantities.
+    """
+
+    model: TrackNet
+    scaler: FeatureScaler
+    config: dict
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width ``d`` of the track embedding ``(n, d)``."""
+        return self.model.embedding_dim
+
+    def inputs_from_tracks(
+        self,
+        tracks: TPCTracks,
+        refs: np.ndarray,
+        clusters: Mapping[str, np.ndarray],
+        bfield_t: float,
+    ) -> tuple[TrackInputs, dict[str, Any]]:
+        """``(unscaled inputs, network input dict)`` of ``tracks`` (:func:`track_inputs`); the
+        cluster features are built chunk by chunk, only for the tracks still in the batch."""
+        x = track_inputs(tracks, refs, clusters, bfield_t, lazy_clusters=True)
+        return x, self.scaler.tensors(x)
+
+    def physics(self, outputs: Tensor, x: TrackInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(probs (n, 3), refined (n, 5), sigma (n, 5))`` from the exit outputs of the
+        tracks of ``x`` (:func:`outputs_to_physics`)."""
+        return outputs_to_physics(self.model.objective, outputs, x.reco, x.scale)
+
+
+def load_track_predictor(model_dir: str | Path | None = None) -> TrackNetPredictor:
+    """The track network in ``model_dir`` (default: the shipped one)."""
+    return TrackNetPredictor(*load_track_net(model_dir))
