@@ -161,11 +161,3 @@ def get_backend(name: str | Backend = DEFAULT_KERNEL_BACKEND) -> Backend:
     if key not in _REGISTRY:
         raise ValueError(f"unknown kernel backend {name!r}; choose from {BACKEND_NAMES}")
     return _instance(key)
-
-
-def array_module(*arrays: Any) -> ModuleType:
-    """``cupy`` if any of ``arrays`` is a CuPy array, else ``numpy`` (CuPy is not imported)."""
-    for a in arrays:
-        if type(a).__module__.startswith("cupy"):
-            return _import_cupy()
-    return np

@@ -164,20 +164,6 @@ def update(p, c, y, z, sy2, sz2):
     return chi2
 
 
-@njit(cache=True)
-def predicted_chi2(p, c, y, z, sy2, sz2):
-    """chi2 of a measurement against the prediction (no update)."""
-    r00 = c[0, 0] + sy2
-    r01 = c[0, 1]
-    r11 = c[1, 1] + sz2
-    det = r00 * r11 - r01 * r01
-    if det <= 0.0:
-        return 1e30
-    d0 = y - p[0]
-    d1 = z - p[1]
-    return (d0 * d0 * r11 - 2.0 * d0 * d1 * r01 + d1 * d1 * r00) / det
-
-
 def pack_cov(c: np.ndarray) -> np.ndarray:
     """(..., 5, 5) -> (..., 15) in O2's lower-triangle order."""
     return c[..., TRI_I, TRI_J]
