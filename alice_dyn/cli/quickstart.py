@@ -15,13 +15,6 @@ from alice_dyn.cli import _options as opt
 from alice_dyn.cli.inspect import format_summary, summarize_file
 
 
-def default_sample() -> Path:
-    """The shipped pp sample (``data_samples/pp_sample.root``)."""
-    from alice_dyn.resources import data_sample
-
-    return data_sample("pp_sample.root")
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "quickstart",
@@ -42,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from alice_dyn.io import TimeframeWriter, open_timeframes
     from alice_dyn.io.inspect import format_inspection, inspect_file
     from alice_dyn.io.testing import assert_timeframes_equal
+    from alice_dyn.resources import default_sample
     from alice_dyn.sim import SimConfig, simulate_timeframe
 
     sample = str(args.sample or default_sample())

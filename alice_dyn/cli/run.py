@@ -19,11 +19,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def run_workflows(args: argparse.Namespace) -> int:
-    from alice_dyn.framework.workflows import available_workflows, describe, load_workflow
+    from alice_dyn.framework.workflows import (
+        available_workflows,
+        describe,
+        load_workflow,
+        search_path,
+    )
 
     found = available_workflows()
     if not found:
-        print("no workflow found (search path: $ALICE_DYN_WORKFLOWS, ./workflows, repo workflows/)")
+        folders = ", ".join(str(d) for d in search_path()) or "none exists"
+        print(f"no workflow found (searched $ALICE_DYN_WORKFLOWS, ./workflows and the shipped "
+              f"workflows: {folders})")  # fmt: skip
     for name, path in found.items():
         print(f"{name:<24} {describe(load_workflow(str(path)))}  [{path}]")
     return 0
@@ -183,10 +190,9 @@ def run_online(args: argparse.Namespace, module, n_timeframes: int | None) -> in
     """``alice-dyn run --online``: static then adaptive replay, report, plots."""
     from alice_dyn.framework.executable import parse_pipeline, report
     from alice_dyn.framework.online import ReplaySchedule, parse_burst
-    from alice_dyn.framework.online_report import (
+    from alice_dyn.online import (
         format_online_report,
         json_safe,
-        make_online_plots,
         run_online_comparison,
         static_output,
     )
@@ -222,6 +228,8 @@ def run_online(args: argparse.Namespace, module, n_timeframes: int | None) -> in
         Path(args.report_json).write_text(json.dumps(json_safe(doc), indent=1))
         print(f"report: {args.report_json}")
     if args.report_plots:
+        from alice_dyn.plotting.online import make_online_plots
+
         for path in make_online_plots(doc, args.report_plots):
             print(f"plot: {path}")
     return rc

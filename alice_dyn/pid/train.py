@@ -164,7 +164,7 @@ def train_all(
     if mismatch:
         report["tof_mismatch"] = mismatch
     # the TOF-mismatch hypothesis of every network (alice_dyn.pid.mismatch), from the sidebands
-    report[MISMATCH_KEY] = posterior_json = mismatch_config(train)
+    report[MISMATCH_KEY] = mismatch_config(train)
     enrich = None if enriched is None else enrichment_tracks(enriched, 2 * val_fraction, seed)
     if enrich is not None:
         report["enriched"] = {
@@ -175,59 +175,92 @@ def train_all(
                 *[enriched.features[g] for g in GROUPS], enriched.labels
             ),
         }
+    recipe = {
+        "seed": seed, "epochs": epochs, "d": d, "depth": depth, "rare_fraction": rare_fraction,
+        "finetune_lr": finetune_lr, "tof_mismatch_fraction": tof_mismatch_fraction,
+    }  # fmt: skip
     for method in ("ztw", "sdn"):
-        t0 = time.perf_counter()
-        model, scaler, hist = train_pid_net(
-            train, val, method, seed=seed, epochs=epochs, d=d, depth=depth,
-            rare_fraction=rare_fraction, finetune_lr=finetune_lr,
-            tof_mismatch_fraction=tof_mismatch_fraction,
-            enrich=enrich if method == "sdn" else None,
-        )  # fmt: skip
-        oversampling = hist.pop("oversampling", None)
-        enrichment = hist.pop("enrichment", None)
-        hist.pop("tof_mismatch", None)
-        xva = scaler.tensors(val)
-        budgets, level_curve = budget_policies(model, scaler.tensors(calib))
-        with torch.no_grad():
-            acc = [
-                float((o.argmax(1).numpy() == val.labels).mean()) for o in model.forward_all(xva)
-            ]
-        prov = provenance(seed=seed, command=command, dataset=report["dataset_sha256"])
-        save_pid_net(
-            model,
-            scaler,
-            out / method,
-            {
-                "thresholds": budgets,
-                "level_curve": level_curve,
-                "provenance": prov,
-                "metrics": {
-                    "val_accuracy_per_exit": acc,
-                    "train_seconds": time.perf_counter() - t0,
-                },
-                "oversampling": oversampling,
-                **({"tof_mismatch": mismatch} if mismatch else {}),
-                **({"enrichment": enrichment} if enrichment else {}),
-                MISMATCH_KEY: posterior_json,
-            },
+        enrich_m = enrich if method == "sdn" else None
+        model, scaler, prov = _train_exit_network(
+            method, train, val, calib, out, report, recipe, mismatch, enrich_m
         )
-        report[method] = {
-            "val_accuracy_per_exit": acc,
-            "budgets": budgets,
-            "epochs": {k: v.get("epochs") for k, v in hist.items()},
-            "oversampling": oversampling,
-            **({"enrichment": enrichment} if enrichment else {}),
-        }
         if method == PRIMARY:
-            # the network's TOF-mismatch tracks (same seed; without oversampling: the same)
-            train_upd = with_tof_mismatch(train, tof_mismatch_fraction, seed)
-            upd, info = train_incremental(model, scaler, train_upd, val, seed=seed)
-            meta = {"network": method, "provenance": prov, "metrics": info,
-                    **({"tof_mismatch": mismatch} if mismatch else {})}  # fmt: skip
-            save_incremental(upd, out / "incremental", meta)
-            report["incremental"] = {"network": method, "val_accuracy": info["best"],
-                                     "train_seconds": info["seconds"]}  # fmt: skip
-    base = out / "baselines"
+            _train_incremental(model, scaler, train, val, out, report, prov, recipe, mismatch)
+    report["baselines"] = _train_baselines(train, val, out / "baselines", seed)
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def _train_exit_network(
+    method: str,
+    train: PIDDataset,
+    val: PIDDataset,
+    calib: PIDDataset,
+    out: Path,
+    report: dict,
+    recipe: dict,
+    mismatch: dict | None,
+    enrich: tuple[PIDDataset, PIDDataset] | None,
+):
+    """Train one early-exit network (``"ztw"`` or ``"sdn"``), calibrate its budgets on
+    ``calib``, write ``out/method`` and its part of ``report``; returns ``(model, scaler,
+    provenance)``."""
+    t0 = time.perf_counter()
+    model, scaler, hist = train_pid_net(
+        train, val, method, seed=recipe["seed"], epochs=recipe["epochs"], d=recipe["d"],
+        depth=recipe["depth"], rare_fraction=recipe["rare_fraction"],
+        finetune_lr=recipe["finetune_lr"], tof_mismatch_fraction=recipe["tof_mismatch_fraction"],
+        enrich=enrich,
+    )  # fmt: skip
+    oversampling = hist.pop("oversampling", None)
+    enrichment = hist.pop("enrichment", None)
+    hist.pop("tof_mismatch", None)
+    xva = scaler.tensors(val)
+    budgets, level_curve = budget_policies(model, scaler.tensors(calib))
+    with torch.no_grad():
+        acc = [float((o.argmax(1).numpy() == val.labels).mean()) for o in model.forward_all(xva)]
+    prov = provenance(seed=recipe["seed"], command=report["command"],
+                      dataset=report["dataset_sha256"])  # fmt: skip
+    save_pid_net(
+        model,
+        scaler,
+        out / method,
+        {
+            "thresholds": budgets,
+            "level_curve": level_curve,
+            "provenance": prov,
+            "metrics": {"val_accuracy_per_exit": acc, "train_seconds": time.perf_counter() - t0},
+            "oversampling": oversampling,
+            **({"tof_mismatch": mismatch} if mismatch else {}),
+            **({"enrichment": enrichment} if enrichment else {}),
+            MISMATCH_KEY: report[MISMATCH_KEY],
+        },
+    )
+    report[method] = {
+        "val_accuracy_per_exit": acc,
+        "budgets": budgets,
+        "epochs": {k: v.get("epochs") for k, v in hist.items()},
+        "oversampling": oversampling,
+        **({"enrichment": enrichment} if enrichment else {}),
+    }
+    return model, scaler, prov
+
+
+def _train_incremental(model, scaler, train, val, out, report, prov, recipe, mismatch) -> None:
+    """The TOF/TRD update network of ``model`` (the same TOF-mismatch tracks as its training;
+    without oversampling: the same seed gives the same), written to ``out/incremental``."""
+    train_upd = with_tof_mismatch(train, recipe["tof_mismatch_fraction"], recipe["seed"])
+    upd, info = train_incremental(model, scaler, train_upd, val, seed=recipe["seed"])
+    meta = {"network": PRIMARY, "provenance": prov, "metrics": info,
+            **({"tof_mismatch": mismatch} if mismatch else {})}  # fmt: skip
+    save_incremental(upd, out / "incremental", meta)
+    report["incremental"] = {"network": PRIMARY, "val_accuracy": info["best"],
+                             "train_seconds": info["seconds"]}  # fmt: skip
+
+
+def _train_baselines(train: PIDDataset, val: PIDDataset, base: Path, seed: int) -> dict:
+    """The per-subset MLPs and LightGBM (when installed), written to ``base``; returns their
+    and n-sigma's validation accuracies."""
     base.mkdir(exist_ok=True)
     subset = SubsetMLPs().fit(train, seed=seed)
     save_subset_mlps(subset, base)
@@ -236,19 +269,15 @@ def train_all(
         (base / "gbdt.txt").write_text(gbdt.booster.model_to_string())
 
     def val_accuracy(model) -> float | None:
-        return (
-            None
-            if model is None
-            else float((model.predict_proba(val).argmax(1) == val.labels).mean())
-        )
+        if model is None:
+            return None
+        return float((model.predict_proba(val).argmax(1) == val.labels).mean())
 
-    report["baselines"] = {
+    return {
         "subset_mlp_val_accuracy": val_accuracy(subset),
         "gbdt_val_accuracy": val_accuracy(gbdt),
         "nsigma_val_accuracy": float((val.nsigma == val.labels).mean()),
     }
-    (out / "report.json").write_text(json.dumps(report, indent=1))
-    return report
 
 
 def training_data(
