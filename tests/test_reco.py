@@ -12,10 +12,16 @@ from alice_dyn.reco.helix import helices_from_tracks, path_from_beam_line, path_
 from alice_dyn.reco.mc_labels import majority_labels
 from alice_dyn.reco.pid_nsigma import INVALID, nsigma_decision, nsigma_tof, nsigma_tpc
 from alice_dyn.reco.tof_matching import match_tof
-from alice_dyn.reco.tpc_chain import cluster_dedx, global_clusters
-from alice_dyn.reco.tpc_tracker import TPCTrackerParam, track_clusters
+from alice_dyn.reco.tpc_chain import (
+    CLUSTER_GLOBAL_COLUMNS,
+    cluster_dedx,
+    global_clusters,
+    global_clusters_o2_buffer,
+)
+from alice_dyn.reco.tpc_tracker import TPCTrackerParam, track_clusters, track_o2_buffer
 from alice_dyn.reco.track_model import propagate, rotate, update
 from alice_dyn.sim import SimConfig, simulate_particle_gun, simulate_timeframe
+from alice_dyn.tpc.cluster_native import encode_o2_buffer, unpack_clusters
 from alice_dyn.tpc.geometry import DEFAULT_GAS
 
 E, MU, PI, K, P = 0, 1, 2, 3, 4
@@ -258,3 +264,27 @@ def test_trd_matching_equals_the_brute_force_reference():
         for f in dataclasses.fields(a):
             np.testing.assert_array_equal(getattr(a, f.name), getattr(b, f.name), f.name)
         assert (a.n_tracklets > 0).sum() > 0.2 * n
+
+
+def test_chain_steps_on_the_o2_buffer_equal_their_record_forms():
+    """The stages' forms (O2's buffer) of the transform and tracking steps give exactly what
+    the record forms give (track dataset, calibration, benchmark); the timeframe's field, not
+    ``TPCTrackerParam.bfield_t``, is used."""
+    import dataclasses
+
+    tf = simulate_timeframe(SimConfig.for_system("pp", seed=5), 0)
+    cl = tf.clusters
+    buf = encode_o2_buffer(cl.records, cl.sector, cl.row)
+    a = global_clusters(cl.records, cl.sector, cl.row, DEFAULT_GAS)
+    b = global_clusters_o2_buffer(buf, DEFAULT_GAS)
+    assert list(a) == list(b) == list(CLUSTER_GLOBAL_COLUMNS)
+    for k, dtype in CLUSTER_GLOBAL_COLUMNS.items():
+        assert a[k].dtype == b[k].dtype == dtype and np.array_equal(a[k], b[k]), k
+    prm = TPCTrackerParam()
+    t1, r1 = track_clusters(cl.sector, cl.row, cl.records, DEFAULT_GAS, prm, 0.5)
+    t2, r2 = track_o2_buffer(buf, DEFAULT_GAS, dataclasses.replace(prm, bfield_t=0.2), 0.5)
+    t3, r3 = track_clusters(cl.sector, cl.row, unpack_clusters(cl.records), DEFAULT_GAS, prm, 0.5)
+    assert len(t1) > 20 and np.array_equal(r1, r2) and np.array_equal(r1, r3)
+    for t in (t2, t3):
+        for k, v in t1.columns().items():
+            assert np.array_equal(v, t.columns()[k]), k

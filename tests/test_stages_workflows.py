@@ -42,6 +42,7 @@ def test_executable_prints_workflow_json_when_piped(tmp_path):
     assert doc["command"].startswith("alice-dyn-tpc-reader --infile")
 
 
+@pytest.mark.slow
 def test_pipe_composition_runs_the_merged_topology(tmp_path):
     out = tmp_path / "out.root"
     cmd = (
@@ -66,6 +67,7 @@ def test_pipe_composition_runs_the_merged_topology(tmp_path):
         assert f["DF_2/O2tfmeta"].num_entries == 1 and f["DF_2/O2clusters"].num_entries > 0
 
 
+@pytest.mark.slow
 def test_pipe_bad_input_names_the_file(tmp_path):
     bad = tmp_path / "bad.root"
     bad.write_bytes(b"not root" * 100)
@@ -204,6 +206,7 @@ def test_aod_writer_folders_do_not_fragment_the_file(tmp_path):
         assert f.file.nfree < 10  # was one more per timeframe
 
 
+@pytest.mark.slow
 def test_tpc_reco_inline_and_multiprocess_give_identical_files(tmp_path):
     a, b = tmp_path / "inline.root", tmp_path / "mp.root"
     assert main(["run", "tpc-reco", "-i", str(PP), "-o", str(a), "--max-tf", "3"]) == 0
@@ -230,3 +233,28 @@ def test_tpc_reco_on_o2_layout_input_without_tof_trd_ft0(tmp_path):
         extra = f["DF_0/O2trackextra"].arrays(library="np")
         assert len(extra["fTPCNClsFound"]) > 10
         assert not extra["fHasTOF"].any() and not extra["fHasTRD"].any()
+
+
+def test_tpc_reco_workflow_options_disable_and_embedding():
+    """``define_workflow``'s options (as DPL's ``--disable-*``): the writer writes what the
+    stages before it make, and the wiring of every variant is complete."""
+    from alice_dyn.framework.spec import SpecError
+    from alice_dyn.framework.workflows import load_workflow
+
+    wf = load_workflow("tpc-reco")
+    full = wf.define_workflow([str(PP)], "out.root")
+    names = [s.name for s in full]
+    assert "pid-net" in names and names[-1] == "aod-writer"
+    inputs = full[-1].factory_kwargs["inputs"].split(";")
+    assert "pidnet:AOD/PIDNET" in inputs and inputs[-1] == "tfmeta:GLO/TFMETA"
+    assert not any(b.startswith("tracknetemb:") for b in inputs)
+    train = wf.define_workflow([str(PP)], "out.root", disable=("pid-net",), tracknet_embedding=True)
+    assert [s.name for s in train] == [n for n in names if n != "pid-net"]
+    bindings = train[-1].factory_kwargs["inputs"].split(";")
+    assert sorted(bindings) == sorted(
+        [b for b in inputs if b != "pidnet:AOD/PIDNET"] + ["tracknetemb:AOD/TRACKNETEMB"]
+    )
+    for specs in (full, train):
+        build_topology(specs)  # every input has a producer
+    with pytest.raises(SpecError, match="cannot disable"):
+        wf.define_workflow([str(PP)], "out.root", disable=("tpc-tracker",))
