@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from alice_dyn.framework.online import Burst, ReplaySchedule
-from alice_dyn.framework.online_report import MODES, json_safe, run_online_comparison
 from alice_dyn.framework.workflows import load_workflow
+from alice_dyn.online import MODES, json_safe, run_online_comparison
 
 CALIBRATION_RATE_HZ = 1000.0
 CALIBRATION_TF = 40

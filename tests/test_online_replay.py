@@ -1,8 +1,9 @@
-"""Online (replay) mode: schedule, pacing, ``pc.timing``, ``pc.report``, the adaptive-vs-static
-report of ``alice-dyn run --online``.
+"""Replay mechanics of online mode (:mod:`alice_dyn.framework.online` and the runners): schedule,
+pacing, ``pc.timing``, ``pc.report``, the replay clock, stepping an inline run, the idle
+collector.
 
 Time-dependent logic runs on a :class:`FakeClock` (tasks advance it to "work"), so the assertions
-are exact and independent of the machine; the end-to-end runs use real (tiny) sleeps and only
+are exact and independent of the machine; the multi-process runs use real (tiny) sleeps and only
 check structure and accounting, never timings.
 """
 
@@ -10,14 +11,13 @@ import itertools
 import json
 import math
 import os
+import tempfile
 import time
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from alice_dyn import cli
 from alice_dyn.framework import (
     DataProcessorSpec,
     InputSpec,
@@ -34,11 +34,6 @@ from alice_dyn.framework.online import (
     ReplaySchedule,
     TimeframeTiming,
     parse_burst,
-)
-from alice_dyn.framework.online_report import (
-    compare,
-    run_online_comparison,
-    static_output,
 )
 from alice_dyn.framework.runtime import PROCESSED
 from alice_dyn.framework.workflows import load_workflow
@@ -288,6 +283,10 @@ def test_offline_run_has_timing_and_unchanged_json(monkeypatch):
     assert "timeframe_reports" not in run_inline(plain, progress=False).as_dict()
 
 
+# --------------------------------------------------------------------------------------------
+# the multi-process runner in online mode, and the load tasks see
+
+
 def _report_timing(pc):
     pc.report("arrival", pc.timing.arrival_s)
     pc.report("backlog", pc.timing.backlog)
@@ -398,179 +397,7 @@ def test_load_allowance_inline_and_in_parallel():
 
 
 # --------------------------------------------------------------------------------------------
-# report and CLI
-
-
-def test_static_output_name():
-    assert static_output("out/reco.root") == str(Path("out/reco.static.root"))
-    assert static_output("reco") == "reco.static"
-
-
-def _mode(p99, acc, n_in=10, n_out=10, budget=100.0):
-    return {
-        "p99_within_budget": p99 <= budget,
-        "timeframes_in": n_in,
-        "timeframes_out": n_out,
-        "error": None,
-        "accuracy": acc,
-    }
-
-
-@pytest.mark.parametrize(
-    ("static", "adaptive", "met", "loss"),
-    [
-        (_mode(300, 0.99), _mode(80, 0.985), True, 0.5),
-        (_mode(300, 0.99), _mode(120, 0.985), False, 0.5),  # adaptive over budget
-        (_mode(80, 0.99), _mode(80, 0.985), False, 0.5),  # static already within budget
-        (_mode(300, 0.99), _mode(80, 0.97), False, 2.0),  # accuracy loss >= 1 pp
-        (_mode(300, 0.99), _mode(80, 0.99, n_out=9), False, 0.0),  # a timeframe lost
-        (_mode(300, None), _mode(80, None), False, None),  # no accuracy: cannot claim it
-    ],
-)
-def test_target_met(static, adaptive, met, loss):
-    res = compare(static, adaptive, 100.0)
-    assert res["target_met"] is met
-    assert res["accuracy_loss_pp"] == (None if loss is None else pytest.approx(loss))
-
-
-MODE_KEYS = {
-    "p50_latency_ms", "p99_latency_ms", "max_latency_ms", "mean_latency_ms", "timeframes_in",
-    "timeframes_out", "fraction_over_budget", "p99_within_budget", "accuracy", "wall_s",
-    "per_timeframe", "max_backlog", "metrics", "output", "config_key_values",
-}  # fmt: skip
-ROW_KEYS = {"tf_id", "arrival_s", "latency_ms", "backlog", "accuracy", "reports", "metrics"}
-
-
-def _toy_input(tmp_path, text="12"):
-    path = tmp_path / "in.txt"
-    path.write_text(text)
-    return str(path)
-
-
-def test_cli_online_end_to_end(tmp_path, capsys):
-    out, rep, plots = tmp_path / "o" / "res.json", tmp_path / "rep.json", tmp_path / "plots"
-    args = ["run", TOY, "-i", _toy_input(tmp_path), "-o", str(out), "--online", "--rate", "60",
-            "--burst", "3x:0.1s@0.05s", "--budget-ms", "25", "--report-json", str(rep),
-            "--report-plots", str(plots), "--metrics-json", str(tmp_path / "m.json")]  # fmt: skip
-    assert cli.main(args) == 0
-    text = capsys.readouterr().out
-    assert "target met:" in text and "static" in text and "adaptive" in text
-    assert out.exists() and Path(static_output(str(out))).exists()
-    assert (tmp_path / "m.json").exists() and (tmp_path / "m.static.json").exists()
-    d = json.loads(rep.read_text())
-    for key in ("workflow", "rate_hz", "bursts", "budget_ms", "n_timeframes", "adaptive",
-                "static", "accuracy_loss_pp", "target_met"):  # fmt: skip
-        assert key in d
-    assert d["rate_hz"] == 60 and d["budget_ms"] == 25 and d["n_timeframes"] == 12
-    for mode in ("static", "adaptive"):  # the static worker sleeps 30 ms, the adaptive 1 ms
-        assert d[mode]["burst_service_ms"] is not None
-        assert all(r["service_ms"] is not None for r in d[mode]["per_timeframe"])
-    assert d["static"]["mean_service_ms"] >= 30.0
-    assert "in the bursts: a timeframe every" in text
-    # 60 Hz x 3 in the burst: 5.6 ms between arrivals; the static worker sleeps 30 ms
-    assert d["burst_interval_ms"] == pytest.approx(1e3 / 180)
-    assert d["keeps_up_in_bursts"]["static"] is False
-    assert d["bursts"] == [{"factor": 3.0, "duration_s": 0.1, "start_s": 0.05}]
-    assert d["run_order"] == ["static", "adaptive"]
-    assert d["warmup"]["timeframes_per_mode"] == 1
-    assert d["warmup"]["static"]["timeframes"] == d["warmup"]["adaptive"]["timeframes"] == 1
-    assert isinstance(d["target_met"], bool)
-    assert d["accuracy_loss_pp"] == pytest.approx(0.4)
-    for mode, level in (("static", 0), ("adaptive", 2)):
-        m = d[mode]
-        assert MODE_KEYS <= set(m)
-        assert m["timeframes_in"] == m["timeframes_out"] == 12
-        assert m["accuracy"] == pytest.approx(0.996 if mode == "adaptive" else 1.0)
-        assert m["purity"] == 1.0  # another online_accuracy metric, pooled
-        assert isinstance(m["p99_within_budget"], bool)
-        assert m["p50_latency_ms"] <= m["p99_latency_ms"] <= m["max_latency_ms"]
-        rows = m["per_timeframe"]
-        assert [r["tf_id"] for r in rows] == list(range(500, 512))
-        assert all(ROW_KEYS <= set(r) for r in rows)
-        assert rows[0]["arrival_s"] == 0.0
-        assert [r["arrival_s"] for r in rows] == sorted(r["arrival_s"] for r in rows)
-        assert {r["reports"]["toy-worker"]["level"] for r in rows} == {level}
-    names = {p.name for p in plots.iterdir()}
-    assert {"online_latency.png", "online_rate.png", "online_accuracy.png"} <= names
-    assert "online_exit_fractions_toy-worker.png" in names
-
-
-@pytest.mark.skipif(
-    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
-    reason="side by side runs need 2 CPU cores",
-)
-def test_cli_online_side_by_side(tmp_path, capsys):
-    """Both configurations replay at the same time, each in its own process on its own core:
-    same accounting and keys, arrivals on one time axis, the two replays overlapping."""
-    rep = tmp_path / "rep.json"
-    args = ["run", TOY, "-i", _toy_input(tmp_path), "-o", str(tmp_path / "res.json"),
-            "--online", "--rate", "40", "--budget-ms", "40", "--side-by-side",
-            "--report-json", str(rep)]  # fmt: skip
-    assert cli.main(args) == 0
-    assert "side by side" in capsys.readouterr().out
-    d = json.loads(rep.read_text())
-    assert d["side_by_side"] is True and d["run_order"] == "side_by_side"
-    assert set(d["cores"]) == {"static", "adaptive"}
-    assert d["cores"]["static"] != d["cores"]["adaptive"]
-    assert d["warmup"]["static"]["timeframes"] == d["warmup"]["adaptive"]["timeframes"] == 1
-    rows = {m: d[m]["per_timeframe"] for m in ("static", "adaptive")}
-    for mode, level in (("static", 0), ("adaptive", 2)):
-        assert d[mode]["timeframes_in"] == d[mode]["timeframes_out"] == 12
-        assert {r["reports"]["toy-worker"]["level"] for r in rows[mode]} == {level}
-    # one time axis, one start: timeframe i arrives at the same moment in both runs
-    a, b = ([r["arrival_s"] for r in rows[m]] for m in ("static", "adaptive"))
-    assert min(a[0], b[0]) == 0.0
-    assert np.allclose(a, b, atol=0.02)
-    assert all(r["arrival_s"] is not None for m in rows for r in rows[m])
-
-
-def test_cli_online_interleaved(tmp_path, capsys):
-    """Both configurations in one process, one timeframe of each in turn, each on its own
-    replay clock: the static run (30 ms per timeframe at a 25 ms period) queues up, and its
-    work never shows on the adaptive run's clock (1 ms per timeframe)."""
-    rep = tmp_path / "rep.json"
-    args = ["run", TOY, "-i", _toy_input(tmp_path), "-o", str(tmp_path / "res.json"),
-            "--online", "--rate", "40", "--budget-ms", "40", "--interleaved",
-            "--report-json", str(rep)]  # fmt: skip
-    assert cli.main(args) == 0
-    assert "interleaved" in capsys.readouterr().out
-    d = json.loads(rep.read_text())
-    assert d["interleaved"] is True and d["side_by_side"] is False
-    assert d["run_order"] == "interleaved"
-    assert d["cores"]["static"] == d["cores"]["adaptive"]
-    assert d["warmup"]["static"]["timeframes"] == d["warmup"]["adaptive"]["timeframes"] == 1
-    rows = {m: d[m]["per_timeframe"] for m in ("static", "adaptive")}
-    for mode, level in (("static", 0), ("adaptive", 2)):
-        assert d[mode]["timeframes_in"] == d[mode]["timeframes_out"] == 12
-        assert {r["reports"]["toy-worker"]["level"] for r in rows[mode]} == {level}
-        # the schedule, exactly: 40 Hz from 0 s on each run's own clock
-        assert [r["arrival_s"] for r in rows[mode]] == pytest.approx(
-            [i / 40 for i in range(12)], abs=1e-9
-        )
-    static, adaptive = (np.array([r["service_ms"] for r in rows[m]]) for m in rows)
-    assert static.min() >= 30.0  # it sleeps 30 ms: the queue grows by >= 5 ms a timeframe
-    lat = [r["latency_ms"] for r in rows["static"]]
-    assert lat[-1] >= lat[0] + 11 * 5.0
-    # the static run's 30 ms per timeframe is not on the adaptive run's clock
-    assert np.median(adaptive) < 15.0
-    assert np.median([r["latency_ms"] for r in rows["adaptive"]]) < 15.0
-    assert d["static"]["mean_service_ms"] == pytest.approx(static.mean())
-    assert d["static"]["burst_service_ms"] is None  # no burst in this schedule
-    assert d["burst_interval_ms"] is None and d["keeps_up_in_bursts"] is None
-
-
-def test_service_ms_is_the_time_after_entering():
-    from alice_dyn.framework.online_report import service_ms
-
-    rec = types.SimpleNamespace
-    recs = [
-        rec(arrival_s=0.0, done_s=0.05),  # alone: 50 ms
-        rec(arrival_s=0.02, done_s=0.09),  # waited for the first: 90 - 50 = 40 ms
-        rec(arrival_s=0.5, done_s=None),  # did not finish
-        rec(arrival_s=1.0, done_s=1.01),  # idle before it: 10 ms
-        rec(arrival_s=1.0, done_s=1.005),  # finished before the one ahead (in flight): 0
-    ]
-    assert service_ms(recs) == pytest.approx([50.0, 40.0, None, 10.0, 0.0])
+# what the interleaved replay is built on: the replay clock, an inline run step by step
 
 
 def test_replay_clock_runs_only_while_its_run_works_and_jumps_waits():
@@ -603,8 +430,6 @@ def test_iter_inline_steps_through_the_timeslices():
     def topology(tmp):
         return build_topology(module.define_workflow([tmp], tmp + ".json"))
 
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "in.txt")
         Path(path).write_text("5")
@@ -620,65 +445,8 @@ def test_iter_inline_steps_through_the_timeslices():
         assert again.ok and len(again.timeframes) == 5
 
 
-def test_side_by_side_needs_the_real_clock():
-    with pytest.raises(ValueError, match="real clock"):
-        run_online_comparison(
-            load_workflow(TOY), "toy", ["x"], "out.json", ReplaySchedule(10.0, []), 10.0,
-            clock=FakeClock(), side_by_side=True, warmup_timeframes=0,
-        )  # fmt: skip
-
-
-def test_cli_online_without_truth_reports_null_accuracy(tmp_path):
-    rep = tmp_path / "rep.json"
-    args = ["run", TOY, "-i", _toy_input(tmp_path, "4 notruth"), "-o", str(tmp_path / "r.json"),
-            "--online", "--rate", "200", "--report-json", str(rep)]  # fmt: skip
-    assert cli.main(args) == 0
-    d = json.loads(rep.read_text())
-    assert d["budget_ms"] is None and d["target_met"] is False
-    for mode in ("static", "adaptive"):
-        assert d[mode]["accuracy"] is None and "no truth" in d[mode]["accuracy_error"]
-        assert d[mode]["fraction_over_budget"] is None
-        assert d[mode]["timeframes_in"] == d[mode]["timeframes_out"] == 4
-
-
-@pytest.mark.parametrize(
-    ("extra", "match"),
-    [
-        (["--burst", "4x:1s"], "only with --online"),
-        (["--budget-ms", "10"], "only with --online"),
-        (["--online"], "--online needs --rate"),
-        (["--online", "--rate", "0"], "--rate"),
-        (["--online", "--rate", "10", "--burst", "4x"], "--burst '4x'"),
-        (["--online", "--rate", "10", "--burst", "2x:2s@1s", "--burst", "2x:1s@2s"], "overlap"),
-        (["--online", "--rate", "10", "--budget-ms", "-3"], "--budget-ms"),
-        (["--online", "--rate", "10", "--warmup-tf", "-1"], "--warmup-tf"),
-        (["--online", "--rate", "10", "--interleaved", "--side-by-side"], "exclude each other"),
-        (["--online", "--rate", "10", "--interleaved", "--runner", "multiprocess"], "inline"),
-        (["--interleaved"], "only with --online"),
-    ],
-)
-def test_cli_online_option_errors(tmp_path, capsys, extra, match):
-    args = ["run", TOY, "-i", _toy_input(tmp_path), "-o", str(tmp_path / "r.json"), *extra]
-    assert cli.main(args) == 2
-    assert match in capsys.readouterr().err
-
-
-def test_workflow_without_online_modes_runs_the_user_configuration_twice(tmp_path):
-    from alice_dyn.framework.workflows import load_workflow
-
-    full = load_workflow(TOY)
-    plain = types.SimpleNamespace(define_workflow=full.define_workflow)
-    report, summaries = run_online_comparison(
-        plain, "toy", [_toy_input(tmp_path, "3")], str(tmp_path / "r.json"),
-        ReplaySchedule(500.0), 1000.0, config_key_values=["ToyOnline.cost_ms=0.5"],
-        warmup_timeframes=0,
-    )  # fmt: skip
-    assert report["warmup"] == {"timeframes_per_mode": 0}
-    assert report["modes_declared"] == []
-    assert report["static"]["config_key_values"] == ["ToyOnline.cost_ms=0.5"]
-    assert report["adaptive"]["config_key_values"] == ["ToyOnline.cost_ms=0.5"]
-    assert report["adaptive"]["accuracy"] is None and report["target_met"] is False
-    assert all(s.ok for s in summaries.values())
+# --------------------------------------------------------------------------------------------
+# the garbage collector out of the timed path
 
 
 def test_idle_collector_keeps_full_collections_rare_and_inside_idle_time(monkeypatch):
