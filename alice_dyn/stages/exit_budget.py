@@ -51,6 +51,7 @@ from alice_dyn.nn import (
     DeadlineGovernor,
     EarlyExitNet,
     ExitResult,
+    Inputs,
     TabulatedCalibrator,
     ThresholdCalibrator,
     run_dynamic,
@@ -133,7 +134,7 @@ class ExitBudget:
         elif b in ("25", "50", "75"):
             self.policy = ConfidencePolicy(config["thresholds"][b]["thresholds"])
 
-    def _calibrator(self, x) -> TabulatedCalibrator | ThresholdCalibrator:
+    def _calibrator(self, x: Inputs) -> TabulatedCalibrator | ThresholdCalibrator:
         curve = self.config.get("level_curve")
         if curve:
             return TabulatedCalibrator(curve)
@@ -156,7 +157,7 @@ class ExitBudget:
     def _observe_own(self, ms: float) -> None:
         self.own_ms = ms if self.own_ms is None else OWN_EMA * ms + (1 - OWN_EMA) * self.own_ms
 
-    def run(self, pc: Any, x, *, n_tracks: int | None = None, **kw) -> ExitResult:
+    def run(self, pc: Any, x: Inputs, *, n_tracks: int | None = None, **kw: Any) -> ExitResult:
         """Dynamic inference on this timeframe's inputs ``x``; reports to ``pc``.
         ``n_tracks``: the tracks ``x`` stands for when some have more than one row (e.g. a
         second pass without TOF, :mod:`alice_dyn.pid.mismatch`): the FLOPs budget and the
