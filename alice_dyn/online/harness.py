@@ -34,13 +34,12 @@ import contextlib
 import dataclasses
 import itertools
 import multiprocessing as mp
-import multiprocessing.connection
 import sys
 import tempfile
 import time
 import traceback
 from collections.abc import Generator, Sequence
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import ModuleType
@@ -294,7 +293,7 @@ def _receive_all(
     results: dict[str, tuple] = {}
     pending = {conns[m]: m for m in MODES}
     while pending:
-        for c in mp.connection.wait(list(pending)):
+        for c in wait(list(pending)):
             mode = pending.pop(c)
             try:
                 results[mode] = c.recv()
