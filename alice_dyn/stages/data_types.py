@@ -7,7 +7,7 @@ Names follow O2 where O2 has them (``TPC/CLUSTERNATIVE``, ``TPC/CLNATIVEMCLBL``,
   ClusterNative records in (sector, row) order (all sectors in one message, subspec 0);
 * ``TPC/CLNATIVEMCLBL``: ndarray int32, MC particle index per cluster, same order (-1 = noise);
 * ``TPC/CLUSTERGLOBAL``: columns x, y, z (cm, global; z for t0 = 0), sector, row, pad, time,
-  q_tot, q_max;
+  q_tot, q_max (:data:`alice_dyn.reco.tpc_chain.CLUSTER_GLOBAL_COLUMNS`);
 * ``FT0/RECPOINTS``: columns time_ps (measured collision time since the TF start),
   resolution_ps;
 * ``MC/COLLISIONS``, ``MC/MCTRACKS``, ``TOF/CLUSTERS``, ``TRD/TRACKLETS``: columns of
