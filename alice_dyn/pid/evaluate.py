@@ -233,7 +233,7 @@ def evaluate_pid_net(data: PIDDataset, model_dir: str | Path | None = None) -> d
 # alice_dyn/cli/evaluate.py imports format_pid_net and make_pid_net_plots, tests/test_pid.py
 # MIN_TRUE_COMPARED and _at_equal_efficiency from this module; delete them (and the marked
 # imports above) once those import them from their homes (alice_dyn.pid.evaluate_text,
-# alice_dyn.plotting.pid_net, alice_dyn.pid.vs_nsigma).
+# alice_dyn.plotting.pid_net, alice_dyn.pid.vs_nsigma; pid -> plotting breaks the layering).
 _at_equal_efficiency = at_equal_efficiency
 
 

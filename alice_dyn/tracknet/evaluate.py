@@ -298,7 +298,8 @@ def format_track_net(r: dict) -> str:
 
 def make_track_net_plots(r: dict, outdir: str | Path) -> list[Path]:
     """Moved to :func:`alice_dyn.plotting.track_net.make_track_net_plots`; kept here only while
-    ``alice_dyn/cli/evaluate.py`` imports it from this module (delete then)."""
+    ``alice_dyn/cli/evaluate.py`` imports it from this module (delete then: tracknet ->
+    plotting breaks the layering)."""
     from alice_dyn.plotting.track_net import make_track_net_plots as make_plots
 
     return make_plots(r, outdir)
