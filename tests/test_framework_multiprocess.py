@@ -6,9 +6,11 @@ runs with its own shared-memory name prefix and checks afterwards that no segmen
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 import signal
+import sys
 import time
 
 import numpy as np
@@ -18,6 +20,7 @@ from mp_processors import (
     configured_spec,
     counter_spec,
     forward_spec,
+    log,
     read_log,
     two_source_specs,
     worker_spec,
@@ -32,6 +35,7 @@ from alice_dyn.framework import (
     Task,
     build_topology,
     run_inline,
+    runtime,
     shm,
 )
 from alice_dyn.framework import runner_mp as rmp
@@ -102,7 +106,13 @@ def infos(summary) -> list[dict]:
 
 
 @pytest.mark.parametrize("policy", ["dangling", "all"])
-@pytest.mark.parametrize("lanes", [None, {"stage-a": 3}], ids=["1-lane", "3-lanes"])
+@pytest.mark.parametrize(
+    "lanes",
+    [
+        pytest.param(None, id="1-lane"),
+        pytest.param({"stage-a": 3}, id="3-lanes", marks=pytest.mark.slow),  # ~3 s each
+    ],
+)
 def test_same_outputs_as_inline(policy, lanes):
     topo = build_topology(comparison_specs(7), policy)
     ref = run_inline(topo, keep_sink=True, progress=False)
@@ -152,6 +162,48 @@ def test_max_timeframes_and_config_reach_the_workers():
     cfg = [m.payload for m in got.sink if m.header.origin == "CFG"]
     assert cfg == [{"scale": 2.5, "label": "x"}] * 4
     assert [m.header for m in ref.sink] == [m.header for m in got.sink]
+
+
+# ---- worker warm-ups ----------------------------------------------------------------------
+
+
+def test_worker_warmups_run_in_every_worker_before_it_is_ready(tmp_path, monkeypatch):
+    logf = str(tmp_path / "log")
+
+    def warm() -> None:
+        log(logf, f"warm {os.getpid()}")
+
+    monkeypatch.setattr(runtime, "_WORKER_WARMUPS", [])
+    assert runtime.register_worker_warmup(warm) is warm
+    runtime.register_worker_warmup(warm)  # once per function
+    s = run_mp([counter_spec(3), worker_spec(log=logf)], pipeline={"worker": 2})
+    assert s.ok
+    lines = read_log(logf)
+    warm_lines = [ln for ln in lines if ln.startswith("warm")]
+    assert len(warm_lines) == len(set(warm_lines)) == 3  # one per worker process
+    # the driver streams only once every worker is ready: all warm-ups come before any run
+    assert lines[:3] == warm_lines and any(ln.startswith("run") for ln in lines)
+
+
+def test_a_failing_warmup_fails_the_worker_during_init(monkeypatch):
+    def broken() -> None:
+        raise RuntimeError("no JIT here")
+
+    monkeypatch.setattr(runtime, "_WORKER_WARMUPS", [broken])
+    s = run_mp([counter_spec(3), worker_spec()])
+    assert s.error is not None and s.error.stage == "process died"
+    assert "during init" in s.error.cause and len(s.timeframes) == 0
+
+
+def test_the_stages_register_the_numba_warmup(monkeypatch):
+    # into an empty registry of this test's own: the other tests' workers stay as they were
+    monkeypatch.setattr(runtime, "_WORKER_WARMUPS", [])
+    import alice_dyn.stages  # noqa: F401  (registers the warm-up on import)
+
+    warmup = sys.modules["alice_dyn.stages._warmup"]  # imported with the stages package
+    if not runtime._WORKER_WARMUPS:  # the package was imported before this test
+        importlib.reload(warmup)  # registers as on its first import
+    assert runtime._WORKER_WARMUPS == [warmup.warm_numba]
 
 
 # ---- shared memory ------------------------------------------------------------------------
