@@ -6,6 +6,18 @@ the topology inline (deterministic, one process) or with one process per process
 payloads in shared memory. Tasks use O2's API: ``init``/``run``/``end_of_stream`` with
 ``pc.inputs.get(binding)`` and ``pc.outputs.make/snapshot``. Configuration groups are set with
 ``--configKeyValues``.
+
+Modules, from the declarations to the runners:
+
+* ``spec``, ``topology``, ``config``: what a workflow is (processors, routes, configuration);
+* ``message``, ``context``, ``task``, ``metrics``: what a task sees and makes;
+* ``runtime``: one processor instance (``ProcessorRuntime``), the ``RunSummary`` and the worker
+  warm-up hooks; ``relayer``: routing, completion and consume-when-all, shared by the runners;
+* ``runner_inline``; ``runner_mp`` (driver phases) with ``mp_flow`` (the driver's data flow),
+  ``mp_book`` (per-timeslice notes, arrivals), ``mp_lanes`` (processes and pipes),
+  ``mp_segments`` (shared-memory references), ``mp_worker`` (the worker process) and ``shm``
+  (the shared-memory transport); ``online``: replay schedule and latency budget;
+* ``executable``, ``workflows``: command lines and workflow files.
 """
 
 from alice_dyn.framework.config import (
