@@ -65,7 +65,7 @@ def backbone(model: ee.EarlyExitNet) -> ee.EarlyExitNet:
         list(model.blocks),
         [model.heads[-1]],
         exit_after=[model.num_blocks - 1],
-        task=model.task,
+        objective=model.objective,
     ).eval()
 
 

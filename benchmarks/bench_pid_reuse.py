@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from alice_dyn.cli import track_embedding_dim
 from alice_dyn.pid import reuse
 from alice_dyn.pid.data_gen import make_pid_dataset
 from alice_dyn.pid.dataset import PIDDataset
 from alice_dyn.pid.network import DEFAULT_MODEL_DIR, PRIMARY, load_pid_net
+from alice_dyn.tracknet.network import track_embedding_dim
 
 
 def wall(model, x, repeats: int = 7) -> float:

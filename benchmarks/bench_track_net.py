@@ -20,8 +20,7 @@ import argparse
 import numpy as np
 import torch
 
-from alice_dyn.nn import ConfidencePolicy, measure_wall_time, run_dynamic
-from alice_dyn.nn.early_exit import take
+from alice_dyn.nn import ConfidencePolicy, measure_wall_time, run_dynamic, take
 from alice_dyn.tracknet.data_gen import MIX, mix_config
 from alice_dyn.tracknet.dataset import classical_chain
 from alice_dyn.tracknet.features import TrackInputs, track_inputs

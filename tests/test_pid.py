@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from alice_dyn.cli import main
+from alice_dyn.io.aod import iter_matched
 from alice_dyn.nn import ConfidencePolicy, run_dynamic
 from alice_dyn.nn.flops import exit_flops_for
 from alice_dyn.physics.particles import SPEED_OF_LIGHT_CM_PER_NS
@@ -47,7 +48,6 @@ from alice_dyn.pid.network import (
     with_tof_mismatch,
 )
 from alice_dyn.pid.train import enrichment_tracks, train_all
-from alice_dyn.qa.evaluate_tracking import iter_matched
 from alice_dyn.reco.pid_nsigma import nsigma_tof
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data_samples"
@@ -570,7 +570,7 @@ def _toy(labels, p, nsigma) -> PIDDataset:
 def test_equal_efficiency_comparison_is_exact_and_skips_tiny_bins():
     """The network keeps exactly as many true tracks as n-sigma (the tightest threshold that
     does), bins with too few true tracks or no n-sigma hit are listed, not compared."""
-    from alice_dyn.pid.evaluate import MIN_TRUE_COMPARED, _at_equal_efficiency
+    from alice_dyn.pid.vs_nsigma import MIN_TRUE_COMPARED, at_equal_efficiency
 
     rng = np.random.default_rng(0)
     n = 4000
@@ -583,7 +583,7 @@ def test_equal_efficiency_comparison_is_exact_and_skips_tiny_bins():
     probs = np.full((n, 5), 0.05)
     probs[np.arange(n), labels] = 0.8 * rng.random(n)  # imperfect ranking
     probs = probs / probs.sum(1, keepdims=True)
-    eq = _at_equal_efficiency(probs, _toy(labels, p, nsigma))
+    eq = at_equal_efficiency(probs, _toy(labels, p, nsigma))
     e_bins = {b["p_lo"]: b for b in eq["e"]["bins"]}
     assert not e_bins[1.0]["compared"] and "fewer than" in e_bins[1.0]["reason"]
     assert e_bins[1.0]["n_true"] < MIN_TRUE_COMPARED
@@ -600,7 +600,7 @@ def test_equal_efficiency_comparison_is_exact_and_skips_tiny_bins():
     # is then at least as pure, whatever n-sigma's purity
     ns_all = np.where(labels == 0, 0, nsigma)
     perfect = np.eye(5)[labels] * 0.9 + 0.02
-    eq2 = _at_equal_efficiency(perfect, _toy(labels, p, ns_all))
+    eq2 = at_equal_efficiency(perfect, _toy(labels, p, ns_all))
     b2 = {b["p_lo"]: b for b in eq2["e"]["bins"]}[0.4]
     assert b2["efficiency"] == 1.0 and b2["efficiency_network"] == 1.0 and b2["purity"] == 1.0
 

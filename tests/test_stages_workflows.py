@@ -150,7 +150,9 @@ def test_run_errors_exit_codes(tmp_path, capsys):
         ]
     )
     err = capsys.readouterr().err
-    assert rc == 1 and "tpc-cluster-reader" in err and "missing.root" in err
+    # a missing input is the user's to fix: one line before any work, exit code 2
+    assert rc == 2 and "missing.root: no such file" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x.root").exists()
 
 
 def test_workflows_command_lists_the_shipped_workflows(capsys):

@@ -1,8 +1,9 @@
 """Calibration of the TPC dE/dx response on the project's own simulation.
 
-Layer: calibration (simulates with :mod:`alice_dyn.sim`, reconstructs with :mod:`alice_dyn.reco`).
-The truncated mean is not proportional to the mean energy loss (see the README), so, as O2 fits
-its own Bethe-Bloch parameters to measured truncated means, this module measures the expected
+Layer: calibration (simulates with :mod:`alice_dyn.sim`, reconstructs with
+:mod:`alice_dyn.reco`). The truncated mean is not proportional to the mean energy loss
+(docs/simulation.md), so, as O2 fits its own Bethe-Bloch parameters to measured truncated
+means, this module measures the expected
 signal and its resolution as a table in log10(beta*gamma): particle guns of e, pi, K, p and d
 over a grid of momenta (:data:`CALIBRATION_POINTS`) are simulated, tracked with the chain's
 tracking step (:func:`alice_dyn.reco.tpc_tracker.track_clusters`) and their dE/dx measured

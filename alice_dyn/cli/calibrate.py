@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from alice_dyn.reco.dedx_calibration import measure_calibration
+    from alice_dyn.calib.dedx import measure_calibration
 
     d = measure_calibration(seed=args.seed, n_per_point=args.per_point, bfield_t=args.bfield)
     Path(args.output).resolve().parent.mkdir(parents=True, exist_ok=True)

@@ -56,17 +56,16 @@ def _check(args: argparse.Namespace) -> str | None:
 def run(args: argparse.Namespace) -> int:
     reco = _check(args)
     if args.what == "track-net":
-        from alice_dyn.tracknet.evaluate import (
-            evaluate_track_net,
-            format_track_net,
-            make_track_net_plots,
-        )
+        from alice_dyn.plotting.track_net import make_track_net_plots
+        from alice_dyn.tracknet.evaluate import evaluate_track_net, format_track_net
 
         result = evaluate_track_net(args.truth, args.model, max_tf=args.max_tf)
         text, make_plots = format_track_net(result), make_track_net_plots
     elif args.what == "pid-net":
         from alice_dyn.pid.dataset import dataset_from_reco
-        from alice_dyn.pid.evaluate import evaluate_pid_net, format_pid_net, make_pid_net_plots
+        from alice_dyn.pid.evaluate import evaluate_pid_net
+        from alice_dyn.pid.evaluate_text import format_pid_net
+        from alice_dyn.plotting.pid_net import make_pid_net_plots
 
         result = evaluate_pid_net(dataset_from_reco(reco, args.truth), args.model)
         text, make_plots = format_pid_net(result), make_pid_net_plots
@@ -78,10 +77,10 @@ def run(args: argparse.Namespace) -> int:
         text = (qa.format_tracking if tracking else qa.format_pid)(result)
 
         def make_plots(res: dict, outdir):
-            from alice_dyn.qa import plots
+            from alice_dyn.plotting.pid import make_pid_plots
+            from alice_dyn.plotting.tracking import make_tracking_plots
 
-            fn = plots.make_tracking_plots if tracking else plots.make_pid_plots
-            return fn(res, Path(outdir))
+            return (make_tracking_plots if tracking else make_pid_plots)(res, Path(outdir))
 
     print(text)
     if args.json_out:

@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"model written to {args.output}")
         return 0
 
-    from alice_dyn.pid.train import train_all, training_data
+    from alice_dyn.pid.data_gen import training_data
+    from alice_dyn.pid.train import train_all
     from alice_dyn.tracknet.network import track_embedding_dim
 
     command = _command("alice-dyn train pid")

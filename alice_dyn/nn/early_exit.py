@@ -43,7 +43,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from alice_dyn.nn.base import Inputs, log_softmax
-from alice_dyn.nn.base import take as take  # re-export for benchmarks/bench_track_net.py
 from alice_dyn.nn.inference import ExitResult, run_dynamic
 from alice_dyn.nn.objectives import Objective
 from alice_dyn.nn.policies import ExitPolicy
@@ -229,10 +228,9 @@ class EarlyExitNet(nn.Module):
         heads: Sequence[nn.Module],
         *,
         exit_after: Sequence[int],
-        objective: Objective | None = None,
+        objective: Objective,
         ensemble: GeometricEnsemble | None = None,
         backbone_heads: Sequence[int] | None = None,
-        task: Objective | None = None,
     ):
         super().__init__()
         exit_after = [int(k) for k in exit_after]
@@ -244,9 +242,6 @@ class EarlyExitNet(nn.Module):
             raise ValueError(f"exit_after {exit_after}: the last exit must follow the last block")
         if getattr(heads[0], "cascading", False):
             raise ValueError("head 0 cannot be cascading (no previous head)")
-        if (objective is None) == (task is None):
-            raise TypeError("give the objective (task is its former name)")
-        objective = objective if objective is not None else task
         if ensemble is not None and objective.kind != "classification":
             raise ValueError("the geometric ensemble is defined for classification only")
         self.stem = stem
@@ -267,12 +262,6 @@ class EarlyExitNet(nn.Module):
     @property
     def num_blocks(self) -> int:
         return len(self.blocks)
-
-    @property
-    def task(self) -> Objective:
-        """Former name of :attr:`objective`, kept until ``tracknet/train.py``,
-        ``tracknet/evaluate.py`` and ``benchmarks/bench_early_exit.py`` read ``objective``."""
-        return self.objective
 
     def _cascading(self, i: int) -> bool:
         return bool(getattr(self.heads[i], "cascading", False))

@@ -10,7 +10,10 @@ the track network's embedding (``tracknet_embedding``, ``O2tracknetemb``).
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from alice_dyn.framework.executable import run_specs
 from alice_dyn.framework.workflows import load_workflow
@@ -71,3 +74,58 @@ def make_enriched_dataset(out_dir: str | Path, *, seed: int, **changes) -> PIDDa
         out_dir, train.ENRICHED_TIMEFRAMES, seed=seed + train.ENRICHED_SEED_OFFSET,
         abundances=train.ENRICHED_ABUNDANCES, **changes,
     )  # fmt: skip
+
+
+def training_data(
+    *,
+    data: str | Path | None = None,
+    truth: str | Path | None = None,
+    work_dir: str | Path | None = None,
+    timeframes: int = 30,
+    system: str = "pbpb",
+    centrality: tuple[float, float] = (0.0, 0.7),
+    collisions_per_tf: int = 2,
+    seed: int = 101,
+    embedding_dim: int = 0,
+    enriched: bool = False,
+    log=print,
+) -> tuple[PIDDataset, PIDDataset | None]:
+    """The PID training dataset and (with ``enriched``, when it is simulated) the enriched
+    e/mu dataset of the SDN network's training.
+
+    ``data``/``truth``: a reconstruction file (``alice-dyn run tpc-reco``) and its simulation
+    file; otherwise ``timeframes`` of ``system`` (``centrality`` as fractions) are simulated and
+    reconstructed into ``work_dir`` (a new temporary folder when ``None``). The enriched sample
+    has a fixed size, :data:`alice_dyn.pid.train.ENRICHED_TIMEFRAMES` timeframes, whatever
+    ``timeframes``: ``log`` says so before it is made. ``embedding_dim``: keep the track
+    network's embedding (its width) for :mod:`alice_dyn.pid.reuse`."""
+    from alice_dyn.pid.train import ENRICHED_SEED_OFFSET, ENRICHED_TIMEFRAMES
+
+    lo, hi = centrality
+    if data is not None:
+        ds = dataset_from_reco(data, truth, embedding_dim=embedding_dim)
+        log(f"PID dataset: {len(ds)} tracks, classes {_class_counts(ds)}")
+        return ds, None
+    work = Path(work_dir or tempfile.mkdtemp(prefix="alice_dyn_pid_"))
+    ds = make_pid_dataset(
+        work, timeframes, system=system, seed=seed, centrality_min=lo, centrality_max=hi,
+        collisions_per_tf=collisions_per_tf, embedding_dim=embedding_dim,
+    )  # fmt: skip
+    log(f"PID dataset: {len(ds)} tracks, classes {_class_counts(ds)}")
+    if not enriched:
+        return ds, None
+    log(
+        f"simulating the enriched e/mu sample of the SDN network's training as well: "
+        f"{ENRICHED_TIMEFRAMES} {system} timeframes (a fixed size, whatever the number of "
+        f"training timeframes), seed {seed + ENRICHED_SEED_OFFSET}, into {work / 'enriched'}"
+    )
+    extra = make_enriched_dataset(
+        work / "enriched", seed=seed, system=system, centrality_min=lo, centrality_max=hi,
+        collisions_per_tf=collisions_per_tf,
+    )  # fmt: skip
+    log(f"enriched dataset: {len(extra)} tracks, classes {_class_counts(extra)}")
+    return ds, extra
+
+
+def _class_counts(ds: PIDDataset) -> list[int]:
+    return np.bincount(ds.labels, minlength=5).tolist()

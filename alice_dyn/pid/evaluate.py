@@ -54,12 +54,10 @@ import numpy as np
 from alice_dyn.nn import ConfidencePolicy
 from alice_dyn.pid.dataset import SUBSETS, PIDDataset
 from alice_dyn.pid.evaluate_incremental import evaluate_incremental
-from alice_dyn.pid.evaluate_text import format_pid_net  # noqa: F401 (moved; see the end)
 from alice_dyn.pid.mismatch import TOFMismatchPosterior, gated
 from alice_dyn.pid.network import DEFAULT_MODEL_DIR, PRIMARY, load_pid_net, predict
 from alice_dyn.pid.train import load_gbdt, load_subset_mlps
 from alice_dyn.pid.vs_nsigma import (
-    MIN_TRUE_COMPARED,  # noqa: F401 (moved; see the end)
     at_equal_efficiency,
     per_species_vs_p,
 )
@@ -227,21 +225,6 @@ def evaluate_pid_net(data: PIDDataset, model_dir: str | Path | None = None) -> d
             prim, scaler, model_dir, data, policy50, post[PRIMARY]
         )
     return result
-
-
-# --- names other modules still import from here ---------------------------------------------------
-# alice_dyn/cli/evaluate.py imports format_pid_net and make_pid_net_plots, tests/test_pid.py
-# MIN_TRUE_COMPARED and _at_equal_efficiency from this module; delete them (and the marked
-# imports above) once those import them from their homes (alice_dyn.pid.evaluate_text,
-# alice_dyn.plotting.pid_net, alice_dyn.pid.vs_nsigma; pid -> plotting breaks the layering).
-_at_equal_efficiency = at_equal_efficiency
-
-
-def make_pid_net_plots(r: dict, outdir: str | Path) -> list[Path]:
-    """Moved to :func:`alice_dyn.plotting.pid_net.make_pid_net_plots` (see above)."""
-    from alice_dyn.plotting.pid_net import make_pid_net_plots as make_plots
-
-    return make_plots(r, outdir)
 
 
 __all__ = ["LEVELS", "evaluate_pid_net", "macro_f1"]

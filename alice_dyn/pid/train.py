@@ -54,7 +54,7 @@ FINETUNE_LR: float | None = 2e-4
 #: 93.995% on average) nor on an independent seed-505 validation set (93.83 / 93.82% vs
 #: 93.875%; electrons at 0.3-0.4 GeV/c as pure as n-sigma with 2 / 1 of 3 seeds vs 2 of 3);
 #: it does raise the median P(e) of TOF-mismatched electrons (0.01 -> 0.05-0.42).
-#: docs/evaluation.md has the table.
+#: docs/results/pid_network.md has the table.
 TOF_MISMATCH_FRACTION: float = 0.0
 #: the enriched simulation of the SDN network's training (electrons and muons from it are added
 #: to the training and early-stopping data, the logits shifted back to the natural mix):
@@ -63,7 +63,7 @@ TOF_MISMATCH_FRACTION: float = 0.0
 #: validation + calibration split and three independent sets, seeds 505/606/707): as pure as
 #: n-sigma at its efficiency in 172 of 176 (species, p) bins against 166, all 176 within one
 #: standard deviation (171 before), electron recall 77.7% -> 80.6%, accuracy -0.08 pp on
-#: average; docs/evaluation.md
+#: average; docs/results/pid_network.md
 ENRICHED_TIMEFRAMES: int = 40
 ENRICHED_ABUNDANCES: tuple[float, ...] = (0.10, 0.02, 0.675, 0.130, 0.0742, 0.0008)
 ENRICHED_SEED_OFFSET: int = 808
@@ -278,61 +278,3 @@ def _train_baselines(train: PIDDataset, val: PIDDataset, base: Path, seed: int) 
         "gbdt_val_accuracy": val_accuracy(gbdt),
         "nsigma_val_accuracy": float((val.nsigma == val.labels).mean()),
     }
-
-
-def training_data(
-    *,
-    data: str | Path | None = None,
-    truth: str | Path | None = None,
-    work_dir: str | Path | None = None,
-    timeframes: int = 30,
-    system: str = "pbpb",
-    centrality: tuple[float, float] = (0.0, 0.7),
-    collisions_per_tf: int = 2,
-    seed: int = 101,
-    embedding_dim: int = 0,
-    enriched: bool = False,
-    log=print,
-) -> tuple[PIDDataset, PIDDataset | None]:
-    """The PID training dataset and (with ``enriched``, when it is simulated) the enriched
-    e/mu dataset of the SDN network's training.
-
-    ``data``/``truth``: a reconstruction file (``alice-dyn run tpc-reco``) and its simulation
-    file; otherwise ``timeframes`` of ``system`` (``centrality`` as fractions) are simulated and
-    reconstructed into ``work_dir`` (a new temporary folder when ``None``). The enriched sample
-    has a fixed size, :data:`ENRICHED_TIMEFRAMES` timeframes, whatever ``timeframes``: ``log``
-    says so before it is made. ``embedding_dim``: keep the track network's embedding (its
-    width) for :mod:`alice_dyn.pid.reuse`."""
-    import tempfile
-
-    from alice_dyn.pid.data_gen import make_enriched_dataset, make_pid_dataset
-    from alice_dyn.pid.dataset import dataset_from_reco
-
-    lo, hi = centrality
-    if data is not None:
-        ds = dataset_from_reco(data, truth, embedding_dim=embedding_dim)
-        log(f"PID dataset: {len(ds)} tracks, classes {_class_counts(ds)}")
-        return ds, None
-    work = Path(work_dir or tempfile.mkdtemp(prefix="alice_dyn_pid_"))
-    ds = make_pid_dataset(
-        work, timeframes, system=system, seed=seed, centrality_min=lo, centrality_max=hi,
-        collisions_per_tf=collisions_per_tf, embedding_dim=embedding_dim,
-    )  # fmt: skip
-    log(f"PID dataset: {len(ds)} tracks, classes {_class_counts(ds)}")
-    if not enriched:
-        return ds, None
-    log(
-        f"simulating the enriched e/mu sample of the SDN network's training as well: "
-        f"{ENRICHED_TIMEFRAMES} {system} timeframes (a fixed size, whatever the number of "
-        f"training timeframes), seed {seed + ENRICHED_SEED_OFFSET}, into {work / 'enriched'}"
-    )
-    extra = make_enriched_dataset(
-        work / "enriched", seed=seed, system=system, centrality_min=lo, centrality_max=hi,
-        collisions_per_tf=collisions_per_tf,
-    )  # fmt: skip
-    log(f"enriched dataset: {len(extra)} tracks, classes {_class_counts(extra)}")
-    return ds, extra
-
-
-def _class_counts(ds: PIDDataset) -> list[int]:
-    return np.bincount(ds.labels, minlength=5).tolist()

@@ -1,7 +1,8 @@
 """The TPC dE/dx calibration table and its loading.
 
-Layer: reconstruction. The truncated mean is not proportional to the mean energy loss (see
-the README), so, as O2 fits its own Bethe-Bloch parameters to measured truncated means, the
+Layer: reconstruction. The truncated mean is not proportional to the mean energy loss
+(docs/simulation.md), so, as O2 fits its own Bethe-Bloch parameters to measured truncated
+means, the
 expected signal and its resolution are a table in log10(beta*gamma) (:class:`DedxCalibration`)
 with the MIP scale (MIP = 50) and the dip-angle coefficient. The shipped table
 (:data:`DEFAULT_CALIBRATION`, ``alice_dyn/reco/data/dedx_calibration.json``) is made by
@@ -57,14 +58,3 @@ class DedxCalibration:
         rel = np.interp(lbg, self.log10_bg, self.rel_sigma)
         n = np.maximum(np.asarray(n_clusters, dtype=np.float64), 10.0)
         return rel * self.expected(p_gev, mass_gev) * np.sqrt(self.n_clusters_ref / n)
-
-
-def __getattr__(name: str):
-    """Temporary forward of ``measure_calibration`` (moved to :mod:`alice_dyn.calib.dedx`) for
-    ``alice_dyn/cli/calibrate.py``, whose owner switches its import; remove it then (reco must
-    not import calib)."""
-    if name == "measure_calibration":
-        from alice_dyn.calib.dedx import measure_calibration
-
-        return measure_calibration
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

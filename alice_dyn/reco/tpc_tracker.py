@@ -442,7 +442,7 @@ def flag_looper_legs(tracks: TPCTracks, prm: TPCTrackerParam) -> None:
     central membrane and lie on one helix in z: their z differ by |tgl| R times the angle
     between them around the centre (that angle, or 2 pi less it, plus whole turns); without
     it, at Pb-Pb occupancy tracks of different particles whose circles agree by chance are
-    merged (README, known limits). The first leg (nearest the
+    merged (docs/known_limits.md). The first leg (nearest the
     collision along the helix, which carries the right charge and the right direction) keeps
     the particle.
     """

@@ -63,7 +63,9 @@ def _point(name, q, model, outs, table, full, ds: TrackDataset, policy=None) -> 
     if policy is None and q is not None:
         policy = ConfidencePolicy(q)
     out, idx = select(model, outs, policy)
-    probs, refined, sigma = outputs_to_physics(model.task, out, ds.inputs.reco, ds.inputs.scale)
+    probs, refined, sigma = outputs_to_physics(
+        model.objective, out, ds.inputs.reco, ds.inputs.scale
+    )
     good = ds.main & (ds.labels == GOOD)
     fl = table[idx]
     return {
@@ -294,12 +296,3 @@ def format_track_net(r: dict) -> str:
             )  # fmt: skip
         lines.append(f"    {row['budget_fraction']:.1f}: " + "; ".join(parts))
     return "\n".join(lines)
-
-
-def make_track_net_plots(r: dict, outdir: str | Path) -> list[Path]:
-    """Moved to :func:`alice_dyn.plotting.track_net.make_track_net_plots`; kept here only while
-    ``alice_dyn/cli/evaluate.py`` imports it from this module (delete then: tracknet ->
-    plotting breaks the layering)."""
-    from alice_dyn.plotting.track_net import make_track_net_plots as make_plots
-
-    return make_plots(r, outdir)

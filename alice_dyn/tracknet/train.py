@@ -106,20 +106,22 @@ def select(model: TrackNet, outs: torch.Tensor, policy) -> tuple[torch.Tensor, n
     """Exit outputs and exit index per track under ``policy`` (None: last exit)."""
     if policy is None:
         return outs[-1], np.full(outs.shape[1], outs.shape[0] - 1)
-    out, idx = select_exits(list(outs), policy, model.task)
+    out, idx = select_exits(list(outs), policy, model.objective)
     return out, idx.numpy()
 
 
 def reject_at(model: TrackNet, outs: torch.Tensor, policy, good: np.ndarray) -> dict:
     """P(fake) cut keeping 99% / 98% of the ``good`` tracks under ``policy``."""
     out, _ = select(model, outs, policy)
-    p_fake = model.task.probabilities(out).numpy()[:, FAKE]
+    p_fake = model.objective.probabilities(out).numpy()[:, FAKE]
     return {f"{round(e * 100)}": M.cut_at_efficiency(p_fake, good, e) for e in M.EFFICIENCIES}
 
 
 def physics_metrics(model: TrackNet, out: torch.Tensor, ds: TrackDataset) -> dict:
     """Rejection at fixed efficiency, q/pT resolution and pulls of exit outputs ``out``."""
-    probs, refined, sigma = outputs_to_physics(model.task, out, ds.inputs.reco, ds.inputs.scale)
+    probs, refined, sigma = outputs_to_physics(
+        model.objective, out, ds.inputs.reco, ds.inputs.scale
+    )
     good = ds.main & (ds.labels == GOOD)
     return {
         "reject_fake_score": M.rejection_at_efficiency(probs[:, FAKE], ds.labels, ds.main),
@@ -175,7 +177,7 @@ def validation_curve(model: TrackNet, outs: torch.Tensor, table: np.ndarray, y) 
         out, idx = select(model, outs, ConfidencePolicy(q))
         pts.append(
             {"threshold": q, "flops": float(table[idx].mean()),
-             "loss": float(model.task.loss(out, y))}
+             "loss": float(model.objective.loss(out, y))}
         )  # fmt: skip
     return pts
 
