@@ -186,6 +186,7 @@ def test_tof_mismatch_training_leaves_validation_and_scaling_natural(pp_dataset)
 
 
 @pytest.mark.slow
+@pytest.mark.shipped_model
 def test_shipped_model_beats_nsigma_and_handles_missing_detectors(pp_dataset):
     model, scaler, cfg = load_pid_net(DEFAULT_MODEL_DIR / PRIMARY)
     assert set(cfg["thresholds"]) == {"25", "50", "75"}
@@ -259,6 +260,7 @@ def test_train_evaluate_round_trip_with_a_tiny_model(pp_dataset, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.shipped_model
 def test_incremental_update_from_the_cached_first_pass(pp_dataset):
     from alice_dyn.pid import incremental as inc
 

@@ -82,6 +82,7 @@ def test_tiny_training_writes_a_complete_model_and_evaluates(tmp_path):
     json.dumps(res)  # plain JSON
 
 
+@pytest.mark.shipped_model
 def test_shipped_model_loads_runs_and_is_small():
     files = [p for p in DEFAULT_MODEL_DIR.rglob("*") if p.is_file()]
     assert sum(p.stat().st_size for p in files) < 3e6
