@@ -108,3 +108,17 @@ def test_broken_pipe_is_quiet():
     res = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120)
     assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr, res.stderr
     assert res.stdout.strip() in ("0", "141"), res.stdout
+
+
+def test_disable_an_optional_processor(tmp_path, capsys):
+    out = tmp_path / "reco.root"
+    base = ["run", "tpc-reco", "-i", str(SAMPLE), "-o", str(out)]
+    _refused(capsys, [*base, "--disable", "tpc-tracker"], "--disable", "optional: pid-net")
+    copy = ["run", "tpc-copy", "-i", str(SAMPLE), "-o", str(out), "--disable", "pid-net"]
+    _refused(capsys, copy, "--disable", "no optional processors")
+    assert main([*base, "--disable", "pid-net", "--max-tf", "1"]) == 0
+    import uproot
+
+    with uproot.open(out) as f:
+        tables = {k.split("/")[-1].split(";")[0] for k in f["DF_0"].keys()}
+    assert "O2track_iu" in tables and "O2pidnet" not in tables

@@ -4,6 +4,7 @@ replayed online (static against adaptive configuration)."""
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from collections.abc import Sequence
@@ -56,6 +57,10 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pipeline", action="append", default=[], metavar="name:N",
                    help="parallel lanes of a processor (multiprocess runner)")  # fmt: skip
     p.add_argument("--forwarding-policy", choices=FORWARDING_POLICIES, default="dangling")
+    p.add_argument("--disable", action="append", default=[], metavar="PROCESSOR",
+                   help="leave out an optional processor of the workflow (its OPTIONAL list, "
+                   "e.g. pid-net in tpc-reco), as O2 workflows' --disable-* options; "
+                   "repeatable; offline runs")  # fmt: skip
     p.add_argument("--max-tf", type=opt.positive_int, default=None,
                    help="stop after this many timeframes (>= 1)")  # fmt: skip
     p.add_argument("--metrics-json", default=None, metavar="FILE", help="write metrics as JSON")
@@ -132,6 +137,8 @@ def _check_online_options(args: argparse.Namespace) -> None:
         "--side-by-side": args.side_by_side,
         "--interleaved": args.interleaved,
     }
+    if args.online and args.disable:
+        raise opt.OptionError("--disable only offline (the online modes run the whole workflow)")
     if not args.online and any(online_only.values()):
         given = [k for k, v in online_only.items() if v]
         raise opt.OptionError(f"{', '.join(given)} only with --online")
@@ -155,7 +162,9 @@ def run(args: argparse.Namespace) -> int:
     if args.online:
         return run_online(args, module, count_timeframes(args.inputs))
     Path(args.output).resolve().parent.mkdir(parents=True, exist_ok=True)
-    specs = module.define_workflow(list(args.inputs), args.output)
+    specs = module.define_workflow(
+        list(args.inputs), args.output, **_workflow_options(args, module)
+    )
     summary = run_specs(
         specs,
         runner=args.runner,
@@ -169,6 +178,22 @@ def run(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
     )
     return report(summary, args.metrics_json, {"workflow": args.workflow, "inputs": args.inputs})
+
+
+def _workflow_options(args: argparse.Namespace, module) -> dict:
+    """Keyword options of the workflow's ``define_workflow`` given on the command line."""
+    if not args.disable:
+        return {}
+    optional = tuple(getattr(module, "OPTIONAL", ()))
+    if "disable" not in inspect.signature(module.define_workflow).parameters or not optional:
+        raise opt.OptionError(f"--disable: workflow {args.workflow} has no optional processors")
+    unknown = sorted(set(args.disable) - set(optional))
+    if unknown:
+        raise opt.OptionError(
+            f"--disable {', '.join(unknown)}: not an optional processor of {args.workflow} "
+            f"(optional: {', '.join(optional)})"
+        )
+    return {"disable": tuple(args.disable)}
 
 
 def _warn_late_bursts(schedule, n_replayed: int) -> None:
