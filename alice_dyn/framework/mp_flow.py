@@ -133,8 +133,22 @@ class DataFlow:
         self.lanes.send(lane, ("run", ts, inputs, releases, self.arrivals.timing.get(ts)))
 
     def _on_result(
-        self, lane, ts, outs, new, eos, tf_id, delta, still_used, done_s, reports, cpu_s
+        self,
+        lane: Lane,
+        ts: int,
+        outs: list[shm.WireMessage],
+        new: list[str],
+        eos: bool,
+        tf_id: int,
+        delta: tuple,
+        still_used: list[str],
+        done_s: float,
+        reports: dict[str, Any],
+        cpu_s: float,
     ) -> None:
+        """A worker's ``run`` returned (the fields as :meth:`mp_worker._Worker.run` sends
+        them: outputs, the call's segments, end of stream, tf id, metrics since the last result,
+        segments it still has views of, finish time in monotonic s, reports, CPU s)."""
         held = lane.inflight.pop(ts, [])
         name = lane.name
         if self.online and (outs or name not in self.source_set):

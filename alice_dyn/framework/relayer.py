@@ -69,7 +69,8 @@ class Relayer(Generic[M]):
         self.release = release
         self.names = [p.name for p in topology.processors]
         self.sources = list(topology.sources)
-        self.non_sources = [n for n in self.names if n not in set(self.sources)]
+        source_set = set(self.sources)
+        self.non_sources = [n for n in self.names if n not in source_set]
         self.producers = {n: {r.producer for r in topology.inputs_of[n]} for n in self.names}
         self.required = {n: topology.required_bindings(n) for n in self.names}
         self._cond_bindings = {
