@@ -122,3 +122,27 @@ def test_disable_an_optional_processor(tmp_path, capsys):
     with uproot.open(out) as f:
         tables = {k.split("/")[-1].split(";")[0] for k in f["DF_0"].keys()}
     assert "O2track_iu" in tables and "O2pidnet" not in tables
+
+
+def test_a_bad_timeframe_mid_run_ends_in_one_line(tmp_path, capsys):
+    """A corrupted input found by the reader stage while running: one line naming the file,
+    exit code 2, no metrics table (a processor's own bug stays exit code 1 with the table)."""
+    bad = tmp_path / "not_root.root"
+    bad.write_bytes(b"this is not a ROOT file" * 10)
+    out = tmp_path / "o.root"
+    err = _refused(capsys, ["run", "tpc-clusters", "-i", str(bad), "-o", str(out)], str(bad))
+    assert err.startswith("alice-dyn run: error:")
+    assert "processor" not in err  # the file's problem, not a processor's failure
+
+
+def test_metrics_table_sets_the_first_timeframe_apart():
+    from alice_dyn.framework.metrics import ProcessorMetrics, format_metrics
+
+    m = ProcessorMetrics("tpc-tracker", [12.0, 0.040, 0.050, 0.045])
+    s = m.summary()
+    assert s["time_ms_first"] == 12000.0 and s["time_ms_p99_after_first"] < 51.0
+    assert s["time_ms_p99"] > 1000.0  # over all timeframes, as before
+    text = format_metrics({"tpc-tracker": m})
+    assert "first ms" in text and "tpc-tracker 12.0 s" in text and "start-up" in text
+    quiet = format_metrics({"x": ProcessorMetrics("x", [0.05, 0.04, 0.05])})
+    assert "note:" not in quiet

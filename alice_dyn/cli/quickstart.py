@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     reco = Path(args.out_dir) / "quickstart_reco.root"
     print(f"\n== 3. reconstruction workflow tpc-reco on {sample} -> {reco}")
     specs = load_workflow("tpc-reco").define_workflow([sample], str(reco))
-    rc = report(run_specs(specs), None)
+    rc = report(run_specs(specs), None, prog="alice-dyn quickstart")
     if rc:
         return rc
     print(f"\n== 4. performance against MC truth (alice-dyn evaluate tracking|pid {reco} ...)")

@@ -177,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
         queue_depth=args.queue_depth,
         timeout_s=args.timeout,
     )
-    return report(summary, args.metrics_json, {"workflow": args.workflow, "inputs": args.inputs})
+    extra = {"workflow": args.workflow, "inputs": args.inputs}
+    return report(summary, args.metrics_json, extra, prog="alice-dyn run")
 
 
 def _workflow_options(args: argparse.Namespace, module) -> dict:
@@ -245,7 +246,7 @@ def run_online(args: argparse.Namespace, module, n_timeframes: int | None) -> in
         if metrics and mode == "static":
             metrics = static_output(metrics)
         extra = {"workflow": args.workflow, "inputs": args.inputs, "online_mode": mode}
-        rc = max(rc, report(summary, metrics, extra))
+        rc = max(rc, report(summary, metrics, extra, prog="alice-dyn run"))
     print()
     print(format_online_report(doc))
     if args.report_json:

@@ -155,7 +155,12 @@ class ConfigStore:
         if group not in self._changes:
             raise ConfigError(f"configuration group {group!r} is not part of this workflow")
         cls = _REGISTRY[group][0]
-        return cls(**self._changes[group])
+        try:
+            return cls(**self._changes[group])
+        except ConfigError:
+            raise
+        except (ValueError, TypeError) as exc:  # a group's own check of its values
+            raise ConfigError(f"{group}: {exc}") from None
 
     def as_dict(self) -> dict[str, Any]:
         return {g: self.get(g) for g in self._changes}

@@ -231,16 +231,29 @@ def run_specs(
     raise SpecError(f"unknown runner {runner!r}; use one of {RUNNERS}")
 
 
-def report(summary: RunSummary, metrics_json: str | None, extra: dict | None = None) -> int:
-    """Print the metrics table and summary; write JSON; the exit code (0 ok, 1 failed)."""
-    print(format_metrics(summary.metrics))
-    print(summary.format())
+def report(
+    summary: RunSummary,
+    metrics_json: str | None,
+    extra: dict | None = None,
+    *,
+    prog: str | None = None,
+) -> int:
+    """Print the metrics table and summary, write the JSON; returns the exit code: 0 ok, 1 a
+    processor failed, 2 a processor was given bad input or settings (a task raised a
+    :class:`~alice_dyn.framework.errors.UsageError`: then one line ``PROG: error: MESSAGE``,
+    naming the file, timeframe and problem, instead of the table)."""
     if metrics_json:
         write_metrics_json(
             metrics_json, summary.metrics, {"run": summary.as_dict(), **(extra or {})}
         )
-    if summary.error is not None:
-        print(f"error: {summary.error}", file=sys.stderr)
+    err = summary.error
+    if err is not None and err.usage_message is not None:
+        print(f"{prog + ': ' if prog else ''}error: {err.usage_message}", file=sys.stderr)
+        return 2
+    print(format_metrics(summary.metrics))
+    print(summary.format())
+    if err is not None:
+        print(f"error: {err}", file=sys.stderr)
     return 0 if summary.ok else 1
 
 
@@ -266,7 +279,8 @@ def run_document(doc: dict[str, Any], args: argparse.Namespace) -> int:
         queue_depth=args.queue_depth,
         timeout_s=args.timeout,
     )
-    return report(summary, args.metrics_json, {"command": doc.get("command")})
+    prog = (doc.get("metadata") or [{}])[-1].get("executable")
+    return report(summary, args.metrics_json, {"command": doc.get("command")}, prog=prog)
 
 
 def run_executable(

@@ -32,6 +32,7 @@ from alice_dyn.framework.context import (
     Services,
     heap_arrays,
 )
+from alice_dyn.framework.errors import UsageError
 from alice_dyn.framework.message import Message
 from alice_dyn.framework.metrics import ProcessorMetrics
 from alice_dyn.framework.online import TimeframeTiming, current_clock
@@ -71,6 +72,7 @@ class ProcessorError(RuntimeError):
         timeslice: int | None = None,
         tf_id: int | None = None,
         details: str = "",
+        usage_message: str | None = None,
     ) -> None:
         self.processor = processor
         self.stage = stage
@@ -78,6 +80,9 @@ class ProcessorError(RuntimeError):
         self.timeslice = timeslice
         self.tf_id = tf_id
         self.details = details
+        #: the task raised a :class:`~alice_dyn.framework.errors.UsageError` (a bad input file
+        #: or setting, the user's to fix): its message alone, else ``None``
+        self.usage_message = usage_message
         where = f"processor {processor!r}"
         if timeslice is not None:
             where += f", timeframe {tf_id} (timeslice {timeslice})"
@@ -86,8 +91,11 @@ class ProcessorError(RuntimeError):
     def __reduce__(self):
         return (
             ProcessorError,
-            (self.processor, self.stage, self.cause, self.timeslice, self.tf_id, self.details),
-        )
+            (
+                self.processor, self.stage, self.cause, self.timeslice, self.tf_id,
+                self.details, self.usage_message,
+            ),
+        )  # fmt: skip
 
 
 def config_for(spec: DataProcessorSpec, store: ConfigStore | None) -> dict[str, Any]:
@@ -133,8 +141,9 @@ class ProcessorRuntime:
         if isinstance(exc, ProcessorError):
             return exc
         cause = f"{type(exc).__name__}: {exc}"
+        usage = str(exc) if isinstance(exc, UsageError) else None
         return ProcessorError(
-            self.spec.name, stage, cause, timeslice, tf_id, traceback.format_exc()
+            self.spec.name, stage, cause, timeslice, tf_id, traceback.format_exc(), usage
         )
 
     def init(self) -> None:
