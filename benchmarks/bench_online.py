@@ -38,7 +38,7 @@ import numpy as np
 
 from alice_dyn.framework.online import Burst, ReplaySchedule
 from alice_dyn.framework.workflows import load_workflow
-from alice_dyn.online import MODES, json_safe, run_online_comparison
+from alice_dyn.online import MODES, RunSettings, json_safe, run_online_comparison
 
 CALIBRATION_RATE_HZ = 1000.0
 CALIBRATION_TF = 40
@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     for k in range(args.runs):
         cal, _ = run_online_comparison(
             module, "tpc-reco", [inp], str(work / f"cal_{k}.root"),
-            ReplaySchedule(CALIBRATION_RATE_HZ), args.budget_ms, max_timeframes=CALIBRATION_TF,
+            ReplaySchedule(CALIBRATION_RATE_HZ), args.budget_ms,
+            settings=RunSettings(max_timeframes=CALIBRATION_TF),
             interleaved=True,
         )  # fmt: skip
         took = {m: [r["service_ms"] for r in cal[m]["per_timeframe"]] for m in MODES}

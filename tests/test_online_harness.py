@@ -18,7 +18,7 @@ from alice_dyn.framework.online import Burst, FakeClock, ReplaySchedule
 from alice_dyn.framework.runtime import RunSummary, TimeframeRecord
 from alice_dyn.framework.workflows import load_workflow
 from alice_dyn.online import MODES, format_online_report, json_safe, run_online_comparison
-from alice_dyn.online.harness import replay_length, static_output
+from alice_dyn.online.harness import RunSettings, replay_length, static_output
 from alice_dyn.online.report import burst_load, compare, mode_report, service_ms
 
 TOY = str(Path(__file__).resolve().parent / "online_toy_workflow.py")
@@ -248,7 +248,7 @@ def test_replay_length():
         ({"clock": FakeClock(), "side_by_side": True}, "real clock"),
         ({"clock": FakeClock(), "interleaved": True}, "their own replay clocks"),
         ({"side_by_side": True, "interleaved": True}, "exclude each other"),
-        ({"interleaved": True, "runner": "multiprocess"}, "inline runner"),
+        ({"interleaved": True, "settings": RunSettings(runner="multiprocess")}, "inline runner"),
         ({"warmup_timeframes": -1}, "--warmup-tf"),
     ],
 )

@@ -217,6 +217,7 @@ def run_online(args: argparse.Namespace, module, n_timeframes: int | None) -> in
     from alice_dyn.framework.executable import parse_pipeline, report
     from alice_dyn.framework.online import ReplaySchedule, parse_burst
     from alice_dyn.online import (
+        RunSettings,
         format_online_report,
         json_safe,
         run_online_comparison,
@@ -230,14 +231,16 @@ def run_online(args: argparse.Namespace, module, n_timeframes: int | None) -> in
     if n_timeframes is not None:
         n_replayed = n_timeframes if args.max_tf is None else min(n_timeframes, args.max_tf)
         _warn_late_bursts(schedule, n_replayed)
+    settings = RunSettings(
+        config_files=tuple(args.config_file), runner=args.runner,
+        pipeline=parse_pipeline(args.pipeline), forwarding_policy=args.forwarding_policy,
+        max_timeframes=args.max_tf, queue_depth=args.queue_depth, timeout_s=args.timeout,
+    )  # fmt: skip
     doc, summaries = run_online_comparison(
         module, args.workflow, list(args.inputs), args.output, schedule, args.budget_ms,
-        config_key_values=args.config_key_values, config_files=args.config_file,
-        runner=args.runner, pipeline=parse_pipeline(args.pipeline),
-        forwarding_policy=args.forwarding_policy, max_timeframes=args.max_tf,
-        n_timeframes=n_timeframes, queue_depth=args.queue_depth,
-        timeout_s=args.timeout, progress=None, warmup_timeframes=args.warmup_tf,
-        side_by_side=args.side_by_side, interleaved=args.interleaved,
+        config_key_values=args.config_key_values, settings=settings, n_timeframes=n_timeframes,
+        progress=None, warmup_timeframes=args.warmup_tf, side_by_side=args.side_by_side,
+        interleaved=args.interleaved,
     )  # fmt: skip
     rc = 0
     for mode, summary in summaries.items():

@@ -16,12 +16,13 @@ The plots are :mod:`alice_dyn.plotting.online` (matplotlib is imported only ther
 ``docs/online_report.md``.
 """
 
-from alice_dyn.online.harness import run_online_comparison, static_output
+from alice_dyn.online.harness import RunSettings, run_online_comparison, static_output
 from alice_dyn.online.report import MODES, PERCENTILE_METHOD, format_online_report, json_safe
 
 __all__ = [
     "MODES",
     "PERCENTILE_METHOD",
+    "RunSettings",
     "format_online_report",
     "json_safe",
     "run_online_comparison",

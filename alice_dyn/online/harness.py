@@ -72,9 +72,9 @@ Runs = dict[str, tuple[RunSummary, dict[str, Any] | None]]
 
 @dataclasses.dataclass(frozen=True)
 class RunSettings:
-    """How each configuration's timed run is made, the same for both (the options of
-    :func:`run_workflow_online` other than the configuration and the output); picklable, for
-    the side-by-side processes. ``timeout_s``: s."""
+    """How each configuration's run is made, the same for both (the options of
+    :func:`~alice_dyn.framework.executable.run_specs` other than the configuration, the output
+    and the replay); picklable, for the side-by-side processes. ``timeout_s``: s."""
 
     config_files: Sequence[str] = ()
     runner: str = "inline"
@@ -85,7 +85,7 @@ class RunSettings:
     timeout_s: float | None = None
 
     def kwargs(self) -> dict[str, Any]:
-        """The settings as keyword arguments of :func:`run_workflow_online`."""
+        """The settings as keyword arguments of ``run_specs``."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
@@ -144,22 +144,14 @@ def run_workflow_online(
     online: OnlineOptions | None,
     *,
     config_key_values: Sequence[str] = (),
-    config_files: Sequence[str] = (),
-    runner: str = "inline",
-    pipeline: dict[str, int] | None = None,
-    forwarding_policy: str = "dangling",
-    max_timeframes: int | None = None,
-    queue_depth: int = 4,
-    timeout_s: float | None = None,
+    settings: RunSettings = RunSettings(),
     progress: bool | None = False,
 ) -> RunSummary:
     """Define the workflow for ``output``, configure it (INI files, then ``config_key_values``)
-    and run it with ``runner``, in online mode unless ``online`` is ``None``."""
+    and run it as ``settings`` say, in online mode unless ``online`` is ``None``."""
     return run_specs(
-        module.define_workflow(list(inputs), output), runner=runner,
-        config_key_values=config_key_values, config_files=config_files, pipeline=pipeline,
-        forwarding_policy=forwarding_policy, max_timeframes=max_timeframes, progress=progress,
-        queue_depth=queue_depth, timeout_s=timeout_s, online=online,
+        module.define_workflow(list(inputs), output), config_key_values=config_key_values,
+        progress=progress, online=online, **settings.kwargs(),
     )  # fmt: skip
 
 
@@ -190,19 +182,20 @@ def warm_up(
     output: str,
     ckv: Sequence[str],
     n: int,
-    config_files: Sequence[str] = (),
-    forwarding_policy: str = "dangling",
+    settings: RunSettings = RunSettings(),
 ) -> dict[str, Any] | None:
-    """``n`` untimed timeframes of one configuration, inline, into a temporary directory (JIT
-    compilation, imports and file caches then fall on no timed run)."""
+    """``n`` untimed timeframes of one configuration, inline (with the run's INI files and
+    forwarding policy), into a temporary directory (JIT compilation, imports and file caches
+    then fall on no timed run)."""
     if not n:
         return None
     print(f"== warm-up: {n} timeframe(s), not timed", flush=True)
     with tempfile.TemporaryDirectory(prefix="alice_dyn_warmup_") as tmp:
+        inline = RunSettings(settings.config_files, forwarding_policy=settings.forwarding_policy,
+                             max_timeframes=n)  # fmt: skip
         warm = run_workflow_online(
             module, inputs, str(Path(tmp) / f"warmup{Path(output).suffix}"), None,
-            config_key_values=ckv, config_files=config_files,
-            forwarding_policy=forwarding_policy, max_timeframes=n, progress=False,
+            config_key_values=ckv, settings=inline,
         )  # fmt: skip
     return {
         "timeframes": len(warm.timeframes),
@@ -211,41 +204,40 @@ def warm_up(
     }
 
 
-def _warm_up_mode(
-    module: ModuleType,
-    inputs: Sequence[str],
-    output: str,
-    ckv: Sequence[str],
-    n: int,
-    settings: RunSettings,
-) -> dict[str, Any] | None:
-    """:func:`warm_up` with the run's INI files and forwarding policy."""
-    return warm_up(module, inputs, output, ckv, n, settings.config_files,
-                   settings.forwarding_policy)  # fmt: skip
-
-
 # --------------------------------------------------------------------------------------------
 # the three run orders
 
 
-def _run_sequential(
-    module: ModuleType,
-    inputs: Sequence[str],
-    outs: dict[str, str],
-    ckvs: dict[str, list[str]],
-    opts: OnlineOptions,
-    warm_n: int,
-    settings: RunSettings,
-    progress: bool | None,
-) -> Runs:
+@dataclasses.dataclass(frozen=True)
+class Replay:
+    """What both configurations' replays share: the workflow, its inputs, per mode the output
+    and ``--configKeyValues``, the replay options, the warm-up length and the run settings."""
+
+    module: ModuleType
+    inputs: Sequence[str]
+    outs: dict[str, str]
+    ckvs: dict[str, list[str]]
+    opts: OnlineOptions
+    warm_n: int
+    settings: RunSettings
+
+    def warm_up(self, mode: str) -> dict[str, Any] | None:
+        """The untimed warm-up of ``mode`` (:func:`warm_up`)."""
+        return warm_up(
+            self.module, self.inputs, self.outs[mode], self.ckvs[mode], self.warm_n,
+            self.settings,
+        )  # fmt: skip
+
+
+def _run_sequential(r: Replay, progress: bool | None) -> Runs:
     """Both warm-ups, then the static replay, then the adaptive one, in this process."""
-    warm = {m: _warm_up_mode(module, inputs, outs[m], ckvs[m], warm_n, settings) for m in MODES}
+    warm = {m: r.warm_up(m) for m in MODES}
     summaries = {}
     for mode in MODES:
-        print(f"== online replay, {mode} configuration -> {outs[mode]}", flush=True)
+        print(f"== online replay, {mode} configuration -> {r.outs[mode]}", flush=True)
         summaries[mode] = run_workflow_online(
-            module, inputs, outs[mode], dataclasses.replace(opts), config_key_values=ckvs[mode],
-            progress=progress, **settings.kwargs(),
+            r.module, r.inputs, r.outs[mode], dataclasses.replace(r.opts),
+            config_key_values=r.ckvs[mode], settings=r.settings, progress=progress,
         )  # fmt: skip
     return {m: (summaries[m], warm[m]) for m in MODES}
 
@@ -270,13 +262,12 @@ def _side_by_side_child(
             from alice_dyn.framework.workflows import load_workflow
 
             module = load_workflow(workflow_file)
-            warm = _warm_up_mode(module, inputs, out, ckv, warm_n, settings)
+            warm = warm_up(module, inputs, out, ckv, warm_n, settings)
             barrier.wait(timeout=SIDE_BY_SIDE_BARRIER_S)
             # both replays start at the same moment, after time for the workflow's init
             opts = dataclasses.replace(opts, start_s=time.monotonic() + SIDE_BY_SIDE_START_S)
             summary = run_workflow_online(
-                module, inputs, out, opts, config_key_values=ckv, progress=False,
-                **settings.kwargs(),
+                module, inputs, out, opts, config_key_values=ckv, settings=settings,
             )  # fmt: skip
         conn.send(("ok", summary, warm))
     except BaseException:  # report everything to the parent, which names the mode
@@ -316,16 +307,7 @@ def _raise_if_failed(results: dict[str, tuple]) -> None:
         )
 
 
-def _run_side_by_side(
-    module: ModuleType,
-    inputs: Sequence[str],
-    outs: dict[str, str],
-    ckvs: dict[str, list[str]],
-    opts: OnlineOptions,
-    warm_n: int,
-    settings: RunSettings,
-    cores: dict[str, int],
-) -> Runs:
+def _run_side_by_side(r: Replay, cores: dict[str, int]) -> Runs:
     """Both configurations at once, each in its own (spawned) process on its own core."""
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(len(MODES))
@@ -334,8 +316,8 @@ def _run_side_by_side(
         recv, send = ctx.Pipe(duplex=False)
         procs[mode] = ctx.Process(
             target=_side_by_side_child,
-            args=(send, barrier, cores[mode], module.__file__, list(inputs), outs[mode],
-                  ckvs[mode], opts, warm_n, settings),
+            args=(send, barrier, cores[mode], r.module.__file__, list(r.inputs), r.outs[mode],
+                  r.ckvs[mode], r.opts, r.warm_n, r.settings),
             name=f"alice-dyn online {mode}",
         )  # fmt: skip
         procs[mode].start()
@@ -353,25 +335,19 @@ def _run_side_by_side(
 
 
 def _interleaved_steps(
-    module: ModuleType,
-    inputs: Sequence[str],
-    outs: dict[str, str],
-    ckvs: dict[str, list[str]],
-    opts: OnlineOptions,
-    clocks: dict[str, ReplayClock],
-    settings: RunSettings,
+    r: Replay, clocks: dict[str, ReplayClock]
 ) -> dict[str, Generator[int, None, RunSummary]]:
     """Per mode, its inline run as a generator of timeslices (:func:`iter_inline`) on its own
     replay clock; the collector is left to the driver."""
     steps = {}
     for m in MODES:
         topology, store = configure_specs(
-            module.define_workflow(list(inputs), outs[m]), ckvs[m], settings.config_files,
-            settings.forwarding_policy,
+            r.module.define_workflow(list(r.inputs), r.outs[m]), r.ckvs[m],
+            r.settings.config_files, r.settings.forwarding_policy,
         )  # fmt: skip
         steps[m] = iter_inline(
-            topology, store, max_timeframes=settings.max_timeframes, progress=False,
-            online=dataclasses.replace(opts, clock=clocks[m]), quiet_gc_online=False,
+            topology, store, max_timeframes=r.settings.max_timeframes, progress=False,
+            online=dataclasses.replace(r.opts, clock=clocks[m]), quiet_gc_online=False,
         )  # fmt: skip
     return steps
 
@@ -400,21 +376,12 @@ def _step_in_turn(
     return summaries
 
 
-def _run_interleaved(
-    module: ModuleType,
-    inputs: Sequence[str],
-    outs: dict[str, str],
-    ckvs: dict[str, list[str]],
-    opts: OnlineOptions,
-    warm_n: int,
-    settings: RunSettings,
-    core: int,
-) -> Runs:
+def _run_interleaved(r: Replay, core: int) -> Runs:
     """Both configurations in this process on ``core``, one timeframe of each in turn, each on
     its own :class:`ReplayClock` (module docstring)."""
-    warm = {m: _warm_up_mode(module, inputs, outs[m], ckvs[m], warm_n, settings) for m in MODES}
+    warm = {m: r.warm_up(m) for m in MODES}
     clocks = {m: ReplayClock() for m in MODES}
-    steps = _interleaved_steps(module, inputs, outs, ckvs, opts, clocks, settings)
+    steps = _interleaved_steps(r, clocks)
     with contextlib.ExitStack() as stack:
         stack.enter_context(one_core_one_thread(core))
         stack.callback(lambda: [g.close() for g in steps.values()])
@@ -440,33 +407,23 @@ def _check_run_order(
 
 
 def _replay(
-    module: ModuleType,
-    inputs: Sequence[str],
-    outs: dict[str, str],
-    ckvs: dict[str, list[str]],
-    opts: OnlineOptions,
-    warm_n: int,
-    settings: RunSettings,
-    *,
-    side_by_side: bool,
-    interleaved: bool,
-    progress: bool | None,
+    r: Replay, *, side_by_side: bool, interleaved: bool, progress: bool | None
 ) -> tuple[Runs, dict[str, int] | None]:
     """Both runs in the chosen order; with the cores they ran on (``None``: not pinned)."""
-    args = (module, inputs, outs, ckvs, opts, warm_n, settings)
+    outs = r.outs
     if interleaved:
         core = usable_cores()[0]
         print(f"== online replay, static and adaptive configurations in turn on core "
               f"{core} -> {outs['static']}, {outs['adaptive']} (interleaved)",
               flush=True)  # fmt: skip
-        return _run_interleaved(*args, core=core), {m: core for m in MODES}
+        return _run_interleaved(r, core), {m: core for m in MODES}
     if side_by_side:
         cores = side_by_side_cores()
         for mode in MODES:
             print(f"== online replay, {mode} configuration on core {cores[mode]} -> "
                   f"{outs[mode]} (side by side)", flush=True)  # fmt: skip
-        return _run_side_by_side(*args, cores=cores), cores
-    return _run_sequential(*args, progress=progress), None
+        return _run_side_by_side(r, cores), cores
+    return _run_sequential(r, progress), None
 
 
 # --------------------------------------------------------------------------------------------
@@ -517,14 +474,8 @@ def run_online_comparison(
     budget_ms: float | None,
     *,
     config_key_values: Sequence[str] = (),
-    config_files: Sequence[str] = (),
-    runner: str = "inline",
-    pipeline: dict[str, int] | None = None,
-    forwarding_policy: str = "dangling",
-    max_timeframes: int | None = None,
+    settings: RunSettings = RunSettings(),
     n_timeframes: int | None = None,
-    queue_depth: int = 4,
-    timeout_s: float | None = None,
     progress: bool | None = False,
     clock: Clock | None = None,
     warmup_timeframes: int = 1,
@@ -535,30 +486,30 @@ def run_online_comparison(
     core, with ``side_by_side``; or in turn, one timeframe each, on one core, with
     ``interleaved``); the report and both summaries.
 
-    The adaptive run writes ``output``, the static one :func:`static_output` of it.
+    The adaptive run writes ``output``, the static one :func:`static_output` of it; both run
+    as ``settings`` say (runner, lanes, INI files, ``max_timeframes``...).
     ``budget_ms``: latency budget, ms. ``n_timeframes``: length of the replay when known (caps
     the backlog ``pc.timing`` shows near the end). ``warmup_timeframes``: first, each
     configuration processes that many timeframes inline, untimed, into a temporary directory, so
     that one-off costs of the process (JIT compilation, imports, file caches) fall on neither
     timed run (0: no warm-up). ``clock``: sequential runs only (tests)."""
     modes = online_modes_of(module)
-    _check_run_order(clock, runner, warmup_timeframes, side_by_side, interleaved)
+    _check_run_order(clock, settings.runner, warmup_timeframes, side_by_side, interleaved)
     ckvs = mode_config_key_values(config_key_values, modes)
     outs = mode_outputs(output)
     for out in outs.values():
         Path(out).resolve().parent.mkdir(parents=True, exist_ok=True)
-    settings = RunSettings(config_files, runner, pipeline, forwarding_policy, max_timeframes,
-                           queue_depth, timeout_s)  # fmt: skip
-    opts = OnlineOptions(schedule, budget_ms, replay_length(max_timeframes, n_timeframes), clock)
+    n_replay = replay_length(settings.max_timeframes, n_timeframes)
+    opts = OnlineOptions(schedule, budget_ms, n_replay, clock)
+    replay = Replay(module, inputs, outs, ckvs, opts, warmup_timeframes, settings)
     runs, cores = _replay(
-        module, inputs, outs, ckvs, opts, warmup_timeframes, settings,
-        side_by_side=side_by_side, interleaved=interleaved, progress=progress,
-    )  # fmt: skip
+        replay, side_by_side=side_by_side, interleaved=interleaved, progress=progress
+    )
     summaries = {m: runs[m][0] for m in MODES}
     t0 = _first_arrival_s(summaries) if side_by_side else None
     reports = _mode_reports(module, inputs, outs, ckvs, summaries, schedule, budget_ms, t0)
     report = comparison_report(
-        reports, schedule, budget_ms, workflow=workflow, inputs=inputs, runner=runner,
+        reports, schedule, budget_ms, workflow=workflow, inputs=inputs, runner=settings.runner,
         side_by_side=side_by_side, interleaved=interleaved, cores=cores,
         warmup=_warmup_record(warmup_timeframes, runs), modes_declared=modes,
     )  # fmt: skip
