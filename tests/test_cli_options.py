@@ -146,3 +146,19 @@ def test_metrics_table_sets_the_first_timeframe_apart():
     assert "first ms" in text and "tpc-tracker 12.0 s" in text and "start-up" in text
     quiet = format_metrics({"x": ProcessorMetrics("x", [0.05, 0.04, 0.05])})
     assert "note:" not in quiet
+
+
+def test_a_directory_without_a_model_fails_in_one_line(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    reco = tmp_path / "reco.root"
+    assert main(["run", "tpc-copy", "-i", str(SAMPLE), "-o", str(reco), "--max-tf", "1"]) == 0
+    capsys.readouterr()
+    _refused(capsys, ["evaluate", "track-net", "--truth", str(SAMPLE), "--model", str(empty)],
+             str(empty), "no track-network model")  # fmt: skip
+    _refused(capsys, ["evaluate", "pid-net", str(reco), "--truth", str(SAMPLE), "--model",
+                      str(empty)], str(empty), "no config.json")  # fmt: skip
+    out = tmp_path / "o.root"
+    kv = f"PIDNetParam.model={empty}"
+    _refused(capsys, ["run", "tpc-reco", "-i", str(SAMPLE), "-o", str(out), "--max-tf", "1",
+                      "--configKeyValues", kv], str(empty), "no config.json")  # fmt: skip

@@ -65,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
         from alice_dyn.pid.dataset import dataset_from_reco
         from alice_dyn.pid.evaluate import evaluate_pid_net
         from alice_dyn.pid.evaluate_text import format_pid_net
+        from alice_dyn.pid.network import DEFAULT_MODEL_DIR, PRIMARY, load_pid_net
         from alice_dyn.plotting.pid_net import make_pid_net_plots
 
+        load_pid_net(Path(args.model or DEFAULT_MODEL_DIR) / PRIMARY)  # a usable model, first
         result = evaluate_pid_net(dataset_from_reco(reco, args.truth), args.model)
         text, make_plots = format_pid_net(result), make_pid_net_plots
     else:

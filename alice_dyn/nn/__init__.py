@@ -49,7 +49,14 @@ from alice_dyn.nn.flops import (
 )
 from alice_dyn.nn.inference import ExitResult, run_dynamic, select_exits
 from alice_dyn.nn.mlp import GroupStem, LinearStem, ResidualMLPBlock, build_early_exit_mlp
-from alice_dyn.nn.model_io import dataset_hash, load_model, provenance, read_config, save_model
+from alice_dyn.nn.model_io import (
+    ModelFileError,
+    dataset_hash,
+    load_model,
+    provenance,
+    read_config,
+    save_model,
+)
 from alice_dyn.nn.objectives import (
     ClassGaussianObjective,
     ClassificationObjective,
@@ -96,6 +103,7 @@ __all__ = [
     "GroupStem",
     "Inputs",
     "LinearStem",
+    "ModelFileError",
     "Objective",
     "PatiencePolicy",
     "ResidualMLPBlock",

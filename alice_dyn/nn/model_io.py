@@ -39,6 +39,16 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
 
+class ModelFileError(ValueError):
+    """A model directory that cannot be loaded: no ``config.json``, another format, a missing
+    or altered weights file, a builder outside ``alice_dyn``. ``path``: the file or folder;
+    ``problem``: what is wrong; the message is ``"PATH: PROBLEM"``."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path, self.problem = str(path), problem
+        super().__init__(f"{path}: {problem}")
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -128,10 +138,18 @@ def save_model(
 
 
 def read_config(directory: str | Path) -> dict:
-    """The ``config.json`` of a saved model."""
-    doc = json.loads((Path(directory) / CONFIG).read_text())
-    if doc.get("format") != FORMAT:
-        raise ValueError(f"{directory}: not an {FORMAT} model (format {doc.get('format')!r})")
+    """The ``config.json`` of a saved model (:class:`ModelFileError` when there is none or it is
+    not one)."""
+    path = Path(directory) / CONFIG
+    if not path.is_file():
+        raise ModelFileError(directory, f"no {CONFIG}: not a saved model directory")
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(path, f"cannot read it ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        fmt = doc.get("format") if isinstance(doc, dict) else None
+        raise ModelFileError(directory, f"not an {FORMAT} model (format {fmt!r})")
     return doc
 
 
@@ -150,12 +168,14 @@ def load_model(
     if not is_model(name) and spec.get("module"):
         mod = str(spec["module"])
         if mod.split(".")[0] != "alice_dyn":
-            raise ValueError(f"{d}: refusing to import {mod!r} (only alice_dyn modules)")
+            raise ModelFileError(d, f"refusing to import {mod!r} (only alice_dyn modules)")
         importlib.import_module(mod)
     model = create_model(name, **spec.get("kwargs", {}))
     wfile = d / doc["weights"]["file"]
+    if not wfile.is_file():
+        raise ModelFileError(wfile, f"the weights file of {d / CONFIG} is missing")
     if verify and _sha256(wfile) != doc["weights"]["sha256"]:
-        raise ValueError(f"{wfile}: SHA-256 differs from config.json (corrupted or replaced)")
+        raise ModelFileError(wfile, "SHA-256 differs from config.json (corrupted or replaced)")
     state = load_file(str(wfile), device=str(map_location))
     model.load_state_dict(state, strict=True)
     model.to(map_location)

@@ -25,10 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from alice_dyn.io import BadInputError
 from alice_dyn.nn import (
     ConfidencePolicy,
     EarlyExitNet,
     ExitResult,
+    ModelFileError,
     ThresholdCalibrator,
     build_early_exit_mlp,
     load_model,
@@ -302,10 +304,20 @@ def save_pid_net(model, scaler: FeatureScaler, directory: str | Path, extra: dic
     return save_model(model, directory, extra_json={"feature_scaling": scaler.to_json(), **extra})
 
 
+def load_saved_model(directory: str | Path) -> tuple[EarlyExitNet, dict]:
+    """:func:`alice_dyn.nn.load_model` whose unusable directories (no ``config.json``, missing
+    or altered weights) are the user's to fix: :class:`~alice_dyn.io.BadInputError`, one line
+    naming the file."""
+    try:
+        return load_model(directory)
+    except ModelFileError as exc:
+        raise BadInputError(exc.path, None, exc.problem) from None
+
+
 def load_pid_net(directory: str | Path) -> tuple[EarlyExitNet, FeatureScaler, dict]:
     """``(model, scaler, config)`` of a saved PID network (any of ``DIR/sdn``, ``DIR/ztw``,
     ``DIR/reuse``, ...; the scaler as stored, see :meth:`FeatureScaler.from_json`)."""
-    model, cfg = load_model(directory)
+    model, cfg = load_saved_model(directory)
     return model, FeatureScaler.from_json(cfg["feature_scaling"]), cfg
 
 

@@ -23,14 +23,19 @@ import torch
 from alice_dyn.nn import (
     EarlyExitNet,
     build_early_exit_mlp,
-    load_model,
     register_model,
     save_model,
     train_joint,
 )
 from alice_dyn.nn.flops import exit_flops_for
 from alice_dyn.pid.dataset import GROUPS, PIDDataset
-from alice_dyn.pid.network import N_CLASSES, REUSE_GROUP, FeatureScaler, ReuseScaler
+from alice_dyn.pid.network import (
+    N_CLASSES,
+    REUSE_GROUP,
+    FeatureScaler,
+    ReuseScaler,
+    load_saved_model,
+)
 
 
 @register_model("pid_net_reuse")
@@ -75,7 +80,7 @@ def save_reuse(model: EarlyExitNet, scaler: ReuseScaler, directory: str | Path, 
 
 
 def load_reuse(directory: str | Path) -> tuple[EarlyExitNet, ReuseScaler, dict]:
-    model, cfg = load_model(directory)
+    model, cfg = load_saved_model(directory)
     return model, ReuseScaler.from_json(cfg["feature_scaling"]), cfg
 
 

@@ -135,32 +135,20 @@ def evaluate_track_net(
     truth_path: str | Path, model_dir: str | Path | None = None, *, max_tf: int | None = None
 ) -> dict:
     """All numbers of the module docstring for the simulation file ``truth_path``."""
-    from alice_dyn.io import open_timeframes
+    from alice_dyn.io import BadInputError
     from alice_dyn.tracknet.train import variant_dirs
 
     model_dir = Path(model_dir or DEFAULT_MODEL_DIR)
     dirs = variant_dirs(model_dir)
     if not dirs:
-        raise FileNotFoundError(f"{model_dir}: no track-network model (config.json)")
+        raise BadInputError(model_dir, None, "no track-network model (config.json)")
     nets = {v: load_track_net(p) for v, p in dirs.items()}
-    parts: list[TrackDataset] = []
-    occupancy: list[np.ndarray] = []  # per track: tracks in its timeframe
-    outs: dict[str, list[torch.Tensor]] = {v: [] for v in nets}
-    with open_timeframes(truth_path) as reader:
-        for i, tf in enumerate(reader):
-            if max_tf is not None and i >= max_tf:
-                break
-            ds = dataset_from_timeframe(tf)
-            parts.append(ds)
-            occupancy.append(np.full(len(ds), len(ds), np.float64))
-            for v, (model, scaler, _) in nets.items():
-                outs[v].append(all_exit_outputs(model, scaler.tensors(ds.inputs)))
-    ds = TrackDataset.concatenate(parts)
+    ds, occupancy, outs = _run_on_file(truth_path, nets, max_tf)
     main = ds.main
     res: dict = {
         "model": str(model_dir),
         "truth": str(truth_path),
-        "n_timeframes": len(parts),
+        "n_timeframes": len(occupancy),
         "n_tracks": len(ds),
         "n_main": int(main.sum()),
         "main_class_counts": np.bincount(ds.labels[main], minlength=3).tolist(),
@@ -173,24 +161,11 @@ def evaluate_track_net(
         "q2pt_resolution": M.resolution(ds.inputs.reco[:, 0], ds.truth[:, 0], ds.pt_true, good),
         "pulls": M.pulls(ds.inputs.reco, ds.inputs.scale, ds.truth, good),
     }
+    primary = next(iter(dirs))
     res["variants"] = {}
     for v, (model, scaler, cfg) in nets.items():
-        o = torch.cat(outs[v], dim=1)
-        x1 = scaler.tensors(ds.inputs.take(np.arange(min(1, len(ds)))))
-        rep = exit_flops_for(model, x1)
-        table = np.asarray(rep.exit_flops)
-        full = rep.full_flops
-        points = [_point("full", None, model, o, table, full, ds)]
-        for key, b in cfg.get("thresholds", {}).items():
-            pt = _point(f"budget_{key}", b["thresholds"], model, o, table, full, ds)
-            pt["requested_fraction"] = b["calibration"]["target_fraction"]
-            points.append(pt)
-        points += [_point(f"threshold_{q:g}", q, model, o, table, full, ds) for q in LEVELS]
-        points += [
-            _point(f"uncertainty_{q:g}", q, model, o, table, full, ds, UncertaintyPolicy(q))
-            for q in SIGMA_LEVELS
-        ]
-        if v == next(iter(dirs)):  # the primary variant
+        points, table, full = _variant_points(model, scaler, cfg, torch.cat(outs[v], dim=1), ds)
+        if v == primary:
             occ = np.concatenate(occupancy)
             res["exit_by_category"] = {
                 p["setting"]: exit_by_category(p["_exit_index"], table, full, ds, occ)
@@ -205,20 +180,65 @@ def evaluate_track_net(
             "params": sum(p.numel() for p in model.parameters()),
             "points": points,
         }
-    ref = max(r["full_flops"] for r in res["variants"].values())
+    res["reference_flops"], res["at_equal_flops"] = _at_equal_flops(res["variants"])
+    res["primary"] = {"variant": primary, "choice": nets[primary][2].get("primary_choice")}
+    res["targets"] = list(TARGETS)
+    return res
+
+
+def _run_on_file(truth_path, nets: dict, max_tf: int | None):
+    """The classical chain and every variant's exits on each timeframe of ``truth_path``:
+    ``(dataset, per timeframe the occupancy (n_tracks,) of its tracks, {variant: [exit outputs
+    (n_exits, n_tracks, ...) per timeframe]})``."""
+    from alice_dyn.io import open_timeframes
+
+    parts: list[TrackDataset] = []
+    occupancy: list[np.ndarray] = []  # per track: tracks in its timeframe
+    outs: dict[str, list[torch.Tensor]] = {v: [] for v in nets}
+    with open_timeframes(truth_path) as reader:
+        for i, tf in enumerate(reader):
+            if max_tf is not None and i >= max_tf:
+                break
+            ds = dataset_from_timeframe(tf)
+            parts.append(ds)
+            occupancy.append(np.full(len(ds), len(ds), np.float64))
+            for v, (model, scaler, _) in nets.items():
+                outs[v].append(all_exit_outputs(model, scaler.tensors(ds.inputs)))
+    return TrackDataset.concatenate(parts), occupancy, outs
+
+
+def _variant_points(model, scaler, cfg: dict, o: torch.Tensor, ds: TrackDataset):
+    """The operating points of one variant (full depth, calibrated budgets, confidence and
+    uncertainty thresholds): ``(points, FLOPs per exit, full FLOPs)``."""
+    x1 = scaler.tensors(ds.inputs.take(np.arange(min(1, len(ds)))))
+    rep = exit_flops_for(model, x1)
+    table = np.asarray(rep.exit_flops)
+    full = rep.full_flops
+    points = [_point("full", None, model, o, table, full, ds)]
+    for key, b in cfg.get("thresholds", {}).items():
+        pt = _point(f"budget_{key}", b["thresholds"], model, o, table, full, ds)
+        pt["requested_fraction"] = b["calibration"]["target_fraction"]
+        points.append(pt)
+    points += [_point(f"threshold_{q:g}", q, model, o, table, full, ds) for q in LEVELS]
+    points += [
+        _point(f"uncertainty_{q:g}", q, model, o, table, full, ds, UncertaintyPolicy(q))
+        for q in SIGMA_LEVELS
+    ]
+    return points, table, full
+
+
+def _at_equal_flops(variants: dict) -> tuple[float, list[dict]]:
+    """The reference (largest full) FLOPs and, per :data:`EQUAL_FLOPS` fraction of it, each
+    variant's best point within that budget."""
+    ref = max(r["full_flops"] for r in variants.values())
     eq = []
     for f in EQUAL_FLOPS:
         row: dict = {"budget_fraction": f, "budget_flops": f * ref}
-        for v, r in res["variants"].items():
+        for v, r in variants.items():
             ok = [p for p in r["points"] if p["flops_mean"] <= f * ref * (1 + 1e-9)]
             row[v] = _headline(max(ok, key=lambda p: p["flops_mean"])) if ok else None
         eq.append(row)
-    res["reference_flops"] = ref
-    res["at_equal_flops"] = eq
-    cfg0 = nets[next(iter(dirs))][2]
-    res["primary"] = {"variant": next(iter(dirs)), "choice": cfg0.get("primary_choice")}
-    res["targets"] = list(TARGETS)
-    return res
+    return ref, eq
 
 
 def _f(x, pct: bool = True, digits: int = 2) -> str:

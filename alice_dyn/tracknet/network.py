@@ -47,11 +47,13 @@ import torch.nn as nn
 from torch import Tensor
 
 from alice_dyn.event.tracks import TPCTracks
+from alice_dyn.io import BadInputError
 from alice_dyn.nn import (
     ClassGaussianHead,
     ClassGaussianObjective,
     ConfidencePolicy,
     EarlyExitNet,
+    ModelFileError,
     batch_size,
     create_model,
     load_model,
@@ -377,16 +379,29 @@ def all_exit_outputs(model: TrackNet, x: dict[str, Tensor], chunk: int = 8192) -
     return torch.cat(parts, dim=1)
 
 
+def _load_saved(directory: str | Path) -> tuple[TrackNet, dict]:
+    """:func:`alice_dyn.nn.load_model`; an unusable directory is the user's to fix
+    (:class:`~alice_dyn.io.BadInputError`, one line naming the file)."""
+    try:
+        return load_model(directory)
+    except ModelFileError as exc:
+        raise BadInputError(exc.path, None, exc.problem) from None
+
+
 def load_track_net(directory: str | Path | None = None) -> tuple[TrackNet, FeatureScaler, dict]:
     """``(model, scaler, config)`` of a saved track network (default: the shipped one)."""
-    model, cfg = load_model(directory or DEFAULT_MODEL_DIR)
+    model, cfg = _load_saved(directory or DEFAULT_MODEL_DIR)
     return model, FeatureScaler.from_json(cfg["feature_scaling"]), cfg
 
 
 def track_embedding_dim(model_dir: str | Path | None = None) -> int:
     """Width ``d`` of the track embedding ``(n, d)`` of a saved track network (default: the
     shipped one), from its ``config.json`` without loading the weights."""
-    kwargs = read_config(model_dir or DEFAULT_MODEL_DIR)["model"].get("kwargs", {})
+    try:
+        config = read_config(model_dir or DEFAULT_MODEL_DIR)
+    except ModelFileError as exc:
+        raise BadInputError(exc.path, None, exc.problem) from None
+    kwargs = config["model"].get("kwargs", {})
     return int(kwargs.get("d", DEFAULT_D))
 
 
