@@ -191,11 +191,6 @@ TRD = Group(
 )
 GROUPS: tuple[Group, ...] = (CLUSTERS, COLLISIONS, PARTICLES, TOF, TRD)
 
-#: every data branch the reader needs (counters are written but not needed to read)
-REQUIRED_BRANCHES: tuple[str, ...] = tuple(c.name for c in SCALARS) + tuple(
-    b for g in GROUPS for b in g.branches
-)
-
 
 def crc32_of(arrays: Iterable[np.ndarray]) -> int:
     """CRC-32 (zlib) of the little-endian bytes of ``arrays``, concatenated in order."""

@@ -64,7 +64,6 @@ CLUSTER_FEATURES = (
     "gap", "snp_local",
 )  # fmt: skip
 N_CLUSTER_FEATURES = len(CLUSTER_FEATURES)
-TRACK_PAR_COLUMNS = ("x", "alpha", "y", "z", "snp", "tgl", "q2pt")
 TAN_HALF_SECTOR = math.tan(0.5 * geo.SECTOR_WIDTH_RAD)
 RES_SCALE_CM = 0.05
 MIN_CURVATURE = 1e-9  # 1/cm: straighter tracks are treated as this curved

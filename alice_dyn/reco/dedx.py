@@ -18,7 +18,6 @@ from alice_dyn.reco.helix import helices_from_tracks
 from alice_dyn.tpc import geometry as geo
 
 TRUNCATION = (2.0 / 128.0, 77.0 / 128.0)
-MIP_SIGNAL = 50.0
 
 
 def cluster_path_norm(tracks, refs, gx, gy, sector, row, bfield_t: float) -> np.ndarray:

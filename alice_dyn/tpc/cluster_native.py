@@ -41,8 +41,6 @@ SCALE_SIGMA_TIME_PACKED = 32.0
 SCALE_SIGMA_PAD_PACKED = 32.0
 TIME_MASK = 0x00FFFFFF
 FLAGS_SHIFT = 24
-#: largest time (time bins) that fits in 24 bits at the x64 scale
-MAX_TIME_BINS = TIME_MASK / SCALE_TIME_PACKED
 #: largest pad coordinate that fits in 16 bits at the x64 scale
 MAX_PAD = 0xFFFF / SCALE_PAD_PACKED
 
