@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from alice_dyn.cli import main
@@ -162,3 +163,55 @@ def test_a_directory_without_a_model_fails_in_one_line(tmp_path, capsys):
     kv = f"PIDNetParam.model={empty}"
     _refused(capsys, ["run", "tpc-reco", "-i", str(SAMPLE), "-o", str(out), "--max-tf", "1",
                       "--configKeyValues", kv], str(empty), "no config.json")  # fmt: skip
+
+
+def test_summary_skip_bad_warns_once(tmp_path, capsys, make_tfs):
+    from alice_dyn.io.writer import write_timeframes
+
+    tfs = make_tfs(5, with_empty=False)
+    for i in (1, 3):  # two bad timeframes: TRD layer out of range
+        tfs[i].trd.layer[:] = 9
+    path = tmp_path / "bad.root"
+    write_timeframes(path, tfs, validate=False, flush_timeframes=2)
+    assert main(["summary", str(path), "--skip-bad"]) == 0
+    captured = capsys.readouterr()
+    err = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(err) == 1 and "skipped 2 bad timeframes" in err[0], captured.err
+    assert "entry 1:" in captured.out and "entry 3:" in captured.out  # listed in the summary
+
+
+@pytest.mark.slow
+def test_a_burst_after_the_last_arrival_is_warned_about(tmp_path, capsys):
+    out = tmp_path / "copy.root"
+    argv = ["run", "tpc-copy", "-i", str(SAMPLE), "-o", str(out), "--max-tf", "2", "--online",
+            "--rate", "100", "--burst", "4x:1s@5s", "--warmup-tf", "0"]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "warning: the burst 4x from 5 s starts after the last of the 2 timeframes" in err
+
+
+def test_train_pid_says_it_simulates_the_enriched_sample(tmp_path, monkeypatch):
+    from alice_dyn.pid import data_gen, train
+
+    made = []
+
+    def fake(out_dir, *args, **kwargs):
+        made.append(str(out_dir))
+        return _TinyData()
+
+    monkeypatch.setattr(data_gen, "make_pid_dataset", fake)
+    monkeypatch.setattr(data_gen, "make_enriched_dataset", fake)
+    lines: list[str] = []
+    data_gen.training_data(work_dir=tmp_path, timeframes=2, enriched=True, log=lines.append)
+    said = " ".join(lines)
+    assert f"{train.ENRICHED_TIMEFRAMES} pbpb timeframes" in said and "whatever" in said
+    assert len(made) == 2
+
+
+class _TinyData:
+    """What training_data reads of a dataset: its length and labels."""
+
+    labels = np.array([0, 2, 2, 4])
+
+    def __len__(self) -> int:
+        return 4
