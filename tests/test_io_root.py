@@ -15,6 +15,7 @@ def ROOT():
     return pytest.importorskip("ROOT")
 
 
+@pytest.mark.slow
 def test_root_reads_alice_dyn_tree(ROOT, alice_file, timeframes):
     f = ROOT.TFile.Open(alice_file)
     try:
