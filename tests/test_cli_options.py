@@ -191,7 +191,7 @@ def test_a_burst_after_the_last_arrival_is_warned_about(tmp_path, capsys):
 
 
 def test_train_pid_says_it_simulates_the_enriched_sample(tmp_path, monkeypatch):
-    from alice_dyn.pid import data_gen, train
+    from alice_dyn.pid import data_gen
 
     made = []
 
@@ -204,7 +204,7 @@ def test_train_pid_says_it_simulates_the_enriched_sample(tmp_path, monkeypatch):
     lines: list[str] = []
     data_gen.training_data(work_dir=tmp_path, timeframes=2, enriched=True, log=lines.append)
     said = " ".join(lines)
-    assert f"{train.ENRICHED_TIMEFRAMES} pbpb timeframes" in said and "whatever" in said
+    assert f"{data_gen.ENRICHED_TIMEFRAMES} pbpb timeframes" in said and "whatever" in said
     assert len(made) == 2
 
 

@@ -70,29 +70,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"model written to {args.output}")
         return 0
 
-    from alice_dyn.pid.data_gen import training_data
-    from alice_dyn.pid.train import train_all
+    from alice_dyn.pid.train import train_from_simulation
     from alice_dyn.tracknet.network import track_embedding_dim
 
-    command = _command("alice-dyn train pid")
     reuse = args.what == "pid-reuse"
-    data, enriched = training_data(
-        data=args.data, truth=args.truth, work_dir=args.work_dir, timeframes=args.timeframes,
-        system=args.system, centrality=args.centrality, collisions_per_tf=args.collisions_per_tf,
-        seed=args.seed, embedding_dim=track_embedding_dim() if reuse else 0,
-        enriched=not reuse,
+    report = train_from_simulation(
+        args.output, reuse_embedding_dim=track_embedding_dim() if reuse else 0, data=args.data,
+        truth=args.truth, work_dir=args.work_dir, timeframes=args.timeframes, system=args.system,
+        centrality=args.centrality, collisions_per_tf=args.collisions_per_tf, seed=args.seed,
+        epochs=args.epochs, command=_command("alice-dyn train pid"),
     )  # fmt: skip
     if reuse:
-        from alice_dyn.pid.reuse import train_reuse_all
-
-        report = train_reuse_all(data, args.output, seed=args.seed, epochs=args.epochs,
-                                 command=command)  # fmt: skip
         print(json.dumps(report, indent=1))
         print(f"models written to {args.output}/reuse and {args.output}/reuse_control")
         return 0
-    report = train_all(
-        data, args.output, seed=args.seed, epochs=args.epochs, command=command, enriched=enriched
-    )
     print(json.dumps({k: report[k] for k in ("n_train", "n_val", "baselines")}, indent=1))
     print(f"model written to {args.output}")
     return 0

@@ -110,7 +110,9 @@ class SubsetMLPs:
         for k, subset in enumerate(SUBSETS):
             sel = names == subset
             if sel.sum() < self.min_tracks:
-                continue  # too few tracks to train: falls back to the TPC-only model
+                if subset != "TPC":
+                    continue  # too few tracks to train: falls back to the TPC-only model
+                sel = np.ones(len(ds), bool)  # the fallback itself: every track has the TPC
             x = flat_features(ds.take(sel), SUBSET_GROUPS[subset], 0.0)
             model = mlp(x.shape[1])
             train_classifier(model, x, ds.labels[sel], seed=seed + k, **kw)

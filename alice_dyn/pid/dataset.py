@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from alice_dyn.framework.errors import UsageError
 from alice_dyn.physics.particles import SPEED_OF_LIGHT_CM_PER_NS, species_index
 from alice_dyn.reco.pid_nsigma import (
     PID_MASSES,
@@ -350,3 +351,21 @@ def dataset_from_reco(
             PIDDataset(feats, masks, labels, p, c["fPidNSigma"][keep].astype(np.int8), extra)
         )
     return PIDDataset.concatenate(parts)
+
+
+def split_dataset(ds: PIDDataset, fraction: float, seed: int) -> tuple[PIDDataset, PIDDataset]:
+    """``(rest, part)``: a random ``fraction`` of the tracks (``part``, drawn with ``seed``)
+    and the others, in a fixed order for a seed."""
+    perm = np.random.default_rng(seed).permutation(len(ds))
+    n_part = int(fraction * len(ds))
+    return ds.take(perm[n_part:]), ds.take(perm[:n_part])
+
+
+def require_tracks(ds: PIDDataset, n_min: int, purpose: str) -> None:
+    """A one-line :class:`~alice_dyn.framework.errors.UsageError` when ``ds`` has fewer than
+    ``n_min`` tracks for ``purpose`` (e.g. "to train the PID networks")."""
+    if len(ds) < n_min:
+        raise UsageError(
+            f"{len(ds)} tracks are too few {purpose} (at least {n_min}: simulate more "
+            "timeframes, --timeframes)"
+        )

@@ -28,7 +28,7 @@ from alice_dyn.nn import (
     train_joint,
 )
 from alice_dyn.nn.flops import exit_flops_for
-from alice_dyn.pid.dataset import GROUPS, PIDDataset
+from alice_dyn.pid.dataset import GROUPS, PIDDataset, split_dataset
 from alice_dyn.pid.network import (
     N_CLASSES,
     REUSE_GROUP,
@@ -130,11 +130,10 @@ def train_reuse_all(
     from alice_dyn.pid.mismatch import CONFIG_KEY as MISMATCH_KEY
     from alice_dyn.pid.mismatch import mismatch_config
     from alice_dyn.pid.network import budget_policies
-    from alice_dyn.pid.train import split
 
     out = Path(out_dir)
-    train, rest = split(data, 0.3, seed)
-    val, calib = split(rest, 0.5, seed + 1)
+    train, rest = split_dataset(data, 0.3, seed)
+    val, calib = split_dataset(rest, 0.5, seed + 1)
     digest = dataset_hash(data.extra[REUSE_GROUP], data.labels)
     report: dict = {"command": command, "n_train": len(train), "n_val": len(val), "depth": depth}
     # the TOF-mismatch hypothesis, measured on the training split as for the standalone network

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from alice_dyn.nn import dataset_hash, provenance
 from alice_dyn.pid.baselines import GBDT, SUBSET_GROUPS, SubsetMLPs, mlp, train_gbdt
-from alice_dyn.pid.dataset import GROUPS, PIDDataset
+from alice_dyn.pid.dataset import GROUPS, PIDDataset, require_tracks, split_dataset
 from alice_dyn.pid.incremental import save_incremental, train_incremental
 from alice_dyn.pid.mismatch import CONFIG_KEY as MISMATCH_KEY
 from alice_dyn.pid.mismatch import mismatch_config
@@ -56,23 +56,9 @@ FINETUNE_LR: float | None = 2e-4
 #: it does raise the median P(e) of TOF-mismatched electrons (0.01 -> 0.05-0.42).
 #: docs/results/pid_network.md has the table.
 TOF_MISMATCH_FRACTION: float = 0.0
-#: the enriched simulation of the SDN network's training (electrons and muons from it are added
-#: to the training and early-stopping data, the logits shifted back to the natural mix):
-#: timeframes, abundances of (e, mu, pi, K, p, d) (10x the electrons, 4x the muons of Pb-Pb),
-#: seed = training seed + ENRICHED_SEED_OFFSET. Chosen on validation data only (the
-#: validation + calibration split and three independent sets, seeds 505/606/707): as pure as
-#: n-sigma at its efficiency in 172 of 176 (species, p) bins against 166, all 176 within one
-#: standard deviation (171 before), electron recall 77.7% -> 80.6%, accuracy -0.08 pp on
-#: average; docs/results/pid_network.md
-ENRICHED_TIMEFRAMES: int = 40
-ENRICHED_ABUNDANCES: tuple[float, ...] = (0.10, 0.02, 0.675, 0.130, 0.0742, 0.0008)
-ENRICHED_SEED_OFFSET: int = 808
-
-
-def split(ds: PIDDataset, val_fraction: float, seed: int) -> tuple[PIDDataset, PIDDataset]:
-    perm = np.random.default_rng(seed).permutation(len(ds))
-    n_val = int(val_fraction * len(ds))
-    return ds.take(perm[n_val:]), ds.take(perm[:n_val])
+#: fewer tracks cannot be split into training, validation and calibration parts that each hold
+#: every species (one pp timeframe has about 40)
+MIN_TRAINING_TRACKS: int = 300
 
 
 def enrichment_tracks(
@@ -83,7 +69,7 @@ def enrichment_tracks(
     optional extra arrays are dropped (the natural training data carry none by default)."""
     rare = enriched.take(np.flatnonzero(np.isin(enriched.labels, classes)))
     rare.extra = {}
-    return split(rare, val_fraction, seed)
+    return split_dataset(rare, val_fraction, seed)
 
 
 def save_subset_mlps(models: SubsetMLPs, directory: Path) -> None:
@@ -144,13 +130,14 @@ def train_all(
     baselines train on the natural data); ``enriched``: tracks of an enriched simulation whose
     electrons and muons join the SDN network's training and early-stopping data
     (:func:`enrichment_tracks`; the other networks and every calibration stay natural)."""
+    require_tracks(data, MIN_TRAINING_TRACKS, "to train the PID networks")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     # three disjoint parts: training, validation (early stopping) and calibration (exit
     # thresholds): thresholds fitted on the early-stopping set come out biased
-    train, rest = split(data, 2 * val_fraction, seed)
-    val, calib = split(rest, 0.5, seed + 1)
+    train, rest = split_dataset(data, 2 * val_fraction, seed)
+    val, calib = split_dataset(rest, 0.5, seed + 1)
     report: dict = {
         "command": command,
         "n_train": len(train),
@@ -278,3 +265,42 @@ def _train_baselines(train: PIDDataset, val: PIDDataset, base: Path, seed: int) 
         "gbdt_val_accuracy": val_accuracy(gbdt),
         "nsigma_val_accuracy": float((val.nsigma == val.labels).mean()),
     }
+
+
+def train_from_simulation(
+    out_dir: str | Path,
+    *,
+    reuse_embedding_dim: int = 0,
+    data: str | Path | None = None,
+    truth: str | Path | None = None,
+    work_dir: str | Path | None = None,
+    timeframes: int = 30,
+    system: str = "pbpb",
+    centrality: tuple[float, float] = (0.0, 0.7),
+    collisions_per_tf: int = 2,
+    seed: int = 101,
+    epochs: int = 30,
+    command: str = "",
+    log=print,
+) -> dict:
+    """``alice-dyn train pid|pid-reuse``: the training data (simulated and reconstructed into
+    ``work_dir``, or the reconstruction ``data`` with its simulation ``truth``:
+    :func:`alice_dyn.pid.data_gen.training_data`; the enriched e/mu sample too for ``pid``),
+    then every network of :func:`train_all` written to ``out_dir``; returns the report.
+    ``reuse_embedding_dim`` > 0: instead, the networks on the track network's embedding of that
+    width (:func:`alice_dyn.tracknet.network.track_embedding_dim`) and their control
+    (:func:`alice_dyn.pid.reuse.train_reuse_all`)."""
+    from alice_dyn.pid.data_gen import training_data
+    from alice_dyn.pid.reuse import train_reuse_all
+
+    reuse = reuse_embedding_dim > 0
+    ds, enriched = training_data(
+        data=data, truth=truth, work_dir=work_dir, timeframes=timeframes, system=system,
+        centrality=centrality, collisions_per_tf=collisions_per_tf, seed=seed,
+        embedding_dim=reuse_embedding_dim,
+        tof_mismatch=TOF_MISMATCH_FRACTION > 0, enriched=not reuse, log=log,
+        min_tracks=MIN_TRAINING_TRACKS,
+    )  # fmt: skip
+    if reuse:
+        return train_reuse_all(ds, out_dir, seed=seed, epochs=epochs, command=command)
+    return train_all(ds, out_dir, seed=seed, epochs=epochs, command=command, enriched=enriched)
