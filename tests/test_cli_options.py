@@ -215,3 +215,9 @@ class _TinyData:
 
     def __len__(self) -> int:
         return 4
+
+
+def test_too_little_training_data_fails_in_one_line(tmp_path, capsys):
+    _refused(capsys, ["train", "track", "-o", str(tmp_path / "m"), "--timeframes", "1"],
+             "1 timeframes leave no timeframe for calib, val", "at least 6")  # fmt: skip
+    assert not (tmp_path / "m").exists()

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from alice_dyn.event.timeframe import Timeframe
+from alice_dyn.framework.errors import UsageError
 from alice_dyn.sim import SimConfig, simulate_timeframe
 from alice_dyn.tracknet.dataset import TrackDataset, dataset_from_timeframe
 
@@ -71,11 +72,37 @@ def mix_timeframes(
         yield k, simulate_timeframe(cfg, first_tf + i)
 
 
+ROLES = ("train", "train", "train", "train", "val", "calib")
+
+
+def role_of(i: int, roles: Sequence[str] = ROLES, mix: Mix = MIX) -> str:
+    """The dataset timeframe ``i`` of a mix goes to (:func:`make_datasets`)."""
+    return roles[(i // len(mix) + i % len(mix)) % len(roles)]
+
+
+def check_timeframes(n: int, roles: Sequence[str] = ROLES, mix: Mix = MIX) -> None:
+    """A one-line :class:`~alice_dyn.framework.errors.UsageError` when ``n`` timeframes leave a
+    role of ``roles`` without a timeframe (training, validation and calibration need one each),
+    naming the smallest ``n`` that feeds them all."""
+    need = set(roles)
+    got = {role_of(i, roles, mix) for i in range(n)}
+    if got >= need:
+        return
+    k = n
+    while {role_of(i, roles, mix) for i in range(k)} < need:
+        k += 1
+    missing = ", ".join(sorted(need - got))
+    raise UsageError(
+        f"{n} timeframes leave no timeframe for {missing}: the track network needs at least "
+        f"{k} (--timeframes)"
+    )
+
+
 def make_datasets(
     n: int,
     seed: int,
     *,
-    roles: Sequence[str] = ("train", "train", "train", "train", "val", "calib"),
+    roles: Sequence[str] = ROLES,
     keep_common: int = 3000,
     progress: bool = True,
     mix: Mix = MIX,
@@ -93,7 +120,7 @@ def make_datasets(
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     for i, (k, tf) in enumerate(mix_timeframes(n, seed, mix=mix)):
-        role = roles[(i // len(mix) + k) % len(roles)]
+        role = role_of(i, roles, mix)
         ds = dataset_from_timeframe(
             tf, source=k, keep_common=keep_common if role == "train" else None, rng=rng
         )

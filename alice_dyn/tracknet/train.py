@@ -374,8 +374,10 @@ def train_from_simulation(
 ) -> dict:
     """Simulate the mix (or reuse ``data_dir`` made by the same ``timeframes`` and ``seed``),
     train both variants and write ``out_dir``; returns the report."""
-    from alice_dyn.tracknet.data_gen import MIX, make_datasets
+    from alice_dyn.tracknet.data_gen import MIX, check_timeframes, make_datasets
 
+    check_timeframes(timeframes, **({"roles": roles} if roles is not None else {}),
+                     **({"mix": mix} if mix is not None else {}))  # fmt: skip
     torch.set_num_threads(threads)  # small models: one thread is fastest on a loaded CPU
     key = {"timeframes": int(timeframes), "seed": int(seed), "data": "mix7-interleaved-v1"}
     t0 = time.perf_counter()
