@@ -69,6 +69,9 @@ def test_simulate_options_fail_in_one_line(tmp_path, capsys, extra, needles):
             ("PIDNetParam.flops_fraction", "-2"),
         ),
         (["--configKeyValues", "NoSuchParam.x=1"], ("NoSuchParam",)),
+        (["--configKeyValues", "TPCGasParam.DriftV=-1"], ("drift_velocity_cm_us=-1.0", "(0, inf)")),
+        (["--configKeyValues", "TPCTrackerParam.seed_max_snp=1.5"], ("seed_max_snp", "(0, 1)")),
+        (["--configKeyValues", "TOFMatchParam.max_chi2=nan"], ("TOFMatchParam.max_chi2",)),
     ],
 )
 def test_run_options_fail_in_one_line(tmp_path, capsys, extra, needles):
@@ -221,3 +224,35 @@ def test_too_little_training_data_fails_in_one_line(tmp_path, capsys):
     _refused(capsys, ["train", "track", "-o", str(tmp_path / "m"), "--timeframes", "1"],
              "1 timeframes leave no timeframe for calib, val", "at least 6")  # fmt: skip
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["simulate", "-o", "/proc/alice_dyn_x.root", "--timeframes", "1"], "-o"),
+        (["summary", str(SAMPLE), "--json", "/proc/alice_dyn_x.json"], "--json"),
+        (["run", "tpc-copy", "-i", str(SAMPLE), "-o", "/proc/alice_dyn_x.root"], "-o"),
+        (
+            [
+                "run",
+                "tpc-copy",
+                "-i",
+                str(SAMPLE),
+                "-o",
+                "x.root",
+                "--metrics-json",
+                "/proc/alice_dyn/m.json",
+            ],
+            "--metrics-json",
+        ),
+        (["calibrate", "dedx", "-o", "/proc/alice_dyn_x.json"], "-o"),
+        (["train", "pid", "-o", "/proc/alice_dyn_model"], "-o"),
+        (["quickstart", "--out-dir", "/proc/alice_dyn_out"], "--out-dir"),
+    ],
+)
+def test_outputs_that_cannot_be_written_fail_before_any_work(capsys, argv, option):
+    _refused(capsys, argv, option, "/proc")
+
+
+def test_an_output_that_is_a_folder_is_refused(tmp_path, capsys):
+    _refused(capsys, ["simulate", "-o", str(tmp_path), "--timeframes", "1"], "is a folder")

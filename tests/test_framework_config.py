@@ -192,3 +192,26 @@ def test_config_reaches_processors_through_the_runner():
     # without a store the processor gets the defaults
     run_inline(build_topology([spec]))
     assert seen["init"] == CoreTestParam()
+
+
+def test_declared_ranges_are_checked_when_a_group_is_made():
+    import dataclasses
+
+    from alice_dyn.framework.config import check_ranges
+
+    @dataclasses.dataclass(frozen=True)
+    class Ranged:
+        speed: float = dataclasses.field(default=1.0, metadata={"range": "(0, inf)"})
+        share: float = dataclasses.field(default=0.5, metadata={"range": "[0, 1]"})
+        free: float = -3.0
+
+    check_ranges("Ranged", Ranged())
+    check_ranges("Ranged", Ranged(share=1.0, free=-1e9))
+    for bad, key in ((Ranged(speed=0.0), "speed"), (Ranged(share=1.5), "share"),
+                     (Ranged(speed=float("nan")), "speed")):  # fmt: skip
+        with pytest.raises(ConfigError, match=rf"Ranged\.{key}="):
+            check_ranges("Ranged", bad)
+    with pytest.raises(ConfigError, match="malformed range"):
+        check_ranges("Bad", dataclasses.make_dataclass(
+            "Bad", [("x", float, dataclasses.field(default=1.0, metadata={"range": "0..1"}))]
+        )())  # fmt: skip

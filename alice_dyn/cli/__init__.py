@@ -4,8 +4,8 @@ Layer: user interface; it only wires the package's layers together. Options are 
 with visible defaults (``alice-dyn COMMAND --help``) and validated before work starts
 (:mod:`alice_dyn.cli._options`). Exit codes: 0 success; 1 a processor failed during a run
 (the message names it and the timeframe); 2 a bad option, workflow, configuration or input
-file (one line, no traceback); 130 interrupted (Ctrl-C); 141 the reader of the output went
-away (``| head``), quietly.
+file (one line, no traceback; also a file that cannot be read or written); 130 interrupted
+(Ctrl-C); 141 the reader of the output went away (``| head``), quietly.
 
 Subcommands: ``simulate`` (:mod:`~alice_dyn.cli.simulate`), ``inspect`` and ``summary``
 (:mod:`~alice_dyn.cli.inspect`), ``quickstart`` (:mod:`~alice_dyn.cli.quickstart`),
@@ -69,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return _quiet_broken_pipe()
+    except OSError as exc:  # a file the user named cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"alice-dyn {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"alice-dyn {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

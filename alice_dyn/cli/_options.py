@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import tempfile
+from pathlib import Path
 from typing import NoReturn
 
 from alice_dyn.framework.errors import UsageError
@@ -124,3 +126,32 @@ def centrality_percent(text: str) -> tuple[float, float]:
 class OptionError(UsageError):
     """Options that do not go together (or a value only another option makes wrong): the
     command ends with one line ``alice-dyn COMMAND: error: ...`` and exit code 2."""
+
+
+def writable_file(path: str | None, option: str) -> None:
+    """Before any work: the folder of output file ``path`` exists or is made, and can be
+    written to; else one line naming ``option`` (:class:`OptionError`). ``None``: no output."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise OptionError(f"{option} {path}: is a folder, not a file")
+    writable_dir(str(p.resolve().parent), option, shown=path)
+
+
+def writable_dir(path: str | None, option: str, shown: str | None = None) -> None:
+    """Before any work: output folder ``path`` exists or is made, and can be written to."""
+    if path is None:
+        return
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OptionError(f"{option} {shown or path}: cannot make {p}: {exc.strerror}") from None
+    try:  # a real probe: access() says yes to root where nothing can be made (e.g. /proc)
+        with tempfile.TemporaryFile(dir=p):
+            pass
+    except OSError as exc:
+        raise OptionError(
+            f"{option} {shown or path}: cannot write in {p}: {exc.strerror}"
+        ) from None

@@ -32,8 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from alice_dyn.calib.dedx import measure_calibration
 
+    opt.writable_file(args.output, "-o")
     d = measure_calibration(seed=args.seed, n_per_point=args.per_point, bfield_t=args.bfield)
-    Path(args.output).resolve().parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(d, indent=1))
     print(
         f"dE/dx calibration: MIP scale {d['mip_scale']:.4f}, dip coefficient "

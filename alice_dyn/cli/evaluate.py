@@ -50,6 +50,8 @@ def _check(args: argparse.Namespace) -> str | None:
             raise BadInputError(path, None, "no such file")
     if args.model is not None and not Path(args.model).is_dir():
         raise opt.OptionError(f"argument --model: {args.model}: no such model directory")
+    opt.writable_file(args.json_out, "--json")
+    opt.writable_dir(args.plots, "--plots")
     return reco
 
 
@@ -86,7 +88,6 @@ def run(args: argparse.Namespace) -> int:
 
     print(text)
     if args.json_out:
-        Path(args.json_out).resolve().parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_out).write_text(json.dumps(result, indent=2))
     if args.plots:
         for path in make_plots(result, args.plots):

@@ -96,6 +96,9 @@ def format_summary(s: dict) -> str:
 def run_summary(args: argparse.Namespace) -> int:
     import sys
 
+    from alice_dyn.cli import _options as opt
+
+    opt.writable_file(args.json_out, "--json")
     s = summarize_file(args.file, skip_bad=args.skip_bad)
     print(format_summary(s))
     if s["skipped_timeframes"]:

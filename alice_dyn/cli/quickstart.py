@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from alice_dyn.sim import SimConfig, simulate_timeframe
 
     sample = str(args.sample or default_sample())
+    opt.writable_dir(args.out_dir, "--out-dir")
     print(f"== 1. shipped sample: {sample}")
     print(format_inspection(inspect_file(sample)))
     print(format_summary(summarize_file(sample)))

@@ -158,10 +158,13 @@ def run(args: argparse.Namespace) -> int:
 
     _check_online_options(args)
     check_inputs(args.inputs)
+    opt.writable_file(args.output, "-o")
+    opt.writable_file(args.metrics_json, "--metrics-json")
+    opt.writable_file(args.report_json, "--report-json")
+    opt.writable_dir(args.report_plots, "--report-plots")
     module = load_workflow(args.workflow)
     if args.online:
         return run_online(args, module, count_timeframes(args.inputs))
-    Path(args.output).resolve().parent.mkdir(parents=True, exist_ok=True)
     specs = module.define_workflow(
         list(args.inputs), args.output, **_workflow_options(args, module)
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
 from tqdm import tqdm
 
@@ -85,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise opt.OptionError(str(exc)) from None
     compression = args.compression or DEFAULT_COMPRESSION
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    opt.writable_file(args.output, "-o")
     n_cl = 0
     t0 = time.perf_counter()
     with TimeframeWriter(args.output, layout=args.layout, compression=compression) as writer:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from alice_dyn.cli import _options as opt
 
@@ -57,6 +58,9 @@ def _command(default: str) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.data and not args.truth:
         raise opt.OptionError("--data needs --truth")
+    for option, folder in (("-o", args.output), ("--work-dir", args.work_dir)):
+        if folder is not None:  # its parent: the folder itself is made once training starts
+            opt.writable_dir(str(Path(folder).resolve().parent), option, shown=folder)
     if args.what == "track":
         if args.data:
             raise opt.OptionError("train track simulates its own mix: no --data")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import re
 import typing
 from collections.abc import Iterable
 from pathlib import Path
@@ -80,6 +81,29 @@ def _convert(value: str, annotation: Any, where: str) -> Any:
             except ValueError:
                 raise ConfigError(f"{where}: {value!r} is not a valid {name}") from None
     raise ConfigError(f"{where}: cannot set a value of type {annotation!r} from text")
+
+
+_INTERVAL = re.compile(r"^\s*([\[(])\s*([^,\s]+)\s*,\s*([^\]\s)]+)\s*([\])])\s*$")
+
+
+def check_ranges(group: str, obj: Any) -> None:
+    """Check the fields of a group instance that declare an interval of allowed values in their
+    metadata (``dataclasses.field(..., metadata={"range": "(0, inf)"})``, ``[``/``]`` closed,
+    ``(``/``)`` open, ``inf`` for no bound); a value outside is a :class:`ConfigError` naming
+    ``Group.key``, the value and the interval (a group needs no import for this)."""
+    for f in dataclasses.fields(obj):
+        spec = f.metadata.get("range")
+        if spec is None:
+            continue
+        m = _INTERVAL.match(spec)
+        if m is None:
+            raise ConfigError(f"{group}.{f.name}: malformed range {spec!r} in its declaration")
+        left, lo, hi, right = m.group(1), float(m.group(2)), float(m.group(3)), m.group(4)
+        v = getattr(obj, f.name)
+        below = v < lo or (left == "(" and v == lo)
+        above = v > hi or (right == ")" and v == hi)
+        if below or above or v != v:  # v != v: NaN
+            raise ConfigError(f"{group}.{f.name}={v!r}: must be in {spec.strip()}")
 
 
 class ConfigStore:
@@ -156,11 +180,13 @@ class ConfigStore:
             raise ConfigError(f"configuration group {group!r} is not part of this workflow")
         cls = _REGISTRY[group][0]
         try:
-            return cls(**self._changes[group])
+            obj = cls(**self._changes[group])
         except ConfigError:
             raise
         except (ValueError, TypeError) as exc:  # a group's own check of its values
             raise ConfigError(f"{group}: {exc}") from None
+        check_ranges(group, obj)
+        return obj
 
     def as_dict(self) -> dict[str, Any]:
         return {g: self.get(g) for g in self._changes}

@@ -15,7 +15,7 @@ Layer: reconstruction (NumPy). For each mass hypothesis of e, mu, pi, K, p:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,10 +31,10 @@ PID_MASSES = MASSES_GEV[:N_SPECIES_PID]
 class PIDNSigmaParam:
     """Settings of the n-sigma PID (configuration group ``PIDNSigmaParam``)."""
 
-    n_sigma_cut: float = 3.0
-    p_tof_min_gev: float = 0.5
-    tof_resolution_ps: float = 70.0
-    rel_momentum_resolution: float = 0.01
+    n_sigma_cut: float = field(default=3.0, metadata={"range": "(0, inf)"})
+    p_tof_min_gev: float = field(default=0.5, metadata={"range": "[0, inf)"})
+    tof_resolution_ps: float = field(default=70.0, metadata={"range": "(0, inf)"})
+    rel_momentum_resolution: float = field(default=0.01, metadata={"range": "[0, inf)"})
 
 
 def nsigma_tpc(

@@ -17,7 +17,7 @@ collision) it equals, used by the tests and ``benchmarks/bench_reco.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,13 +32,15 @@ TOF_RADIUS_CM = 380.0
 class TOFMatchParam:
     """Settings of the TOF matching (configuration group ``TOFMatchParam``)."""
 
-    radius_cm: float = TOF_RADIUS_CM
-    sigma_rphi_cm: float = 1.0  # pad 2.5 cm / sqrt(12) (+) extrapolation
-    sigma_z_cm: float = 1.5  # pad 3.5 cm / sqrt(12) (+) extrapolation
-    max_chi2: float = 16.0
-    resolution_ps: float = 70.0
-    min_beta: float = 0.1
-    max_beta: float = 1.05
+    radius_cm: float = field(default=TOF_RADIUS_CM, metadata={"range": "(0, inf)"})
+    #: pad 2.5 cm / sqrt(12) (+) extrapolation
+    sigma_rphi_cm: float = field(default=1.0, metadata={"range": "(0, inf)"})
+    #: pad 3.5 cm / sqrt(12) (+) extrapolation
+    sigma_z_cm: float = field(default=1.5, metadata={"range": "(0, inf)"})
+    max_chi2: float = field(default=16.0, metadata={"range": "(0, inf)"})
+    resolution_ps: float = field(default=70.0, metadata={"range": "(0, inf)"})
+    min_beta: float = field(default=0.1, metadata={"range": "[0, 1]"})
+    max_beta: float = field(default=1.05, metadata={"range": "(0, inf)"})
 
 
 @dataclass

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit
@@ -63,29 +63,34 @@ class TPCTrackerParam:
     """Settings of the classical tracker (configuration group ``TPCTrackerParam``)."""
 
     bfield_t: float = 0.5
-    min_clusters: int = 30
-    seed_gap_rows: int = 3
-    seed_max_snp: float = 0.85
-    seed_max_tgl: float = 2.0
-    seed_min_radius_cm: float = 40.0  # pT > 0.06 GeV/c at 0.5 T
-    chi2_cluster: float = 25.0  # max chi2 (2 dof) of a cluster added to a track
-    max_chi2_ndf: float = 6.0
-    max_missing_rows: int = 10
-    sigma0_y_cm: float = 0.03
-    sigma0_z_cm: float = 0.04
-    diffusion_t: float = 0.0209
-    diffusion_l: float = 0.0221
-    adc_per_electron: float = 2.0
-    drift_length_cm: float = 250.0
-    looper_centre_cm: float = 3.0  # legs' circle centres agree within max(3 cm, 10% of R)
-    looper_centre_frac: float = 0.10
-    looper_radius_frac: float = 0.10  # energy loss between legs shrinks the radius
-    looper_max_radius_cm: float = 200.0  # legs among tracks with R < 200 cm: 2R < r(TOF) + margin
+    min_clusters: int = field(default=30, metadata={"range": "[3, 1000]"})
+    seed_gap_rows: int = field(default=3, metadata={"range": "[1, 150]"})
+    seed_max_snp: float = field(default=0.85, metadata={"range": "(0, 1)"})
+    seed_max_tgl: float = field(default=2.0, metadata={"range": "(0, inf)"})
+    #: pT > 0.06 GeV/c at 0.5 T
+    seed_min_radius_cm: float = field(default=40.0, metadata={"range": "(0, inf)"})
+    #: max chi2 (2 dof) of a cluster added to a track
+    chi2_cluster: float = field(default=25.0, metadata={"range": "(0, inf)"})
+    max_chi2_ndf: float = field(default=6.0, metadata={"range": "(0, inf)"})
+    max_missing_rows: int = field(default=10, metadata={"range": "[0, 152]"})
+    sigma0_y_cm: float = field(default=0.03, metadata={"range": "[0, inf)"})
+    sigma0_z_cm: float = field(default=0.04, metadata={"range": "[0, inf)"})
+    diffusion_t: float = field(default=0.0209, metadata={"range": "[0, inf)"})
+    diffusion_l: float = field(default=0.0221, metadata={"range": "[0, inf)"})
+    adc_per_electron: float = field(default=2.0, metadata={"range": "(0, inf)"})
+    drift_length_cm: float = field(default=250.0, metadata={"range": "(0, inf)"})
+    #: legs' circle centres agree within max(3 cm, 10% of R)
+    looper_centre_cm: float = field(default=3.0, metadata={"range": "[0, inf)"})
+    looper_centre_frac: float = field(default=0.10, metadata={"range": "[0, inf)"})
+    #: energy loss between legs shrinks the radius
+    looper_radius_frac: float = field(default=0.10, metadata={"range": "[0, inf)"})
+    #: legs among tracks with R < 200 cm: 2R < r(TOF) + margin
+    looper_max_radius_cm: float = field(default=200.0, metadata={"range": "(0, inf)"})
     # legs must also be on one side and agree in z with one helix (within 3 cm + 10% of the z
     # step); false: the circle alone (merges chance circles at Pb-Pb occupancy)
     looper_z_check: bool = True
-    looper_dz_cm: float = 3.0
-    looper_dz_frac: float = 0.10
+    looper_dz_cm: float = field(default=3.0, metadata={"range": "[0, inf)"})
+    looper_dz_frac: float = field(default=0.10, metadata={"range": "[0, inf)"})
 
     def vector(self) -> np.ndarray:
         return np.array(

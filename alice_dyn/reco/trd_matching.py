@@ -14,7 +14,7 @@ reference (dense tracks x tracklets matrices per layer) it equals, used by the t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,9 +28,11 @@ TRD_RADII_CM = np.array([297.0, 310.0, 323.0, 336.0, 349.0, 362.0])
 class TRDMatchParam:
     """Settings of the TRD matching (configuration group ``TRDMatchParam``)."""
 
-    max_drphi_cm: float = 1.5
-    max_dz_cm: float = 8.0  # with the collision known from TOF
-    max_dz_unknown_time_cm: float = 300.0  # without it (z shift unknown)
+    max_drphi_cm: float = field(default=1.5, metadata={"range": "(0, inf)"})
+    #: with the collision known from TOF
+    max_dz_cm: float = field(default=8.0, metadata={"range": "(0, inf)"})
+    #: without it (z shift unknown)
+    max_dz_unknown_time_cm: float = field(default=300.0, metadata={"range": "(0, inf)"})
 
 
 @dataclass

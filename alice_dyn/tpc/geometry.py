@@ -19,7 +19,7 @@ vectorised: ``ROW_X_CM[rows]``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -104,15 +104,19 @@ class TPCGasParam:
     distance (on the pad plane) would appear for a collision at time 0.
     """
 
-    drift_velocity_cm_us: float = 2.58
-    drift_length_cm: float = 250.0
-    time_bin_us: float = 0.2
-    t0_time_bins: float = 0.0
-    diffusion_t_cm_sqrtcm: float = 0.0209  # transverse diffusion coefficient
-    diffusion_l_cm_sqrtcm: float = 0.0221  # longitudinal diffusion coefficient
-    w_ion_ev: float = 37.3  # energy per electron-ion pair
-    n_primaries_per_cm: float = 14.0  # primary ionisation of a MIP
-    gem_gain: float = 2000.0
+    drift_velocity_cm_us: float = field(default=2.58, metadata={"range": "(0, inf)"})
+    drift_length_cm: float = field(default=250.0, metadata={"range": "(0, inf)"})
+    time_bin_us: float = field(default=0.2, metadata={"range": "(0, inf)"})
+    t0_time_bins: float = field(default=0.0, metadata={"range": "[0, inf)"})
+    #: transverse diffusion coefficient
+    diffusion_t_cm_sqrtcm: float = field(default=0.0209, metadata={"range": "[0, inf)"})
+    #: longitudinal diffusion coefficient
+    diffusion_l_cm_sqrtcm: float = field(default=0.0221, metadata={"range": "[0, inf)"})
+    #: energy per electron-ion pair
+    w_ion_ev: float = field(default=37.3, metadata={"range": "(0, inf)"})
+    #: primary ionisation of a MIP
+    n_primaries_per_cm: float = field(default=14.0, metadata={"range": "(0, inf)"})
+    gem_gain: float = field(default=2000.0, metadata={"range": "(0, inf)"})
 
     @property
     def drift_cm_per_time_bin(self) -> float:
