@@ -4,7 +4,8 @@ Layer: presentation. Each function draws the JSON-ready report of
 :func:`alice_dyn.online.run_online_comparison` (keys in ``docs/online_report.md``) and reads
 nothing else: no import of ``framework`` or ``online`` (the scheduled rate is drawn from the
 report's ``rate_hz`` and ``bursts``). :func:`make_online_plots` writes all of them. Figures come
-from :func:`alice_dyn.plotting.style.figure` and are written by
+from :func:`alice_dyn.plotting.style.figure`, in the one style
+(:func:`~alice_dyn.plotting.style.styled`), and are written by
 :func:`~alice_dyn.plotting.style.save`. Times on the x axes are s after the first arrival,
 latencies ms.
 """
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from alice_dyn.plotting.style import figure, save
+from alice_dyn.plotting.style import figure, save, styled
 
 #: the size of every online plot, inches (wide: time runs along x)
 SIZE = (10.0, 5.5)
@@ -61,6 +62,7 @@ def _name(report: dict[str, Any]) -> str:
     return Path(workflow).stem if workflow.endswith(".py") else workflow
 
 
+@styled
 def plot_latency(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Latency per timeframe (ms) vs arrival time (s), both runs, budget line, bursts shaded."""
     fig, ax = figure(SIZE)
@@ -74,10 +76,11 @@ def plot_latency(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     ax.set_xlabel("arrival time (s)")
     ax.set_ylabel("latency (ms)")
     ax.set_title(f"{_name(report)}: latency per timeframe")
-    ax.legend(loc="upper left")
+    ax.legend(loc="upper left", fontsize="small")
     return save(fig, path, dpi=DPI)
 
 
+@styled
 def plot_rate(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Scheduled arrival rate and the rate the timeframes actually entered at (Hz)."""
     rows = _rows(report, "adaptive")
@@ -95,7 +98,7 @@ def plot_rate(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     ax.set_xlabel("time since the first arrival (s)")
     ax.set_ylabel("timeframes / s")
     ax.set_title(f"{_name(report)}: arrival rate")
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper right", fontsize="small")
     return save(fig, path, dpi=DPI)
 
 
@@ -118,6 +121,7 @@ def _exit_fraction_points(
     return np.asarray([a for a, _ in pts]), y
 
 
+@styled
 def plot_exit_fractions(report: dict[str, Any], outdir: str | os.PathLike[str]) -> list[Path]:
     """Stacked ``exit_fractions`` per timeframe of the adaptive run, one plot per processor."""
     rows = _rows(report, "adaptive")
@@ -134,12 +138,13 @@ def plot_exit_fractions(report: dict[str, Any], outdir: str | os.PathLike[str]) 
         ax.set_xlabel("arrival time (s)")
         ax.set_ylabel("fraction of items")
         ax.set_title(f"{_name(report)} (adaptive): exit fractions of {proc}")
-        ax.legend(loc="upper right", fontsize="small")
+        ax.legend(loc="upper right", fontsize="x-small")
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in proc)
         paths.append(save(fig, Path(outdir) / f"online_exit_fractions_{safe}.png", dpi=DPI))
     return paths
 
 
+@styled
 def plot_accuracy(
     report: dict[str, Any], path: str | os.PathLike[str], window: int = 5
 ) -> Path | None:
@@ -161,7 +166,7 @@ def plot_accuracy(
     ax.set_xlabel("arrival time (s)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"{_name(report)}: accuracy per timeframe")
-    ax.legend(loc="lower left")
+    ax.legend(loc="lower left", fontsize="small")
     return save(fig, path, dpi=DPI)
 
 
