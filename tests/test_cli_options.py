@@ -205,7 +205,8 @@ def test_train_pid_says_it_simulates_the_enriched_sample(tmp_path, monkeypatch):
     monkeypatch.setattr(data_gen, "make_pid_dataset", fake)
     monkeypatch.setattr(data_gen, "make_enriched_dataset", fake)
     lines: list[str] = []
-    data_gen.training_data(work_dir=tmp_path, timeframes=2, enriched=True, log=lines.append)
+    sample = data_gen.TrainingSample(work_dir=tmp_path, timeframes=2)
+    data_gen.training_data(sample, enriched=True, log=lines.append)
     said = " ".join(lines)
     assert f"{data_gen.ENRICHED_TIMEFRAMES} pbpb timeframes" in said and "whatever" in said
     assert len(made) == 2

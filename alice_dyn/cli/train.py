@@ -74,16 +74,23 @@ def run(args: argparse.Namespace) -> int:
         print(f"model written to {args.output}")
         return 0
 
+    from alice_dyn.pid.data_gen import TrainingSample
     from alice_dyn.pid.train import train_from_simulation
     from alice_dyn.tracknet.network import track_embedding_dim
 
     reuse = args.what == "pid-reuse"
-    report = train_from_simulation(
-        args.output, reuse_embedding_dim=track_embedding_dim() if reuse else 0, data=args.data,
-        truth=args.truth, work_dir=args.work_dir, timeframes=args.timeframes, system=args.system,
-        centrality=args.centrality, collisions_per_tf=args.collisions_per_tf, seed=args.seed,
-        epochs=args.epochs, command=_command("alice-dyn train pid"),
+    sample = TrainingSample(
+        data=args.data, truth=args.truth, work_dir=args.work_dir, timeframes=args.timeframes,
+        system=args.system, centrality=args.centrality,
+        collisions_per_tf=args.collisions_per_tf, seed=args.seed,
     )  # fmt: skip
+    report = train_from_simulation(
+        args.output,
+        sample,
+        reuse_embedding_dim=track_embedding_dim() if reuse else 0,
+        epochs=args.epochs,
+        command=_command("alice-dyn train pid"),
+    )
     if reuse:
         print(json.dumps(report, indent=1))
         print(f"models written to {args.output}/reuse and {args.output}/reuse_control")

@@ -212,9 +212,7 @@ class EarlyExitNet(nn.Module):
         heads: one per exit; head 0 must not be cascading.
         exit_after: block index after which each head sits (strictly increasing, the last one
             ``len(blocks) - 1``).
-        objective: what the exit outputs mean (:mod:`alice_dyn.nn.objectives`); ``task`` is
-            its former name, accepted until ``benchmarks/bench_early_exit.py`` passes
-            ``objective``.
+        objective: what the exit outputs mean (:mod:`alice_dyn.nn.objectives`).
         ensemble: optional :class:`GeometricEnsemble` (classification only).
         backbone_heads: indices of the heads that belong to the backbone (trained with it by
             :func:`~alice_dyn.nn.training.train_backbone`, frozen by ``train_heads``); default

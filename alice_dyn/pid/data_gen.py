@@ -11,6 +11,7 @@ the track network's embedding (``tracknet_embedding``, ``O2tracknetemb``).
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -82,43 +83,51 @@ def make_enriched_dataset(out_dir: str | Path, *, seed: int, **changes) -> PIDDa
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class TrainingSample:
+    """Where the PID training tracks come from: the reconstruction ``data`` (``alice-dyn run
+    tpc-reco``) with its simulation file ``truth``, or else ``timeframes`` of ``system``
+    (``centrality`` as fractions, ``collisions_per_tf``, ``seed``) simulated and reconstructed
+    into ``work_dir`` (a new temporary folder when ``None``)."""
+
+    data: str | Path | None = None
+    truth: str | Path | None = None
+    work_dir: str | Path | None = None
+    timeframes: int = 30
+    system: str = "pbpb"
+    centrality: tuple[float, float] = (0.0, 0.7)
+    collisions_per_tf: int = 2
+    seed: int = 101
+
+
 def training_data(
+    sample: TrainingSample,
     *,
-    data: str | Path | None = None,
-    truth: str | Path | None = None,
-    work_dir: str | Path | None = None,
-    timeframes: int = 30,
-    system: str = "pbpb",
-    centrality: tuple[float, float] = (0.0, 0.7),
-    collisions_per_tf: int = 2,
-    seed: int = 101,
     embedding_dim: int = 0,
     tof_mismatch: bool = False,
     enriched: bool = False,
     min_tracks: int = 0,
     log=print,
 ) -> tuple[PIDDataset, PIDDataset | None]:
-    """The PID training dataset and (with ``enriched``, when it is simulated) the enriched
-    e/mu dataset of the SDN network's training.
-
-    ``data``/``truth``: a reconstruction file (``alice-dyn run tpc-reco``) and its simulation
-    file; otherwise ``timeframes`` of ``system`` (``centrality`` as fractions) are simulated and
-    reconstructed into ``work_dir`` (a new temporary folder when ``None``). The enriched sample
-    has a fixed size, :data:`ENRICHED_TIMEFRAMES` timeframes, whatever
-    ``timeframes``: ``log`` says so before it is made. ``embedding_dim``: keep the track
-    network's embedding (its width) for :mod:`alice_dyn.pid.reuse`; ``tof_mismatch``: the
-    TOF-mismatch templates of the training (:func:`make_pid_dataset`); ``min_tracks``: fewer
-    tracks end it with a one-line error before the enriched sample is made."""
-    lo, hi = centrality
+    """The PID training dataset of ``sample`` and (with ``enriched``, when it is simulated) the
+    enriched e/mu dataset of the SDN network's training, which has a fixed size,
+    :data:`ENRICHED_TIMEFRAMES` timeframes, whatever ``sample.timeframes``: ``log`` says so
+    before it is made. ``embedding_dim``: keep the track network's embedding (its width) for
+    :mod:`alice_dyn.pid.reuse`; ``tof_mismatch``: the TOF-mismatch templates of the training
+    (:func:`make_pid_dataset`); ``min_tracks``: fewer tracks end it with a one-line error
+    before the enriched sample is made."""
+    s = sample
+    data, truth, system, seed = s.data, s.truth, s.system, s.seed
+    lo, hi = s.centrality
     if data is not None:
         ds = dataset_from_reco(data, truth, embedding_dim=embedding_dim)
         log(f"PID dataset: {len(ds)} tracks, classes {_class_counts(ds)}")
         require_tracks(ds, min_tracks, "for the PID training")
         return ds, None
-    work = Path(work_dir or tempfile.mkdtemp(prefix="alice_dyn_pid_"))
+    work = Path(s.work_dir or tempfile.mkdtemp(prefix="alice_dyn_pid_"))
     ds = make_pid_dataset(
-        work, timeframes, system=system, seed=seed, centrality_min=lo, centrality_max=hi,
-        collisions_per_tf=collisions_per_tf, embedding_dim=embedding_dim,
+        work, s.timeframes, system=system, seed=seed, centrality_min=lo, centrality_max=hi,
+        collisions_per_tf=s.collisions_per_tf, embedding_dim=embedding_dim,
         tof_mismatch=tof_mismatch,
     )  # fmt: skip
     log(f"PID dataset: {len(ds)} tracks, classes {_class_counts(ds)}")
@@ -132,7 +141,7 @@ def training_data(
     )
     extra = make_enriched_dataset(
         work / "enriched", seed=seed, system=system, centrality_min=lo, centrality_max=hi,
-        collisions_per_tf=collisions_per_tf, tof_mismatch=tof_mismatch,
+        collisions_per_tf=s.collisions_per_tf, tof_mismatch=tof_mismatch,
     )  # fmt: skip
     log(f"enriched dataset: {len(extra)} tracks, classes {_class_counts(extra)}")
     return ds, extra

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -55,6 +56,9 @@ FINETUNE_LR: float | None = 2e-4
 #: 93.875%; electrons at 0.3-0.4 GeV/c as pure as n-sigma with 2 / 1 of 3 seeds vs 2 of 3);
 #: it does raise the median P(e) of TOF-mismatched electrons (0.01 -> 0.05-0.42).
 #: docs/results/pid_network.md has the table.
+if TYPE_CHECKING:
+    from alice_dyn.pid.data_gen import TrainingSample
+
 TOF_MISMATCH_FRACTION: float = 0.0
 #: fewer tracks cannot be split into training, validation and calibration parts that each hold
 #: every species (one pp timeframe has about 40)
@@ -269,23 +273,15 @@ def _train_baselines(train: PIDDataset, val: PIDDataset, base: Path, seed: int) 
 
 def train_from_simulation(
     out_dir: str | Path,
+    sample: TrainingSample,
     *,
     reuse_embedding_dim: int = 0,
-    data: str | Path | None = None,
-    truth: str | Path | None = None,
-    work_dir: str | Path | None = None,
-    timeframes: int = 30,
-    system: str = "pbpb",
-    centrality: tuple[float, float] = (0.0, 0.7),
-    collisions_per_tf: int = 2,
-    seed: int = 101,
     epochs: int = 30,
     command: str = "",
     log=print,
 ) -> dict:
-    """``alice-dyn train pid|pid-reuse``: the training data (simulated and reconstructed into
-    ``work_dir``, or the reconstruction ``data`` with its simulation ``truth``:
-    :func:`alice_dyn.pid.data_gen.training_data`; the enriched e/mu sample too for ``pid``),
+    """``alice-dyn train pid|pid-reuse``: the training data of ``sample``
+    (:func:`alice_dyn.pid.data_gen.training_data`; the enriched e/mu sample too for ``pid``),
     then every network of :func:`train_all` written to ``out_dir``; returns the report.
     ``reuse_embedding_dim`` > 0: instead, the networks on the track network's embedding of that
     width (:func:`alice_dyn.tracknet.network.track_embedding_dim`) and their control
@@ -295,12 +291,14 @@ def train_from_simulation(
 
     reuse = reuse_embedding_dim > 0
     ds, enriched = training_data(
-        data=data, truth=truth, work_dir=work_dir, timeframes=timeframes, system=system,
-        centrality=centrality, collisions_per_tf=collisions_per_tf, seed=seed,
+        sample,
         embedding_dim=reuse_embedding_dim,
-        tof_mismatch=TOF_MISMATCH_FRACTION > 0, enriched=not reuse, log=log,
+        tof_mismatch=TOF_MISMATCH_FRACTION > 0,
+        enriched=not reuse,
         min_tracks=MIN_TRAINING_TRACKS,
-    )  # fmt: skip
+        log=log,
+    )
+    seed = sample.seed
     if reuse:
         return train_reuse_all(ds, out_dir, seed=seed, epochs=epochs, command=command)
     return train_all(ds, out_dir, seed=seed, epochs=epochs, command=command, enriched=enriched)
