@@ -212,7 +212,8 @@ def bin_clusters_cpu(sector: Any, row: Any, y: Any) -> tuple[np.ndarray, np.ndar
     sector, row, y = np.asarray(sector), np.asarray(row), np.asarray(y)
     _check_bins(sector, row, len(y))
     order, start = _counting_sort(_bin_keys(sector, row, geo.N_ROWS), N_BINS)
-    _sort_bins_by_value(order, start, y)
+    # float64 keeps the order of float32 values exactly: one compiled specialisation
+    _sort_bins_by_value(order, start, np.ascontiguousarray(y, np.float64))
     return order, start
 
 

@@ -96,11 +96,14 @@ def truncated_mean_tracks_cpu(
     low: float = TRUNCATION_LOW,
     high: float = TRUNCATION_HIGH,
 ) -> np.ndarray:
-    """Numba CPU twin of :func:`truncated_mean_tracks_ref`."""
+    """Numba CPU twin of :func:`truncated_mean_tracks_ref` (inputs passed on as float64 values
+    and int64 indices, as the kernel reads them: one compiled specialisation)."""
     refs, start, n = np.asarray(refs), np.asarray(start), np.asarray(n)
     check_tracks(refs, start, n)
     out = np.empty(len(n), np.float64)
-    _truncated_mean_cpu(np.asarray(q), np.asarray(norm), refs, start, n, low, high, out)
+    q, norm = (np.ascontiguousarray(a, np.float64) for a in (q, norm))
+    refs, start, n = (np.ascontiguousarray(a, np.int64) for a in (refs, start, n))
+    _truncated_mean_cpu(q, norm, refs, start, n, low, high, out)
     return out
 
 

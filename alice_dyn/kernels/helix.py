@@ -347,11 +347,15 @@ def _outputs(xp: Any, n_tr: int) -> HelixFit:
 
 
 def fit_helices_cpu(refs: Any, start: Any, n: Any, gx: Any, gy: Any, gz: Any) -> HelixFit:
-    """Numba CPU twin of :func:`fit_helices_ref`."""
+    """Numba CPU twin of :func:`fit_helices_ref`. Inputs are passed on as int64 indices and
+    float64 coordinates (the kernel reads them so anyway): one compiled specialisation
+    whatever the callers' dtypes (each costs ~3 s of compilation on a fresh install)."""
     refs, start, n = np.asarray(refs), np.asarray(start), np.asarray(n)
     check_tracks(refs, start, n)
     out = _outputs(np, len(n))
-    _fit_cpu(refs, start, n, np.asarray(gx), np.asarray(gy), np.asarray(gz), *out)
+    idx = (np.ascontiguousarray(a, np.int64) for a in (refs, start, n))
+    xyz = (np.ascontiguousarray(a, np.float64) for a in (gx, gy, gz))
+    _fit_cpu(*idx, *xyz, *out)
     return out
 
 
