@@ -37,7 +37,15 @@ from alice_dyn.event.timeframe import (
     TRDTracklets,
 )
 from alice_dyn.io.errors import BadInputError, BadTimeframeWarning
-from alice_dyn.io.o2_layout import TimeframeProblem, o2_timeframe
+from alice_dyn.io.o2_layout import (
+    O2_MODE_ARRAY,
+    O2Plan,
+    TimeframeProblem,
+    o2_native_timeframe,
+    o2_timeframe,
+    plan_o2_layout,
+)
+from alice_dyn.io.o2_mc_truth import ClusterMCTruth, read_view_parts, view_subbranches
 from alice_dyn.io.schema import (
     CHECKSUM,
     CLUSTERS,
@@ -150,8 +158,38 @@ def _expected_branches(layout: str) -> dict[str, tuple[bool, tuple[np.dtype, ...
     return out
 
 
+def check_o2_branches(tree, path: str) -> tuple[O2Plan, list[str]]:
+    """The O2 layout's plan and the branches to read with uproot's own interpretation.
+
+    The project's ``array`` variant is checked as :func:`check_branches` does; O2's own
+    variants need jagged ``int8``/``uint8`` data (``std::vector<char>``) and ``uint32`` Size
+    branches. Raises :class:`BadInputError` (one line) otherwise.
+    """
+    plan = plan_o2_layout(tree, path)
+    if plan.mode == O2_MODE_ARRAY:
+        return plan, _check_expected(tree, LAYOUT_O2, path)
+    wrong = []
+    for name, size in plan.data.values():
+        is_jagged, dt, desc = _type_of(tree[name])
+        if not is_jagged or dt not in (np.dtype(np.int8), np.dtype(np.uint8)):
+            wrong.append(f"{name} is {desc}, O2 writes std::vector<char>")
+        is_jagged, dt, desc = _type_of(tree[size])
+        if is_jagged or dt != np.dtype(np.uint32):
+            wrong.append(f"{size} is {desc}, O2 writes uint32 (leaf /i)")
+    if wrong:
+        raise BadInputError(path, None, "wrong branch types: " + "; ".join(wrong))
+    return plan, plan.array_names
+
+
 def check_branches(tree, layout: str, path: str) -> list[str]:
     """Raise if required branches are missing or have other types; returns the names to read."""
+    if layout == LAYOUT_O2:
+        return check_o2_branches(tree, path)[1]
+    return _check_expected(tree, layout, path)
+
+
+def _check_expected(tree, layout: str, path: str) -> list[str]:
+    """:func:`check_branches` for the alice_dyn layout and the O2 ``array`` variant."""
     expected = _expected_branches(layout)
     present = set(tree.keys(recursive=False))
     missing = [name for name in expected if name not in present]
@@ -247,10 +285,12 @@ def _flat(array) -> tuple[np.ndarray, np.ndarray]:
 class _Chunk:
     """Flat columns of entries ``[start, stop)``; ``column(name, i)`` slices entry ``start + i``."""
 
-    def __init__(self, start: int, arrays: dict) -> None:
+    def __init__(self, start: int, arrays: dict, mc: dict | None = None) -> None:
         self.start = start
         self.n = len(next(iter(arrays.values()))) if arrays else 0
         self._flat = {name: _flat(a) for name, a in arrays.items()}
+        #: O2 MC truth: plan key -> per-entry flat buffer (or problem string)
+        self.mc = mc or {}
 
     def __contains__(self, name: str) -> bool:
         return name in self._flat
@@ -369,7 +409,11 @@ class TimeframeReader:
                 raise BadInputError(
                     self.path, None, f"cannot read TTree {tree_name!r}: {type(exc).__name__}: {exc}"
                 ) from exc
-            self._names = check_branches(self._tree, self.layout, self.path)
+            self._o2: O2Plan | None = None
+            if self.layout == LAYOUT_O2:
+                self._o2, self._names = check_o2_branches(self._tree, self.path)
+            else:
+                self._names = check_branches(self._tree, self.layout, self.path)
             self.metadata = (
                 read_metadata(self._file, self.path) if self.layout == LAYOUT_ALICE_DYN else {}
             )
@@ -434,11 +478,26 @@ class TimeframeReader:
         arrays = self._tree.arrays(
             self._names, entry_start=start, entry_stop=stop, library="ak", how=dict
         )
-        return _Chunk(start, arrays)
+        mc = {}
+        if self._o2 is not None:
+            for key, name in self._o2.mc.items():
+                subs = view_subbranches(self._tree[name])
+                mc[key] = read_view_parts(subs, start, stop)
+        return _Chunk(start, arrays, mc)
 
-    def _build(self, chunk: _Chunk, i: int) -> Timeframe:
+    def _build(self, chunk: _Chunk, i: int) -> tuple[Timeframe, ClusterMCTruth | None]:
+        """Timeframe of entry ``chunk.start + i`` and its O2 MC truth (None if not stored)."""
         entry = chunk.start + i
-        if self.layout == LAYOUT_O2:
+        truth = None
+        if self._o2 is not None and self._o2.mode != O2_MODE_ARRAY:
+            buffers = {
+                key: (chunk.column(name, i), int(chunk.scalar(size, i)))
+                for key, (name, size) in self._o2.data.items()
+            }
+            mc = {key: per_entry[i] for key, per_entry in chunk.mc.items()}
+            tf, truth = o2_native_timeframe(self._o2, buffers, mc, entry)
+            problems = timeframe_problems(tf, n_particles_known=False)
+        elif self.layout == LAYOUT_O2:
             labels = chunk.column(O2_LABELS_BRANCH, i) if O2_LABELS_BRANCH in chunk else None
             buffer = chunk.column(O2_CLUSTERS_BRANCH, i)
             _verify_checksum(
@@ -451,7 +510,7 @@ class TimeframeReader:
             problems = timeframe_problems(tf)
         if problems:
             raise TimeframeProblem("; ".join(problems))
-        return tf
+        return tf, truth
 
     def _bad(self, entry: int, problem: str, tf_id: int | None = None) -> None:
         error = BadInputError(self.path, entry, problem, tf_id=tf_id)
@@ -488,6 +547,16 @@ class TimeframeReader:
                 yield chunk, entry, None
 
     def __iter__(self) -> Iterator[Timeframe]:
+        for tf, _ in self.iter_with_mc_truth():
+            yield tf
+
+    def iter_with_mc_truth(self) -> Iterator[tuple[Timeframe, ClusterMCTruth | None]]:
+        """Iterate as ``iter(reader)`` does, yielding ``(timeframe, MC truth)`` pairs.
+
+        The MC truth is the full label list of every cluster (in the timeframe's cluster
+        order) from O2's ``TPCClusterNativeMCTruth`` branches, ``None`` when the file has none
+        (alice_dyn layout, the project's O2 ``array`` variant, O2 files without MC).
+        """
         self.n_read = 0
         self.n_skipped = 0
         self.skipped = []
@@ -496,7 +565,7 @@ class TimeframeReader:
                 self._bad(entry, problem or "unreadable")
                 continue
             try:
-                tf = self._build(chunk, entry - chunk.start)
+                tf, truth = self._build(chunk, entry - chunk.start)
             except _NOT_BAD_INPUT:
                 raise
             except Exception as exc:
@@ -507,7 +576,7 @@ class TimeframeReader:
                 self._bad(entry, problem, tf_id)
                 continue
             self.n_read += 1
-            yield tf
+            yield tf, truth
 
 
 def open_timeframes(path: str | os.PathLike[str], **kwargs) -> TimeframeReader:
@@ -530,3 +599,13 @@ def read_timeframes(path: str | os.PathLike[str], **kwargs) -> list[Timeframe]:
     """All timeframes of ``path`` as a list (small files only: everything is in memory)."""
     with TimeframeReader(path, **kwargs) as reader:
         return list(reader)
+
+
+def read_o2_mc_truth(path: str | os.PathLike[str], **kwargs) -> list[ClusterMCTruth | None]:
+    """The O2 MC truth of every timeframe of ``path`` (``None`` where the file has none).
+
+    Same checks and keyword arguments as :func:`read_timeframes` (with ``skip_bad=True`` the
+    skipped timeframes are left out of the list, as they are there).
+    """
+    with TimeframeReader(path, **kwargs) as reader:
+        return [truth for _, truth in reader.iter_with_mc_truth()]

@@ -45,8 +45,18 @@ LAYOUT_O2 = "o2"
 O2_TREE_NAME = "tpcrec"
 O2_CLUSTERS_BRANCH = "TPCClusterNative"
 O2_LABELS_BRANCH = "TPCClusterNativeMCLabels"
+#: O2's byte-count branch of a binary branch ``X`` is ``X + O2_SIZE_SUFFIX`` (leaf ``/i``)
+O2_SIZE_SUFFIX = "Size"
+#: O2's MC truth branch (``_<s>`` per sector), class ``o2::dataformats::IOMCTruthContainerView``
+O2_MC_TRUTH_BRANCH = "TPCClusterNativeMCTruth"
+O2_MC_TRUTH_CLASS = "o2::dataformats::IOMCTruthContainerView"
 #: alice_dyn addition to the O2 layout (ignored by O2): CRC-32 of buffer then labels
 O2_CHECKSUM_BRANCH = "TPCClusterNativeCRC32"
+
+
+def o2_sector_branch(base: str, sector: int | None) -> str:
+    """O2's branch name for ``sector`` (``base_<s>``), or ``base`` itself for ``None``."""
+    return base if sector is None else f"{base}_{sector}"
 
 
 @dataclass(frozen=True)
