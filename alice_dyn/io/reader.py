@@ -6,6 +6,12 @@ is ROOT, not truncated, has the tree and the branches with the schema's types) w
 then reads entries in chunks and yields one validated :class:`Timeframe` at a time. Only one
 chunk is in memory at once, so memory is bounded whatever the file size.
 
+The O2 layout comes in three variants (:func:`~alice_dyn.io.o2_layout.plan_o2_layout`): the
+project's ``uint8`` array branch, O2's single ``std::vector<char>`` branch with its ``Size``
+branch, or O2's per-sector branches; O2's MC truth (``TPCClusterNativeMCTruth``) is decoded into
+``mc_label`` and, in full, into the :class:`~alice_dyn.io.o2_mc_truth.ClusterMCTruth` that
+:meth:`TimeframeReader.iter_with_mc_truth` and :func:`read_o2_mc_truth` return.
+
 Every problem raises :class:`~alice_dyn.io.errors.BadInputError` naming the file, the timeframe
 (entry index) and the problem. With ``skip_bad=True`` a bad timeframe — unreadable (corrupted
 basket, decompression error) or invalid — is skipped with a

@@ -13,8 +13,10 @@ Two layouts are understood:
   (``ncl``, ``ncol``, ``nmc``, ``ntof``, ``ntrd``). File-level metadata (schema version, string
   tables) is a JSON ``TObjString`` named ``metadata``.
 * ``o2``: O2's ``tpc-native-clusters.root`` layout, TTree ``tpcrec`` whose branch
-  ``TPCClusterNative`` holds each timeframe's raw ClusterNative buffer (see
-  :mod:`alice_dyn.io.o2_layout`).
+  ``TPCClusterNative`` (or ``TPCClusterNative_<s>`` per sector, with ``...Size`` branches as
+  O2 writes them) holds each timeframe's raw ClusterNative buffer, and
+  ``TPCClusterNativeMCTruth`` O2's MC labels (see :mod:`alice_dyn.io.o2_layout` and
+  :mod:`alice_dyn.io.o2_mc_truth`).
 """
 
 from __future__ import annotations
@@ -268,19 +270,50 @@ def _render_doc() -> str:
         "",
         "## `o2` layout (O2's `tpc-native-clusters.root`)",
         "",
-        f"TTree `{O2_TREE_NAME}`, one entry per timeframe:",
+        f"TTree `{O2_TREE_NAME}`, one entry per timeframe. The cluster buffer is always "
+        f"`ClusterCountIndex` (uint32 [36][152], {CLUSTER_COUNT_INDEX_BYTES} bytes, little "
+        "endian) followed by the 12-byte ClusterNative records in (sector, row) order. Three "
+        "variants are read (detected from the branches):",
+        "",
+        "**As this project writes it** (`simulate --layout o2`, `data_samples/pp_sample_o2.root`):",
         "",
         "| branch | type | meaning |",
         "|---|---|---|",
-        f"| `{O2_CLUSTERS_BRANCH}` | uint8[`n{O2_CLUSTERS_BRANCH}`] | O2 buffer: "
-        f"`ClusterCountIndex` (uint32 [36][152], {CLUSTER_COUNT_INDEX_BYTES} bytes, little "
-        "endian) then the 12-byte ClusterNative records in (sector, row) order |",
+        f"| `{O2_CLUSTERS_BRANCH}` | uint8[`n{O2_CLUSTERS_BRANCH}`] | the cluster buffer |",
         f"| `{O2_LABELS_BRANCH}` | int32[`n{O2_LABELS_BRANCH}`] | MC particle index per "
-        "cluster, same order (-1 = noise); optional on reading (real O2 files keep MC truth "
-        "elsewhere), missing = all -1 |",
+        "cluster, same order (-1 = noise); optional on reading, missing = all -1 |",
         f"| `{O2_CHECKSUM_BRANCH}` | uint32 | alice_dyn addition, ignored by O2: CRC-32 (zlib) "
         f"of the `{O2_CLUSTERS_BRANCH}` bytes followed by the label bytes; optional on reading, "
         "verified when present |",
+        "",
+        "**As O2 writes it** (`RootTreeWriter` binary branches, `ClusterNativeHelper::Reader`):",
+        "",
+        "| branch | type | meaning |",
+        "|---|---|---|",
+        f"| `{O2_CLUSTERS_BRANCH}` | `std::vector<char>` | single-branch mode: the cluster "
+        "buffer of all sectors |",
+        f"| `{O2_CLUSTERS_BRANCH}{O2_SIZE_SUFFIX}` | uint32 (leaf `/i`) | its byte count; a "
+        "mismatch is a bad timeframe naming both numbers |",
+        f"| `{O2_CLUSTERS_BRANCH}_<s>`, `{O2_CLUSTERS_BRANCH}_<s>{O2_SIZE_SUFFIX}` | "
+        "`std::vector<char>`, uint32 | per-sector mode (no single branch), for the sectors "
+        "present: each buffer has a full index in which only sector s counts clusters; merged "
+        "in ascending sector order; an empty buffer means no clusters |",
+        f"| `{O2_MC_TRUTH_BRANCH}` (`_<s>`) | `{O2_MC_TRUTH_CLASS}` | MC truth, optional: "
+        "split sub-branches `N1`, `N2` (int) and `part1`..`part10` (`char*`, `[N1]` "
+        "x9 and `[N2]`; on disk a flag byte then the bytes), concatenated a flattened "
+        "`ConstMCTruthContainer<MCCompLabel>`: u8 version 1, u8 4, u8 8, u8 0, u32 nHeader, "
+        "u32 nTruth, nHeader x u32 first label of each cluster, nTruth x u64 MCCompLabel "
+        "(trackID bits 0-30, eventID 31-49, sourceID 50-57, fake bit 63; "
+        "0xFFFFFFFFFFFFFFFE = noise, all ones = not set). nHeader must equal the clusters of "
+        "the buffer (of sector s per sector) |",
+        "",
+        "As in O2's reader, a data branch without its Size branch is refused, and the single "
+        "branch wins over per-sector ones. `mc_label` of a cluster read from O2's MC truth is "
+        "a dense per-timeframe particle index: the distinct valid (sourceID, eventID, trackID) "
+        "of the timeframe in ascending order, taken from the cluster's first label that is "
+        "neither noise nor unset (-1 if none). The full label lists come from "
+        "`TimeframeReader.iter_with_mc_truth()` or `read_o2_mc_truth(path)` "
+        "(`ClusterMCTruth`: offsets + raw words, `labels`, `to_awkward()`, `particle_keys`).",
         "",
         "Only clusters exist in this layout. Timeframes read from it have empty collisions, "
         "particles, TOF and TRD; `tf_id` is the entry index and the other meta values are "
