@@ -135,12 +135,14 @@ def _write(
     no_size=(),
     whole=None,
     flat_for=None,
+    split=99,
 ):
     """Write ``entries`` (list of (records, sector, row, offsets, raw)) as O2 does.
 
     ``size_delta`` = (entry, sector key, delta) falsifies one Size value; ``no_size`` names data
     branches written without their Size branch; sector ``whole`` gets all clusters (bad);
-    ``flat_for`` maps (entry, key) to MC-truth bytes written instead of the right ones.
+    ``flat_for`` maps (entry, key) to MC-truth bytes written instead of the right ones;
+    ``split`` is the MC-truth branch's split level (O2: 99, the TTree::Branch default).
     """
     keys = sorted({int(s) for e in entries for s in e[1]}) if per_sector else [None]
     f = ROOT.TFile(str(path), "RECREATE")
@@ -156,7 +158,7 @@ def _write(
         if mc:
             flats[key] = ROOT.std.vector("char")()
             views[key] = ROOT.o2.dataformats.IOMCTruthContainerView()
-            tree.Branch(o2_sector_branch(O2_MC_TRUTH_BRANCH, key), views[key])
+            tree.Branch(o2_sector_branch(O2_MC_TRUTH_BRANCH, key), views[key], 32000, split)
     for i, (rec, sector, row, offsets, raw) in enumerate(entries):
         for key in keys:
             sel = np.ones(rec.size, bool) if key in (None, whole) else sector == key
@@ -258,6 +260,13 @@ def test_per_sector_branches_merge_in_sector_row_order(ROOT, tmp_path):
 
 
 @pytest.mark.root
+def test_unsplit_mc_truth_branch(ROOT, tmp_path):
+    entries = _entries(9, 2, [2, 30])
+    path = _write(ROOT, tmp_path / "unsplit.root", entries, per_sector=True, split=0)
+    _check_truth(read_o2_mc_truth(path), entries)
+
+
+@pytest.mark.root
 def test_without_mc_truth_labels_are_noise(ROOT, tmp_path):
     entries = _entries(3, 2, [0, 5])
     path = _write(ROOT, tmp_path / "nomc.root", entries, per_sector=True, mc=False)
@@ -307,6 +316,22 @@ def test_per_sector_buffer_with_other_sector_counts(ROOT, tmp_path):
     assert info.value.tf == 0
     name = o2_sector_branch(O2_CLUSTERS_BRANCH, 4)
     assert f"{name} counts {n9} clusters in sector 9, not its own" in info.value.problem
+
+
+@pytest.mark.root
+def test_mc_truth_branch_of_another_type_is_refused(ROOT, tmp_path):
+    path = str(tmp_path / "badtype.root")
+    f = ROOT.TFile(path, "RECREATE")
+    tree = ROOT.TTree(O2_TREE_NAME, O2_TREE_NAME)
+    data, size, x = ROOT.std.vector("char")(), np.zeros(1, np.uint32), np.zeros(1, np.float32)
+    tree.Branch(O2_CLUSTERS_BRANCH, data)
+    tree.Branch(O2_CLUSTERS_BRANCH + O2_SIZE_SUFFIX, size, "s/i")
+    tree.Branch(O2_MC_TRUTH_BRANCH, x, "x/F")
+    tree.Fill()
+    tree.Write()
+    f.Close()
+    with pytest.raises(BadInputError, match="cannot be read as an IOMCTruthContainerView"):
+        read_timeframes(path)
 
 
 @pytest.mark.root

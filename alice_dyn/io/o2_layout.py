@@ -45,7 +45,7 @@ from alice_dyn.io.o2_mc_truth import (
     ClusterMCTruth,
     MCTruthFormatError,
     decode_flat_mc_truth,
-    view_subbranches,
+    is_view_branch,
 )
 from alice_dyn.io.schema import (
     COLLISIONS,
@@ -217,12 +217,12 @@ def plan_o2_layout(tree, path: str) -> O2Plan:
             path, None, f"MC truth branches {O2_MC_TRUTH_BRANCH}_<s> missing for sectors {missing}"
         )
     for name in mc.values():
-        if view_subbranches(tree[name]) is None:
+        if not is_view_branch(tree[name]):
             raise BadInputError(
                 path,
                 None,
-                f"MC truth branch {name!r} ({tree[name].typename}) is not a split "
-                "IOMCTruthContainerView (sub-branches N1, N2, part1-part10)",
+                f"MC truth branch {name!r} ({tree[name].typename}) cannot be read as an "
+                "IOMCTruthContainerView (members N1, N2, part1-part10)",
             )
     return O2Plan(mode, data, mc)
 

@@ -8,9 +8,11 @@ bytes each, ``part10`` holds ``N2``: ``N1 = size // 10``, ``N2 = size - 9 * N1``
 the object branch (O2's ``RootTreeWriter`` uses ``TTree::Branch`` with split level 99), so
 the file holds the sub-branches ``N1``, ``N2`` and ``part1``..``part10``; each entry of a
 ``part`` sub-branch is one flag byte (1 = array present, 0 = none) followed by the bytes.
-uproot does not know that ``char*`` is a counted byte array (it guesses a string), so
-:func:`read_view_parts` reads those sub-branches with an explicit ``uint8`` interpretation that
-skips the flag byte, and checks the lengths against ``N1``/``N2``.
+uproot does not know that such a ``char*`` sub-branch is a counted byte array (it guesses a
+string), so :func:`read_view_parts` reads them with an explicit ``uint8`` interpretation that
+skips the flag byte, and checks the lengths against ``N1``/``N2``. An unsplit branch (split
+level 0) is read through uproot's model of the class, built from the streamer info the file
+carries (:func:`read_view`).
 
 The ten parts concatenated are a flattened ``ConstMCTruthContainer<MCCompLabel>``::
 
@@ -268,6 +270,39 @@ def view_subbranches(branch) -> dict[str, object] | None:
 _PART_INTERPRETATION = uproot.AsJagged(uproot.AsDtype("u1"), header_bytes=1)
 
 
+def is_view_branch(branch) -> bool:
+    """True if ``branch`` can be read as an IOMCTruthContainerView (split or not)."""
+    return view_subbranches(branch) is not None or isinstance(
+        branch.interpretation, uproot.AsObjects
+    )
+
+
+def read_view(branch, start: int, stop: int) -> list[np.ndarray | str]:
+    """Flat MC-truth buffers of entries ``[start, stop)`` of a view branch, split or not.
+
+    A split branch is read part by part (:func:`read_view_parts`); an unsplit one (split level
+    0) through uproot's model built from the file's streamer info. One ``uint8`` array per
+    entry, or a one-line problem (str).
+    """
+    subs = view_subbranches(branch)
+    if subs is not None:
+        return read_view_parts(subs, start, stop)
+    out: list[np.ndarray | str] = []
+    for obj in branch.array(entry_start=start, entry_stop=stop, library="np"):
+        n1, n2 = int(obj.member("N1")), int(obj.member("N2"))
+        pieces = [np.asarray(obj.member(p)).view(np.uint8).ravel() for p in VIEW_PARTS]
+        out.append(_join(pieces, n1, n2))
+    return out
+
+
+def _join(pieces: list[np.ndarray], n1: int, n2: int) -> np.ndarray | str:
+    """The ten parts as one buffer, or the problem if their lengths disagree with N1/N2."""
+    lengths = [p.size for p in pieces]
+    if lengths != [n1] * 9 + [n2]:
+        return f"part lengths {lengths} disagree with N1 = {n1}, N2 = {n2}"
+    return np.concatenate(pieces)
+
+
 def read_view_parts(subbranches: dict, start: int, stop: int) -> list[np.ndarray | str]:
     """Flat MC-truth buffers of entries ``[start, stop)`` of one split view branch.
 
@@ -283,15 +318,18 @@ def read_view_parts(subbranches: dict, start: int, stop: int) -> list[np.ndarray
         arr = subbranches[name].array(
             _PART_INTERPRETATION, entry_start=start, entry_stop=stop, library="ak"
         )
-        parts.append(arr)
+        parts.append(_content_offsets(arr))
     out: list[np.ndarray | str] = []
     for i in range(stop - start):
         n1, n2 = int(counts["N1"][i]), int(counts["N2"][i])
-        pieces = [np.asarray(p[i], dtype=np.uint8) for p in parts]
-        want = [n1] * 9 + [n2]
-        lengths = [p.size for p in pieces]
-        if lengths != want and not (n1 == 0 and n2 == 0 and not any(lengths)):
-            out.append(f"part lengths {lengths} disagree with N1 = {n1}, N2 = {n2}")
-            continue
-        out.append(np.concatenate(pieces) if pieces else np.empty(0, np.uint8))
+        pieces = [content[offsets[i] : offsets[i + 1]] for content, offsets in parts]
+        out.append(_join(pieces, n1, n2))
     return out
+
+
+def _content_offsets(array: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Flat ``uint8`` content and ``(n + 1,)`` offsets of a jagged array of bytes."""
+    counts = ak.to_numpy(ak.num(array, axis=1)).astype(np.int64)
+    offsets = np.zeros(counts.size + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return ak.to_numpy(ak.flatten(array, axis=1)).astype(np.uint8, copy=False), offsets

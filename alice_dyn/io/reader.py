@@ -51,7 +51,7 @@ from alice_dyn.io.o2_layout import (
     o2_timeframe,
     plan_o2_layout,
 )
-from alice_dyn.io.o2_mc_truth import ClusterMCTruth, read_view_parts, view_subbranches
+from alice_dyn.io.o2_mc_truth import ClusterMCTruth, read_view
 from alice_dyn.io.schema import (
     CHECKSUM,
     CLUSTERS,
@@ -487,8 +487,7 @@ class TimeframeReader:
         mc = {}
         if self._o2 is not None:
             for key, name in self._o2.mc.items():
-                subs = view_subbranches(self._tree[name])
-                mc[key] = read_view_parts(subs, start, stop)
+                mc[key] = read_view(self._tree[name], start, stop)
         return _Chunk(start, arrays, mc)
 
     def _build(self, chunk: _Chunk, i: int) -> tuple[Timeframe, ClusterMCTruth | None]:

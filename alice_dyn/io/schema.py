@@ -299,8 +299,9 @@ def _render_doc() -> str:
         "present: each buffer has a full index in which only sector s counts clusters; merged "
         "in ascending sector order; an empty buffer means no clusters |",
         f"| `{O2_MC_TRUTH_BRANCH}` (`_<s>`) | `{O2_MC_TRUTH_CLASS}` | MC truth, optional: "
-        "split sub-branches `N1`, `N2` (int) and `part1`..`part10` (`char*`, `[N1]` "
-        "x9 and `[N2]`; on disk a flag byte then the bytes), concatenated a flattened "
+        "members `N1`, `N2` (int) and `part1`..`part10` (`char*`, `[N1]` x9 and `[N2]`; "
+        "on disk a flag byte then the bytes), split into sub-branches as O2 writes it (split "
+        "level 99) or unsplit; the parts concatenated are a flattened "
         "`ConstMCTruthContainer<MCCompLabel>`: u8 version 1, u8 4, u8 8, u8 0, u32 nHeader, "
         "u32 nTruth, nHeader x u32 first label of each cluster, nTruth x u64 MCCompLabel "
         "(trackID bits 0-30, eventID 31-49, sourceID 50-57, fake bit 63; "
