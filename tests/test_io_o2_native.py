@@ -136,13 +136,15 @@ def _write(
     whole=None,
     flat_for=None,
     split=99,
+    no_mc=(),
 ):
     """Write ``entries`` (list of (records, sector, row, offsets, raw)) as O2 does.
 
     ``size_delta`` = (entry, sector key, delta) falsifies one Size value; ``no_size`` names data
     branches written without their Size branch; sector ``whole`` gets all clusters (bad);
     ``flat_for`` maps (entry, key) to MC-truth bytes written instead of the right ones;
-    ``split`` is the MC-truth branch's split level (O2: 99, the TTree::Branch default).
+    ``split`` is the MC-truth branch's split level (O2: 99, the TTree::Branch default);
+    ``no_mc`` lists sector keys written without MC truth.
     """
     keys = sorted({int(s) for e in entries for s in e[1]}) if per_sector else [None]
     f = ROOT.TFile(str(path), "RECREATE")
@@ -155,7 +157,7 @@ def _write(
         sizes[key] = np.zeros(1, np.uint32)
         if name not in no_size:
             tree.Branch(name + O2_SIZE_SUFFIX, sizes[key], f"{name}{O2_SIZE_SUFFIX}/i")
-        if mc:
+        if mc and key not in no_mc:
             flats[key] = ROOT.std.vector("char")()
             views[key] = ROOT.o2.dataformats.IOMCTruthContainerView()
             tree.Branch(o2_sector_branch(O2_MC_TRUTH_BRANCH, key), views[key], 32000, split)
@@ -167,7 +169,7 @@ def _write(
             sizes[key][0] = buf.size
             if size_delta is not None and size_delta[:2] == (i, key):
                 sizes[key][0] += size_delta[2]
-            if mc:
+            if key in views:
                 cl = np.flatnonzero(sel)
                 counts = np.diff(offsets)[cl]
                 sub_off = np.zeros(cl.size + 1, np.int64)
@@ -254,7 +256,8 @@ def test_per_sector_branches_merge_in_sector_row_order(ROOT, tmp_path):
     path = _write(ROOT, tmp_path / "sectors.root", entries, per_sector=True)
     tfs = read_timeframes(path)
     _check(tfs, entries)
-    _check_truth(read_o2_mc_truth(path), entries)
+    _check(read_timeframes(path, step=1), entries)
+    _check_truth(read_o2_mc_truth(path, step=2), entries)
     for tf, (_, _, _, offsets, raw) in zip(tfs, entries, strict=True):
         np.testing.assert_array_equal(tf.clusters.mc_label, _expected_mc_label(offsets, raw))
 
@@ -316,6 +319,15 @@ def test_per_sector_buffer_with_other_sector_counts(ROOT, tmp_path):
     assert info.value.tf == 0
     name = o2_sector_branch(O2_CLUSTERS_BRANCH, 4)
     assert f"{name} counts {n9} clusters in sector 9, not its own" in info.value.problem
+
+
+@pytest.mark.root
+def test_mc_truth_for_some_sectors_only_is_refused(ROOT, tmp_path):
+    path = _write(
+        ROOT, tmp_path / "somemc.root", _entries(10, 1, [6, 8]), per_sector=True, no_mc=(8,)
+    )
+    with pytest.raises(BadInputError, match=r"_<s> missing for sectors 8$"):
+        read_timeframes(path)
 
 
 @pytest.mark.root

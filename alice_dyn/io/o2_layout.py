@@ -175,7 +175,8 @@ def plan_o2_layout(tree, path: str) -> O2Plan:
 
     The single branch wins when present (as in O2); otherwise the sectors 0-35 present. A data
     branch of O2's writer without its ``Size`` branch, per-sector MC truth for only some of the
-    data sectors, or an MC-truth branch that ROOT did not split, is refused.
+    data sectors, or an MC-truth branch that is not an IOMCTruthContainerView, is refused. The
+    project's own ``uint8`` array branch (no ``Size`` branch) is the ``array`` variant.
     """
     present = set(tree.keys(recursive=False))
 
@@ -189,10 +190,12 @@ def plan_o2_layout(tree, path: str) -> O2Plan:
             )
         return size
 
-    if O2_CLUSTERS_BRANCH in present and not _is_object_branch(tree[O2_CLUSTERS_BRANCH]):
-        has_size = O2_CLUSTERS_BRANCH + O2_SIZE_SUFFIX in present
-        if not has_size:
-            return O2Plan(O2_MODE_ARRAY, {None: (O2_CLUSTERS_BRANCH, None)})
+    if (
+        O2_CLUSTERS_BRANCH in present
+        and O2_CLUSTERS_BRANCH + O2_SIZE_SUFFIX not in present
+        and not _is_object_branch(tree[O2_CLUSTERS_BRANCH])
+    ):  # the project's UChar_t array with its counter: no Size branch needed
+        return O2Plan(O2_MODE_ARRAY, {None: (O2_CLUSTERS_BRANCH, None)})
     if O2_CLUSTERS_BRANCH in present:
         mode = O2_MODE_SINGLE
         data = {None: (O2_CLUSTERS_BRANCH, size_of(O2_CLUSTERS_BRANCH))}
