@@ -260,6 +260,12 @@ def test_per_sector_branches_merge_in_sector_row_order(ROOT, tmp_path):
     _check_truth(read_o2_mc_truth(path, step=2), entries)
     for tf, (_, _, _, offsets, raw) in zip(tfs, entries, strict=True):
         np.testing.assert_array_equal(tf.clusters.mc_label, _expected_mc_label(offsets, raw))
+    from alice_dyn.io import inspect_file
+
+    info = inspect_file(path)  # counted from O2's Size branches
+    assert info["n_clusters"] == sum(len(tf.clusters) for tf in tfs)
+    single = _write(ROOT, tmp_path / "single.root", entries)
+    assert inspect_file(single)["n_clusters"] == info["n_clusters"]
 
 
 @pytest.mark.root

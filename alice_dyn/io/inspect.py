@@ -14,6 +14,7 @@ import numpy as np
 from uproot.compression import Compression
 
 from alice_dyn.io.errors import BadInputError
+from alice_dyn.io.o2_layout import O2_MODE_ARRAY, plan_o2_layout
 from alice_dyn.io.reader import check_branches, detect_layout, open_root, read_metadata
 from alice_dyn.io.schema import (
     CLUSTERS,
@@ -92,11 +93,7 @@ def inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
                     out["metadata"] = None
                     problems.append(exc.problem)
             else:
-                n_bytes = _sum_counter(tree, f"n{O2_CLUSTERS_BRANCH}")
-                if n_bytes is None and O2_CLUSTERS_BRANCH in tree.keys(recursive=False):
-                    n_bytes = _sum_lengths(tree, O2_CLUSTERS_BRANCH)
-                payload = (n_bytes or 0) - CLUSTER_COUNT_INDEX_BYTES * out["n_timeframes"]
-                out["n_clusters"] = payload // CLUSTER_NATIVE_DTYPE.itemsize
+                out["n_clusters"] = _o2_cluster_count(tree, p, out["n_timeframes"])
                 for key in ("n_collisions", "n_mc_particles", "n_tof_hits", "n_trd_tracklets"):
                     out[key] = None
                 out["n_tracks"] = None
@@ -168,3 +165,20 @@ def format_inspection(d: dict[str, Any]) -> str:
     for problem in d.get("problems", []):
         lines.append(f"PROBLEM: {problem}")
     return "\n".join(lines)
+
+
+def _o2_cluster_count(tree, path: str, n_timeframes: int) -> int:
+    """Clusters in O2's ``tpcrec`` tree: from O2's ``Size`` branches (single or per sector; a
+    buffer no larger than the count index holds none), or the project's array counter."""
+    plan = plan_o2_layout(tree, path)
+    record = CLUSTER_NATIVE_DTYPE.itemsize
+    if plan.mode == O2_MODE_ARRAY:
+        n_bytes = _sum_counter(tree, f"n{O2_CLUSTERS_BRANCH}")
+        if n_bytes is None:
+            n_bytes = _sum_lengths(tree, O2_CLUSTERS_BRANCH)
+        return ((n_bytes or 0) - CLUSTER_COUNT_INDEX_BYTES * n_timeframes) // record
+    total = 0
+    for _, size_branch in plan.data.values():
+        sizes = tree[size_branch].array(library="np").astype(np.int64)
+        total += int(np.maximum(sizes - CLUSTER_COUNT_INDEX_BYTES, 0).sum()) // record
+    return total
