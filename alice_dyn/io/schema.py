@@ -230,6 +230,12 @@ def _type_name(dtype: np.dtype) -> str:
 
 
 def _render_doc() -> str:
+    """The Markdown of :data:`SCHEMA_DOC`: title, the two layouts, compression."""
+    return "\n".join([*_doc_alice_dyn(), *_doc_o2(), *_doc_compression()])
+
+
+def _doc_alice_dyn() -> list[str]:
+    """Title and the ``alice_dyn`` layout section (one line a list item)."""
     lines = [
         "# alice_dyn ROOT file layout",
         "",
@@ -268,6 +274,13 @@ def _render_doc() -> str:
         "baskets that do not compress as raw bytes, and ZSTD frames carry no checksum); it is "
         "optional on reading, for files written by other tools.",
         "",
+    ]
+    return lines
+
+
+def _doc_o2() -> list[str]:
+    """The ``o2`` layout section: the three ``tpcrec`` variants and the MC truth."""
+    return [
         "## `o2` layout (O2's `tpc-native-clusters.root`)",
         "",
         f"TTree `{O2_TREE_NAME}`, one entry per timeframe. The cluster buffer is always "
@@ -320,6 +333,12 @@ def _render_doc() -> str:
         "particles, TOF and TRD; `tf_id` is the entry index and the other meta values are "
         "defaults: " + ", ".join(f"`{k}` = {v!r}" for k, v in O2_DEFAULT_META.items()) + ".",
         "",
+    ]
+
+
+def _doc_compression() -> list[str]:
+    """The compression section (measured by ``benchmarks/bench_io.py``)."""
+    return [
         "## Compression",
         "",
         "Default LZ4 level 1, chosen for read speed. `benchmarks/bench_io.py` (20 synthetic "
@@ -340,7 +359,6 @@ def _render_doc() -> str:
         "checksum and the validation.",
         "",
     ]
-    return "\n".join(lines)
 
 
 #: the schema as Markdown (also in ``docs/io_schema.md``)
