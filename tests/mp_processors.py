@@ -368,7 +368,8 @@ def join(pc) -> None:
     pc.outputs.snapshot("JOI/Z", {"x": None if x is None else x.tolist(), "y": y})
 
 
-def two_source_specs() -> list[DataProcessorSpec]:
+def two_source_specs(completion_policy: str = "consumeWhenAll") -> list[DataProcessorSpec]:
+    """gappy and short feeding join (``completion_policy``)."""
     return [
         DataProcessorSpec("gappy", outputs=[OutputSpec("GAP", "X")], algorithm=gappy),
         DataProcessorSpec("short", outputs=[OutputSpec("OTH", "Y")], algorithm=short),
@@ -380,5 +381,84 @@ def two_source_specs() -> list[DataProcessorSpec]:
             ],
             outputs=[OutputSpec("JOI", "Z")],
             algorithm=join,
+            completion_policy=completion_policy,
         ),
     ]
+
+
+# ---- an input with several parts: per-sector producers and a subspec wildcard ------------------
+
+N_SECTORS = 36
+
+
+def sector_present(sector: int, ts: int) -> bool:
+    """Whether a sector has data at a timeslice: a few gaps, and only sector 8 at timeslice 3."""
+    return (ts != 3 or sector == 8) and (sector + ts) % 5 != 0
+
+
+def sector_parts(pc) -> None:
+    """Source: ``TPC/CLUSTERNATIVE/<s>`` for its sectors ``first .. first + count - 1``
+    (``(s % 4) + 1`` values ``100 t + s``); ``n`` timeframes, tf_id 1000 + timeslice."""
+    ts = pc.timeslice
+    pc.tf_id = 1000 + ts
+    first = pc.option("first")
+    for s in range(first, first + pc.option("count")):
+        if sector_present(s, ts):
+            arr = pc.outputs.make(f"TPC/CLUSTERNATIVE/{s}", (s % 4) + 1, np.float32)
+            arr[:] = 100 * ts + s
+    if ts == pc.option("n") - 1:
+        pc.end_of_stream()
+
+
+def sector_source_spec(name: str, first: int, count: int, n: int) -> DataProcessorSpec:
+    return DataProcessorSpec(
+        name,
+        outputs=[OutputSpec("TPC", "CLUSTERNATIVE", s) for s in range(first, first + count)],
+        algorithm=sector_parts,
+        options=[
+            ConfigParamSpec("first", int, 0),
+            ConfigParamSpec("count", int, N_SECTORS),
+            ConfigParamSpec("n", int, 4),
+        ],
+        option_values={"first": first, "count": count, "n": n},
+    )
+
+
+def gather(pc) -> None:
+    """Reads every part of ``clusters`` (a subspec wildcard): subspecs, sizes and values in
+    subspec order, and what ``get`` says (the payload's sum for one part, else "several")."""
+    parts = pc.inputs.parts("clusters")
+    try:
+        one = float(pc.inputs.get("clusters").sum())
+    except LookupError:
+        one = "several"
+    pc.outputs.snapshot(
+        "TST/GATHER",
+        {
+            "ts": pc.timeslice,
+            "tf": pc.tf_id,
+            "subspecs": [h.subspec for h, _ in parts],
+            "values": [float(p[0]) for _, p in parts],
+            "sizes": [len(p) for p in pc.inputs.get_all("clusters")],
+            "get": one,
+        },
+    )
+
+
+def gather_spec(policy: str = "consumeWhenAll") -> DataProcessorSpec:
+    return DataProcessorSpec(
+        "tpc-gather",
+        inputs=[InputSpec("clusters", "TPC", "CLUSTERNATIVE")],
+        outputs=[OutputSpec("TST", "GATHER")],
+        algorithm=gather,
+        completion_policy=policy,
+        factory="mp_processors:gather_spec",
+        factory_kwargs={"policy": policy},
+    )
+
+
+def sector_specs(producers: int, n: int = 6) -> list[DataProcessorSpec]:
+    """``producers`` sources sharing the 36 sectors evenly, and the gathering consumer."""
+    per = N_SECTORS // producers
+    sources = [sector_source_spec(f"sectors-{i}", i * per, per, n) for i in range(producers)]
+    return [*sources, gather_spec()]

@@ -35,10 +35,19 @@ def test_unmatched_input_names_processor_and_input():
 
 def test_wildcard_input_matching_two_producers():
     specs = [
-        proc("sec-a", outs=["TPC/CLUSTERNATIVE/0"]),
         proc("sec-b", outs=["TPC/CLUSTERNATIVE/1"]),
+        proc("sec-a", outs=["TPC/CLUSTERNATIVE/0"]),
         proc("trk", ins=["c:TPC/CLUSTERNATIVE"]),
     ]
+    # a type matcher reads every part (O2: one input, 36 sector outputs), ordered by subspec
+    topo = build_topology(specs)
+    assert [(r.producer, r.data_type.subspec, r.binding) for r in topo.routes] == [
+        ("sec-a", 0, "c"),
+        ("sec-b", 1, "c"),
+    ]
+    assert topo.multipart_bindings("trk") == {"c"} and topo.required_bindings("trk") == {"c"}
+    # a Condition input reads one output
+    specs[2] = proc("trk", ins=["c:TPC/CLUSTERNATIVE"], lifetime=Lifetime.Condition)
     with pytest.raises(SpecError) as ei:
         build_topology(specs)
     msg = str(ei.value)

@@ -12,7 +12,8 @@ Modules, from the declarations to the runners:
 * ``spec``, ``topology``, ``config``: what a workflow is (processors, routes, configuration);
 * ``message``, ``context``, ``task``, ``metrics``: what a task sees and makes;
 * ``runtime``: one processor instance (``ProcessorRuntime``), the ``RunSummary`` and the worker
-  warm-up hooks; ``relayer``: routing, completion and consume-when-all, shared by the runners;
+  warm-up hooks; ``relayer``: routing (every part of an input that matches several outputs),
+  completion and the completion policies (consume when all / when any), shared by the runners;
 * ``runner_inline``; ``runner_mp`` (driver phases) with ``mp_flow`` (the driver's data flow),
   ``mp_book`` (per-timeslice notes, arrivals), ``mp_lanes`` (processes and pipes),
   ``mp_segments`` (shared-memory references), ``mp_worker`` (the worker process) and ``shm``

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from alice_dyn.framework.message import Message, make_message
+from alice_dyn.framework.message import DataHeader, Message, Parts, make_message
 from alice_dyn.framework.online import TimeframeTiming, current_clock
 from alice_dyn.framework.spec import DataProcessorSpec, DataType, OutputSpec, SpecError
 
@@ -54,41 +54,71 @@ def heap_arrays(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 
 class InputRecord:
-    """The inputs of one timeframe, by binding name (``pc.inputs.get("clusters")``)."""
+    """The inputs of one timeframe, by binding name (``pc.inputs.get("clusters")``).
 
-    def __init__(self, processor: str, messages: dict[str, Message]) -> None:
+    A binding whose input matches several outputs (a subspec wildcard such as
+    ``clusters:TPC/CLUSTERNATIVE`` fed by 36 sectors) holds several parts, ordered by subspec:
+    :meth:`get_all` gives their payloads, :meth:`parts` their ``(header, payload)`` pairs (O2's
+    ``InputRecordWalker``); :meth:`get` and :meth:`header` need exactly one part.
+    """
+
+    def __init__(self, processor: str, messages: dict[str, Message | Parts]) -> None:
         self._processor = processor
-        self._messages = messages
+        self._parts: dict[str, list[Message]] = {
+            b: list(m) if isinstance(m, Parts) else [m] for b, m in messages.items()
+        }
+
+    def _one(self, binding: str) -> Message:
+        try:
+            parts = self._parts[binding]
+        except KeyError:
+            raise KeyError(
+                f"processor {self._processor!r}: no input {binding!r} in this timeframe "
+                f"(present: {sorted(self._parts)})"
+            ) from None
+        if len(parts) != 1:
+            subs = [m.header.subspec for m in parts]
+            raise LookupError(
+                f"processor {self._processor!r}: input {binding!r} has {len(parts)} parts in "
+                f"this timeframe (subspecs {subs}): use pc.inputs.get_all({binding!r}) or "
+                f"pc.inputs.parts({binding!r})"
+            )
+        return parts[0]
 
     def get(self, binding: str) -> Any:
-        """The payload bound to ``binding`` — the producer's object itself, not a copy.
+        """The payload bound to ``binding`` — the producer's object itself, not a copy;
+        ``LookupError`` when the binding holds several parts (use :meth:`get_all`).
 
         Inputs are read-only (``const`` in O2): the multi-process runner hands out read-only
         views of shared memory, so a task must copy before modifying (inline it would
         silently change the producer's data)."""
-        try:
-            return self._messages[binding].payload
-        except KeyError:
-            raise KeyError(
-                f"processor {self._processor!r}: no input {binding!r} in this timeframe "
-                f"(present: {sorted(self._messages)})"
-            ) from None
+        return self._one(binding).payload
 
     def header(self, binding: str):
-        return self._messages[binding].header
+        """The header of the one part bound to ``binding``."""
+        return self._one(binding).header
+
+    def get_all(self, binding: str) -> list[Any]:
+        """The payloads of every part bound to ``binding``, ordered by subspec (``[]`` when
+        none arrived for this timeframe)."""
+        return [m.payload for m in self._parts.get(binding, ())]
+
+    def parts(self, binding: str) -> list[tuple[DataHeader, Any]]:
+        """``(header, payload)`` of every part bound to ``binding``, ordered by subspec."""
+        return [(m.header, m.payload) for m in self._parts.get(binding, ())]
 
     def is_valid(self, binding: str) -> bool:
         """False for an optional input that did not arrive for this timeframe."""
-        return binding in self._messages
+        return binding in self._parts
 
     def __contains__(self, binding: str) -> bool:
-        return binding in self._messages
+        return binding in self._parts
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._messages)
+        return iter(self._parts)
 
     def __len__(self) -> int:
-        return len(self._messages)
+        return len(self._parts)
 
 
 class DataAllocator:

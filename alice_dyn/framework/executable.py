@@ -9,8 +9,9 @@ defines its processors. As in O2:
   duplicates), so the last executable of ``a | b | c`` holds the whole topology and runs it.
 
 Processors travel as their spec factory (``"module:function"`` + keyword arguments) and are
-rebuilt on the other side. Global options (``--configKeyValues``, ``--pipeline``, ...) of all
-executables are merged, upstream first.
+rebuilt on the other side, with their completion policy (``completion_policy``). Global
+options (``--configKeyValues``, ``--pipeline``, ...) of all executables are merged, upstream
+first.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from alice_dyn.framework.errors import UsageError
 from alice_dyn.framework.metrics import format_metrics, write_metrics_json
 from alice_dyn.framework.online import OnlineOptions
 from alice_dyn.framework.runtime import RunSummary
-from alice_dyn.framework.spec import DataProcessorSpec, SpecError
+from alice_dyn.framework.spec import DataProcessorSpec, SpecError, check_completion_policy
 from alice_dyn.framework.topology import FORWARDING_POLICIES, Topology, build_topology
 
 RUNNERS = ("inline", "multiprocess")
@@ -103,6 +104,7 @@ def spec_to_json(spec: DataProcessorSpec) -> dict[str, Any]:
         "inputs": [str(i) for i in spec.inputs],
         "outputs": [str(o) for o in spec.outputs],
         "labels": list(spec.labels),
+        "completion_policy": spec.completion_policy,
     }
 
 
@@ -119,6 +121,10 @@ def spec_from_json(d: dict[str, Any]) -> DataProcessorSpec:
     if spec.name != d["name"]:
         raise SpecError(
             f"workflow JSON: factory {d['factory']} made {spec.name!r}, not {d['name']!r}"
+        )
+    if "completion_policy" in d:  # as the upstream executable ran it (absent: the factory's)
+        spec.completion_policy = check_completion_policy(
+            d["completion_policy"], f"workflow JSON: processor {spec.name!r}"
         )
     return spec
 

@@ -13,6 +13,7 @@ The multi-process runner moves ``ndarray`` and ``columns`` payloads through shar
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,23 @@ class Message:
 
     header: DataHeader
     payload: Any
+
+
+class Parts(tuple):
+    """The messages of one input binding that matches several outputs (a subspec wildcard such
+    as ``TPC/CLUSTERNATIVE`` fed by 36 sectors), ordered by subspec: the value of that binding
+    in a runner's inputs ``{binding: message or Parts}``."""
+
+    __slots__ = ()
+
+
+def each_message(inputs: Mapping[str, Any]) -> Iterator[Any]:
+    """Every message of a runner's inputs ``{binding: message or Parts}``, one by one."""
+    for value in inputs.values():
+        if isinstance(value, Parts):
+            yield from value
+        else:
+            yield value
 
 
 def serialization_of(payload: Any) -> str:

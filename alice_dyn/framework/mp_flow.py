@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from alice_dyn.framework import shm
+from alice_dyn.framework.message import Parts, each_message
 from alice_dyn.framework.metrics import ProcessorMetrics
 from alice_dyn.framework.mp_book import Arrivals, TimesliceBook
 from alice_dyn.framework.mp_lanes import Lane, Lanes
@@ -126,9 +127,9 @@ class DataFlow:
 
     # ---- data flow ------------------------------------------------------------------------
 
-    def _dispatch(self, name: str, ts: int, inputs: dict[str, shm.WireMessage]) -> None:
+    def _dispatch(self, name: str, ts: int, inputs: dict[str, shm.WireMessage | Parts]) -> None:
         lane = self.lanes.pick(name)
-        lane.inflight[ts] = list(inputs.values())
+        lane.inflight[ts] = list(each_message(inputs))
         releases = self.ledger.take(lane)  # handed back with the run: reused at once
         self.lanes.send(lane, ("run", ts, inputs, releases, self.arrivals.timing.get(ts)))
 

@@ -35,6 +35,7 @@ import traceback
 from typing import Any
 
 from alice_dyn.framework import shm
+from alice_dyn.framework.message import Parts, each_message
 from alice_dyn.framework.online import IdleCollector, TimeframeTiming, quiet_gc
 from alice_dyn.framework.runtime import ProcessorError, ProcessorRuntime, run_worker_warmups
 from alice_dyn.framework.spec import DataProcessorSpec, SpecError
@@ -135,14 +136,23 @@ class _Worker:
         prev, self._seen = self._seen, now
         return (m.seconds[prev[0] :], *(a - b for a, b in zip(now[1:], prev[1:], strict=True)))
 
+    def _decode(self, w: shm.WireMessage | Parts, mapped: dict) -> Any:
+        """An input as the task reads it (every part of a multi-part binding)."""
+        if isinstance(w, Parts):
+            return Parts(shm.decode_message(p, self.cache, mapped) for p in w)
+        return shm.decode_message(w, self.cache, mapped)
+
     def run(
-        self, ts: int, wire_inputs: dict[str, shm.WireMessage], timing: TimeframeTiming | None
+        self,
+        ts: int,
+        wire_inputs: dict[str, shm.WireMessage | Parts],
+        timing: TimeframeTiming | None,
     ) -> None:
         mapped: dict = {}
         try:
-            inputs = {b: shm.decode_message(w, self.cache, mapped) for b, w in wire_inputs.items()}
+            inputs = {b: self._decode(w, mapped) for b, w in wire_inputs.items()}
         except Exception as exc:  # a segment vanished: only after the driver gave up
-            tf = min((w.header.tf_id for w in wire_inputs.values()), default=ts)
+            tf = min((w.header.tf_id for w in each_message(wire_inputs)), default=ts)
             cause = f"{type(exc).__name__}: {exc}"
             self.send("error", ts, ProcessorError(self.name, "receive", cause, ts, tf))
             return

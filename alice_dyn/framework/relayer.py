@@ -13,10 +13,23 @@ inline runner's :class:`~alice_dyn.framework.message.Message`, the multi-process
   every non-source and every active source until they are done with it. A processor's timeslice
   ``t`` is decided once all its producers are done with ``t`` and it has decided ``t - 1``, so a
   processor sees its timeslices in increasing order whatever order its producers finish in.
-* **Consume when all.** The decision for ``t``: *skip* when the mailbox is empty (nothing for
-  this processor), *incomplete* when a blocking input (not Optional, Condition or Sporadic) is
-  missing (the mailbox's messages are dropped), else *run* with the mailbox plus the Condition
-  inputs valid at ``t`` (the latest one produced at or before ``t``). Older Condition inputs are
+* **Several parts per input.** An input that matches several outputs (a subspec wildcard: 36
+  per-sector ``TPC/CLUSTERNATIVE/<s>``) collects every part that arrives for ``t``; the run gets
+  them as one :class:`~alice_dyn.framework.message.Parts` ordered by subspec (an input that
+  matches one output gets its message as it is). Since ``t`` is decided only once every producer
+  is done with it, all the parts are there: what O2 needs a custom completion policy for (the
+  TPC sector completion policy) is the default here.
+* **Completion policies** (the processor's ``completion_policy``, O2's names). The decision for
+  ``t``: *skip* when the mailbox is empty (nothing for this processor; Condition inputs alone
+  do not make a run); with ``consumeWhenAll`` (default) *incomplete* when a blocking input (not
+  Optional, Condition or Sporadic) is missing (the mailbox's messages are dropped); else *run*
+  with the mailbox plus the Condition inputs valid at ``t`` (the latest one produced at or
+  before ``t``). ``consumeWhenAny`` and ``consumeExistingWhenAny`` run with whatever arrived,
+  missing inputs or not. O2 runs such a processor as messages arrive, possibly several times
+  per timeslice (``consumeWhenAny`` once per batch, ``consumeExistingWhenAny`` consuming what is
+  there and rescanning until the non-Sporadic inputs are complete); these runners decide a
+  timeslice once its producers are done, so both run once per timeslice with everything that
+  arrived: deterministic, and the same inline and multi-process. Older Condition inputs are
   dropped once the processor has decided a timeslice for which a newer one is valid.
 """
 
@@ -27,6 +40,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from alice_dyn.framework.message import Parts, each_message
 from alice_dyn.framework.spec import Lifetime
 from alice_dyn.framework.topology import DUMMY_SINK, Topology
 
@@ -45,11 +59,13 @@ def _no_hook(msg: Any) -> None:
 class Decision(Generic[M]):
     """The fate of one processor's timeslice: ``kind`` is :data:`RUN` (``inputs``: everything
     it reads, by binding), :data:`SKIP` (no input) or :data:`INCOMPLETE` (``inputs``: what was
-    there; ``why`` names the missing bindings)."""
+    there; ``why`` names the missing bindings). A binding that matches several outputs maps to
+    its :class:`~alice_dyn.framework.message.Parts` (iterate with
+    :func:`~alice_dyn.framework.message.each_message`)."""
 
     timeslice: int
     kind: str
-    inputs: dict[str, M] = field(default_factory=dict)
+    inputs: dict[str, M | Parts] = field(default_factory=dict)
     why: str = ""
 
 
@@ -73,11 +89,14 @@ class Relayer(Generic[M]):
         self.non_sources = [n for n in self.names if n not in source_set]
         self.producers = {n: {r.producer for r in topology.inputs_of[n]} for n in self.names}
         self.required = {n: topology.required_bindings(n) for n in self.names}
+        self.multipart = {n: topology.multipart_bindings(n) for n in self.names}
         self._cond_bindings = {
             n: [r.binding for r in topology.inputs_of[n] if r.lifetime == Lifetime.Condition]
             for n in self.names
         }
-        self.mailbox: dict[str, dict[int, dict[str, M]]] = {n: {} for n in self.names}
+        #: per consumer, timeslice and binding: the message that arrived (the list of those
+        #: that arrived for a binding that matches several outputs)
+        self.mailbox: dict[str, dict[int, dict[str, M | list[M]]]] = {n: {} for n in self.names}
         #: per (consumer, binding): Condition inputs as (timeslice, message), in timeslice order
         self.cond_hist: dict[tuple[str, str], list[tuple[int, M]]] = {
             (n, b): [] for n in self.names for b in self._cond_bindings[n]
@@ -151,7 +170,11 @@ class Relayer(Generic[M]):
                     bisect.insort(hist, (ts, msg), key=lambda e: e[0])
                     self.retain(msg)
                 else:
-                    self.mailbox[route.consumer].setdefault(ts, {})[route.binding] = msg
+                    box = self.mailbox[route.consumer].setdefault(ts, {})
+                    if route.binding in self.multipart[route.consumer]:
+                        box.setdefault(route.binding, []).append(msg)
+                    else:
+                        box[route.binding] = msg
                     self.retain(msg)
         return True
 
@@ -166,6 +189,15 @@ class Relayer(Generic[M]):
             if i:
                 out[b] = hist[i - 1][1]
         return out
+
+    @staticmethod
+    def _packed(box: dict[str, M | list[M]]) -> dict[str, M | Parts]:
+        """``box`` as a run's inputs: the parts of a binding that matches several outputs as
+        one :class:`~alice_dyn.framework.message.Parts`, ordered by subspec."""
+        return {
+            b: Parts(sorted(m, key=lambda p: p.header.subspec)) if isinstance(m, list) else m
+            for b, m in box.items()
+        }
 
     def _prune_conditions(self, name: str, ts: int) -> None:
         """Release Condition inputs older than the one valid at ``ts`` (never needed again)."""
@@ -199,15 +231,16 @@ class Relayer(Generic[M]):
             if not box:
                 yield Decision(ts, SKIP)
             elif missing:
-                for msg in box.values():
+                inputs = self._packed(box)
+                for msg in each_message(inputs):
                     self.release(msg)
                 why = f"input(s) {sorted(missing)} missing (consume when all)"
-                yield Decision(ts, INCOMPLETE, box, why)
+                yield Decision(ts, INCOMPLETE, inputs, why)
             else:
                 for b, msg in conditions.items():
                     if b not in box:
                         self.retain(msg)  # held by the run until the runner releases it
-                yield Decision(ts, RUN, {**conditions, **box})
+                yield Decision(ts, RUN, {**conditions, **self._packed(box)})
             self._prune_conditions(name, ts)
             if not box or missing:
                 pend.discard(name)

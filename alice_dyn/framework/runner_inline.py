@@ -1,11 +1,12 @@
 """The inline runner: every processor in one process, timeframe by timeframe, deterministic.
 
 Layer: framework. For each timeslice the processors run in topological order; a processor runs
-when all its blocking inputs for that timeslice are there ("consume when all", decided by the
-:class:`~alice_dyn.framework.relayer.Relayer` that every runner shares); messages are handed
-over as the objects themselves (zero copy). Sources run until they call
-``end_of_stream``; then every processor's ``end_of_stream`` runs in order. The first error
-stops the run; the summary accounts for every timeframe that entered.
+when all its blocking inputs for that timeslice are there ("consume when all"; or with any of
+them under the "when any" completion policies), with every part of an input that matches
+several outputs, as decided by the :class:`~alice_dyn.framework.relayer.Relayer` that every
+runner shares; messages are handed over as the objects themselves (zero copy). Sources run
+until they call ``end_of_stream``; then every processor's ``end_of_stream`` runs in order. The
+first error stops the run; the summary accounts for every timeframe that entered.
 
 Online mode (``online=OnlineOptions(...)``, :mod:`alice_dyn.framework.online`): before the
 sources are called for timeslice ``i`` the runner sleeps until its scheduled arrival, or goes on
@@ -23,7 +24,7 @@ from collections.abc import Generator
 from tqdm import tqdm
 
 from alice_dyn.framework.config import ConfigStore
-from alice_dyn.framework.message import Message
+from alice_dyn.framework.message import Message, Parts
 from alice_dyn.framework.online import (
     SERVICE_EMA,
     OnlineOptions,
@@ -200,7 +201,9 @@ class _InlineRun:
         relayer.complete()
         return produced
 
-    def _run(self, name: str, ts: int, inputs: dict[str, Message], timing: TimeframeTiming) -> None:
+    def _run(
+        self, name: str, ts: int, inputs: dict[str, Message | Parts], timing: TimeframeTiming
+    ) -> None:
         try:
             res = self.runtimes[name].process(ts, inputs, timing)
         except ProcessorError as err:

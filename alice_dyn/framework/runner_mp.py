@@ -13,7 +13,8 @@ the driver (the calling process) and :func:`run_multiprocess`; the parts live be
 * **Driver.** The calling process routes every message with the
   :class:`~alice_dyn.framework.relayer.Relayer` that the inline runner uses, but asynchronously:
   a processor's timeslice ``t`` is decided (run, skipped, or *incomplete* when a blocking input is
-  missing: consume when all) once all its producers are done with ``t`` and it has decided
+  missing under consume when all; see the relayer for the other completion policies and inputs
+  with several parts) once all its producers are done with ``t`` and it has decided
   ``t - 1``; so each lane sees timeslices in increasing order, outputs of parallel lanes are
   consumed downstream in timeslice order, and Condition inputs are the latest one produced at or
   before ``t``. Sources are asked for one timeslice at a time (a source that calls

@@ -33,7 +33,7 @@ from alice_dyn.framework.context import (
     heap_arrays,
 )
 from alice_dyn.framework.errors import UsageError
-from alice_dyn.framework.message import Message
+from alice_dyn.framework.message import Message, Parts, each_message
 from alice_dyn.framework.metrics import ProcessorMetrics
 from alice_dyn.framework.online import TimeframeTiming, current_clock
 from alice_dyn.framework.spec import DataProcessorSpec
@@ -156,7 +156,7 @@ class ProcessorRuntime:
     def process(
         self,
         timeslice: int,
-        inputs: dict[str, Message],
+        inputs: dict[str, Message | Parts],
         timing: TimeframeTiming | None = None,
     ) -> ProcessResult:
         """Run the task on one timeframe's inputs; returns its outputs (sent by the runner).
@@ -165,8 +165,9 @@ class ProcessorRuntime:
         ``None``: arrival now, no budget."""
         # the id of this timeframe's data; cached Condition inputs of earlier timeframes and
         # sources (no input) do not count
+        messages = list(each_message(inputs))
         tf_id = min(
-            (m.header.tf_id for m in inputs.values() if m.header.timeslice == timeslice),
+            (m.header.tf_id for m in messages if m.header.timeslice == timeslice),
             default=timeslice,
         )
         allocator = DataAllocator(self.spec, self.arrays)
@@ -191,8 +192,8 @@ class ProcessorRuntime:
         if inputs or outputs:  # a source's last call that only ends the stream is no timeframe
             self.metrics.record(
                 dt,
-                len(inputs),
-                sum(m.header.payload_size for m in inputs.values()),
+                len(messages),
+                sum(m.header.payload_size for m in messages),
                 len(outputs),
                 sum(m.header.payload_size for m in outputs),
             )

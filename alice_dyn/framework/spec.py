@@ -9,7 +9,10 @@ String form of inputs, as on O2 command lines::
 
     binding:ORIGIN/DESCRIPTION/SUBSPEC;binding2:ORIGIN/DESCRIPTION
 
-leaving out the subspec matches any subspec (a "type matcher").
+leaving out the subspec matches any subspec (a "type matcher"); such an input may match several
+outputs (e.g. ``TPC/CLUSTERNATIVE/0..35``, one per sector) and then receives all their parts.
+A processor's ``completion_policy`` (O2's names, :data:`COMPLETION_POLICIES`) says when it runs
+for a timeslice (:mod:`alice_dyn.framework.relayer`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,12 @@ from alice_dyn.framework.errors import UsageError
 MAX_ORIGIN = 4
 MAX_DESCRIPTION = 16
 MAX_SUBSPEC = 0xFFFFFFFF
+
+CONSUME_WHEN_ALL = "consumeWhenAll"
+CONSUME_WHEN_ANY = "consumeWhenAny"
+CONSUME_EXISTING_WHEN_ANY = "consumeExistingWhenAny"
+#: O2's completion policies that the runners support (``CompletionPolicyHelpers``)
+COMPLETION_POLICIES = (CONSUME_WHEN_ALL, CONSUME_WHEN_ANY, CONSUME_EXISTING_WHEN_ANY)
 
 
 class Lifetime(IntEnum):
@@ -71,6 +80,16 @@ def _check_subspec(subspec: int | None, where: str) -> None:
         return
     if isinstance(subspec, bool) or not isinstance(subspec, int) or not 0 <= subspec <= MAX_SUBSPEC:
         raise SpecError(f"{where}: subspec {subspec!r} must be an unsigned 32-bit integer")
+
+
+def check_completion_policy(policy: str, where: str) -> str:
+    """``policy`` if it is one of :data:`COMPLETION_POLICIES`; :class:`SpecError` otherwise."""
+    if policy not in COMPLETION_POLICIES:
+        raise SpecError(
+            f"{where}: unknown completion policy {policy!r} (use one of "
+            f"{', '.join(COMPLETION_POLICIES)})"
+        )
+    return policy
 
 
 @dataclass(frozen=True)
@@ -185,6 +204,9 @@ class DataProcessorSpec:
     timeframe. ``options`` maps option specs to the values this instance runs with.
     ``factory`` (``"module:function"``) and ``factory_kwargs`` rebuild the same spec in
     another process or from workflow JSON; stage factories fill them in.
+    ``completion_policy``: when the processor runs for a timeslice, one of
+    :data:`COMPLETION_POLICIES` (O2's ``consumeWhenAll`` by default; see
+    :mod:`alice_dyn.framework.relayer`).
     """
 
     name: str
@@ -197,12 +219,14 @@ class DataProcessorSpec:
     config_groups: Sequence[str] = ()
     factory: str | None = None
     factory_kwargs: dict[str, Any] = field(default_factory=dict)
+    completion_policy: str = CONSUME_WHEN_ALL
 
     def __post_init__(self) -> None:
         if not self.name or not re.fullmatch(r"[a-z0-9][a-z0-9\-_.]*", self.name):
             raise SpecError(
                 f"processor name {self.name!r}: use lower-case kebab-case (e.g. 'tpc-tracker')"
             )
+        check_completion_policy(self.completion_policy, f"processor {self.name!r}")
         self.inputs = tuple(self.inputs)
         self.outputs = tuple(self.outputs)
         self.options = tuple(self.options)

@@ -1,10 +1,13 @@
 """Build and check a workflow topology before any data flows.
 
-Layer: framework. Every input must be matched by exactly one producer's output; duplicate
-processor names, two producers of one output, cycles and unsupported lifetimes are errors that
-name the processor and the spec. Outputs nobody consumes ("dangling") go, by the forwarding
-policy, to an injected dummy sink (``dangling``, the default), are all also copied to the sink
-(``all``) or are refused (``none``).
+Layer: framework. Every input must be matched by at least one producer's output: an input with
+a subspec wildcard (a "type matcher", e.g. ``clusters:TPC/CLUSTERNATIVE``) may match several
+(``TPC/CLUSTERNATIVE/0..35``, from one producer or many; they share origin and description by
+construction) and then gets all their parts; a Condition input must match exactly one. An input
+matched by no output, duplicate processor names, two producers of one output, cycles and
+unsupported lifetimes are errors that name the processor and the spec. Outputs nobody consumes
+("dangling") go, by the forwarding policy, to an injected dummy sink (``dangling``, the
+default), are all also copied to the sink (``all``) or are refused (``none``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from alice_dyn.framework.spec import DataProcessorSpec, DataType, InputSpec, Lifetime, SpecError
+from alice_dyn.framework.spec import (
+    CONSUME_WHEN_ALL,
+    DataProcessorSpec,
+    DataType,
+    InputSpec,
+    Lifetime,
+    SpecError,
+)
 
 DUMMY_SINK = "internal-dpl-injected-dummy-sink"
 FORWARDING_POLICIES = ("dangling", "all", "none")
@@ -56,8 +66,21 @@ class Topology:
             self.inputs_of[r.consumer].append(r)
 
     def required_bindings(self, name: str) -> set[str]:
-        """Inputs of ``name`` that must be present before it runs (consume when all)."""
+        """Inputs of ``name`` that must be present before it runs: the blocking ones under
+        ``consumeWhenAll``, none under the "when any" policies."""
+        if self.by_name[name].completion_policy != CONSUME_WHEN_ALL:
+            return set()
         return {r.binding for r in self.inputs_of[name] if r.lifetime not in NON_BLOCKING_LIFETIMES}
+
+    def multipart_bindings(self, name: str) -> set[str]:
+        """Inputs of ``name`` that match several outputs (their value is all the parts)."""
+        seen: set[str] = set()
+        multi = set()
+        for r in self.inputs_of[name]:
+            if r.binding in seen:
+                multi.add(r.binding)
+            seen.add(r.binding)
+        return multi
 
     @property
     def sources(self) -> list[str]:
@@ -82,16 +105,20 @@ class Topology:
 
 def _match(
     inp: InputSpec, consumer: str, producers: Sequence[DataProcessorSpec]
-) -> tuple[str, DataType]:
+) -> list[tuple[str, DataType]]:
+    """The outputs ``inp`` reads, as ``(producer, data type)`` ordered by subspec."""
     found = [
         (p.name, o.data_type) for p in producers for o in p.outputs if inp.matches(o.data_type)
     ]
     if not found:
         raise SpecError(f"processor {consumer!r}: input {inp} is produced by no processor")
-    if len(found) > 1:
+    if len(found) > 1 and inp.lifetime == Lifetime.Condition:
         what = ", ".join(f"{n} ({t})" for n, t in found)
-        raise SpecError(f"processor {consumer!r}: input {inp} matches more than one output: {what}")
-    return found[0]
+        raise SpecError(
+            f"processor {consumer!r}: Condition input {inp} matches more than one output: "
+            f"{what} (a Condition input reads one)"
+        )
+    return sorted(found, key=lambda f: f[1].subspec)
 
 
 def build_topology(
@@ -128,10 +155,12 @@ def build_topology(
     routes = []
     for s in specs:
         for i in s.inputs:
-            producer, dt = _match(i, s.name, specs)
-            if producer == s.name:
-                raise SpecError(f"processor {s.name!r}: input {i} reads its own output (a cycle)")
-            routes.append(Route(producer, dt, s.name, i.binding, i.lifetime))
+            for producer, dt in _match(i, s.name, specs):
+                if producer == s.name:
+                    raise SpecError(
+                        f"processor {s.name!r}: input {i} reads its own output (a cycle)"
+                    )
+                routes.append(Route(producer, dt, s.name, i.binding, i.lifetime))
     # topological order (Kahn), stable in the given order
     deps = {s.name: {r.producer for r in routes if r.consumer == s.name} for s in specs}
     order: list[str] = []
