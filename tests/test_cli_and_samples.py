@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import uproot
 
 from alice_dyn.cli import main
 from alice_dyn.io import open_timeframes, read_timeframe
@@ -36,13 +37,46 @@ def test_simulate_inspect_summary(tmp_path, capsys):
     assert summary["clusters"] == info["n_clusters"] and summary["collisions"] == 6
 
 
+@pytest.mark.root
 def test_simulate_o2_layout(tmp_path):
+    pytest.importorskip("ROOT")
     out = tmp_path / "o2.root"
     assert main(["simulate", "-o", str(out), "--timeframes", "1", "--layout", "o2"]) == 0
+    _assert_o2_native(out)
     tf = read_timeframe(out, 0)
     again = simulate_timeframe(SimConfig.for_system("pp", seed=1), 0)
     assert tf.clusters.records.tobytes() == again.clusters.records.tobytes()
     assert np.array_equal(tf.clusters.mc_label, again.clusters.mc_label)
+    sectors = tmp_path / "sectors.root"
+    argv = ["simulate", "-o", str(sectors), "--timeframes", "1", "--layout", "o2"]
+    assert main([*argv, "--o2-branches", "sectors"]) == 0
+    _assert_o2_native(sectors, sector=35)
+    assert read_timeframe(sectors, 0).clusters.records.tobytes() == tf.clusters.records.tobytes()
+
+
+def _assert_o2_native(path, sector=None) -> None:
+    """O2's branches (as RootTreeWriter writes them), read with uproot; nothing else."""
+    suffix = "" if sector is None else f"_{sector}"
+    with uproot.open(path) as f:
+        tree = f["tpcrec"]
+        names = set(tree.keys(recursive=False))
+        assert tree[f"TPCClusterNative{suffix}"].member("fClassName") == "vector<char>"
+        assert tree[f"TPCClusterNative{suffix}Size"].typename == "uint32_t"
+        assert tree[f"TPCClusterNativeMCTruth{suffix}"].streamer.typename == (
+            "o2::dataformats::IOMCTruthContainerView"
+        )
+        assert all(n.startswith(("TPCClusterNative", "TPCClusterNativeMCTruth")) for n in names)
+        assert not any("CRC" in n or "MCLabels" in n for n in names)
+
+
+def test_shipped_o2_sample_is_o2s_layout_with_the_pp_sample_clusters():
+    recipe = (SAMPLES / "make_samples.sh").read_text()
+    assert "-o pp_sample_o2.root --timeframes 10 --system pp --seed 1 --layout o2" in recipe
+    _assert_o2_native(SAMPLES / "pp_sample_o2.root")
+    o2 = read_timeframe(SAMPLES / "pp_sample_o2.root", 3)
+    pp = read_timeframe(SAMPLES / "pp_sample.root", 3)
+    assert o2.clusters.records.tobytes() == pp.clusters.records.tobytes()
+    np.testing.assert_array_equal(o2.clusters.mc_label, pp.clusters.mc_label)
 
 
 def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capsys):

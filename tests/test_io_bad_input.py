@@ -258,7 +258,8 @@ def _write_with_bad(tmp_path, make_tfs, mutate, bad=(1,), layout="alice_dyn", n=
     for i in bad:
         mutate(tfs[i])
     path = tmp_path / f"bad_{layout}.root"
-    write_timeframes(path, tfs, layout=layout, validate=False, flush_timeframes=2)
+    extra = {"o2_branches": "array"} if layout == "o2" else {}  # bad values: uproot variant
+    write_timeframes(path, tfs, layout=layout, validate=False, flush_timeframes=2, **extra)
     return path, tfs
 
 
@@ -332,8 +333,16 @@ def _write_o2(path, buffers, labels=None, buffer_type=np.uint8):
     return os.fspath(path)
 
 
-def _o2_buffers(o2_file):
-    with uproot.open(o2_file) as f:
+@pytest.fixture(scope="module")
+def o2_array_file(tmp_path_factory, timeframes) -> str:
+    """The fixture timeframes in the project's former uint8-array variant of the O2 layout."""
+    path = str(tmp_path_factory.mktemp("io") / "o2_array.root")
+    write_timeframes(path, timeframes, layout="o2", o2_branches="array", flush_timeframes=2)
+    return path
+
+
+def _o2_buffers(o2_array_file):
+    with uproot.open(o2_array_file) as f:
         t = f["tpcrec"]
         return (
             [np.asarray(b) for b in t[O2_CLUSTERS_BRANCH].array(library="np")],
@@ -341,8 +350,8 @@ def _o2_buffers(o2_file):
         )
 
 
-def test_o2_count_index_disagrees_with_records(tmp_path, o2_file):
-    buffers, labels = _o2_buffers(o2_file)
+def test_o2_count_index_disagrees_with_records(tmp_path, o2_array_file):
+    buffers, labels = _o2_buffers(o2_array_file)
     bad = buffers[2].copy()
     index = bad[:CLUSTER_COUNT_INDEX_BYTES].view("<u4")
     index[5] += 3
@@ -350,8 +359,8 @@ def test_o2_count_index_disagrees_with_records(tmp_path, o2_file):
     assert_bad(path, 2, r"ClusterCountIndex counts \d+ clusters but the buffer holds \d+")
 
 
-def test_o2_partial_record(tmp_path, o2_file):
-    buffers, _ = _o2_buffers(o2_file)
+def test_o2_partial_record(tmp_path, o2_array_file):
+    buffers, _ = _o2_buffers(o2_array_file)
     path = _write_o2(tmp_path / "o2.root", [buffers[0], buffers[1][:-5]])
     assert_bad(path, 1, "not a whole number of 12-byte ClusterNative records")
 
@@ -361,21 +370,21 @@ def test_o2_short_buffer(tmp_path):
     assert_bad(path, 0, "shorter than the 21888-byte ClusterCountIndex")
 
 
-def test_o2_labels_disagree_with_clusters(tmp_path, o2_file):
-    buffers, labels = _o2_buffers(o2_file)
+def test_o2_labels_disagree_with_clusters(tmp_path, o2_array_file):
+    buffers, labels = _o2_buffers(o2_array_file)
     path = _write_o2(tmp_path / "o2.root", buffers[:2], [labels[0], labels[1][:-1]])
     assert_bad(path, 1, rf"{O2_LABELS_BRANCH} has \d+ labels but {O2_CLUSTERS_BRANCH} holds \d+")
 
 
-def test_o2_without_labels_reads_noise_labels(tmp_path, o2_file, timeframes):
-    buffers, _ = _o2_buffers(o2_file)
+def test_o2_without_labels_reads_noise_labels(tmp_path, o2_array_file, timeframes):
+    buffers, _ = _o2_buffers(o2_array_file)
     back = read_timeframes(_write_o2(tmp_path / "o2.root", buffers))
     assert [len(tf.clusters) for tf in back] == [len(tf.clusters) for tf in timeframes]
     assert all((tf.clusters.mc_label == -1).all() for tf in back)
 
 
-def test_o2_wrong_buffer_type(tmp_path, o2_file):
-    buffers, _ = _o2_buffers(o2_file)
+def test_o2_wrong_buffer_type(tmp_path, o2_array_file):
+    buffers, _ = _o2_buffers(o2_array_file)
     path = _write_o2(tmp_path / "o2.root", buffers[:1], buffer_type=np.float32)
     assert_bad(path, None, rf"{O2_CLUSTERS_BRANCH} is float32\[\] \(jagged\)")
 
@@ -391,7 +400,9 @@ def test_o2_out_of_range_pad_and_label(tmp_path, make_tfs):
 def test_o2_corrupted_payload_caught_by_checksum(tmp_path, make_tfs):
     tfs = make_tfs(3, with_empty=False)
     good = tmp_path / "good.root"
-    write_timeframes(good, tfs, layout="o2", compression=None, flush_timeframes=1)
+    write_timeframes(
+        good, tfs, layout="o2", o2_branches="array", compression=None, flush_timeframes=1
+    )
     path = tmp_path / "bad.root"
     shutil.copy(good, path)
     with uproot.open(good) as f:

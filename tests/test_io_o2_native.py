@@ -11,11 +11,13 @@ Without O2's dictionary the view class is declared to cling with O2's members (`
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import uproot
 
-from alice_dyn.io import BadInputError, BadTimeframeWarning, read_timeframes
+from alice_dyn.io import BadInputError, BadTimeframeWarning, read_timeframes, write_timeframes
 from alice_dyn.io.o2_mc_truth import (
     MC_LABEL_NOISE,
     ClusterMCTruth,
@@ -34,10 +36,11 @@ from alice_dyn.io.schema import (
     O2_TREE_NAME,
     o2_sector_branch,
 )
+from alice_dyn.sim import SimConfig, simulate_timeframe
 from alice_dyn.tpc.cluster_native import CLUSTER_NATIVE_DTYPE
 from alice_dyn.tpc.geometry import N_ROWS, N_SECTORS, ROW_N_PADS
 
-_VIEW_DECL = """
+_VIEW_CLASS_DECL = """
 #include <vector>
 namespace o2 { namespace dataformats {
 class IOMCTruthContainerView {
@@ -71,6 +74,13 @@ class IOMCTruthContainerView {
   ClassDefNV(IOMCTruthContainerView, 1);
 };
 }}
+"""
+_VIEW_HELPERS_DECL = """
+#include <vector>
+#include <cstring>
+void alice_dyn_test_copy(const std::vector<char>& v, unsigned char* out) {
+  std::memcpy(out, v.data(), v.size());
+}
 void alice_dyn_test_assign(std::vector<char>& v, const unsigned char* p, size_t n) {
   v.assign(reinterpret_cast<const char*>(p), reinterpret_cast<const char*>(p) + n);
 }
@@ -84,8 +94,11 @@ void alice_dyn_test_adopt(alice_dyn_view_t& view, const std::vector<char>& v) {
 @pytest.fixture(scope="module")
 def ROOT():
     root = pytest.importorskip("ROOT")
+    # the project's writer may have declared the class already (same members, same version)
+    if not root.TClass.GetClass(O2_MC_TRUTH_CLASS):
+        root.gInterpreter.Declare(_VIEW_CLASS_DECL)
     if not hasattr(root, "alice_dyn_test_assign"):
-        root.gInterpreter.Declare(_VIEW_DECL)
+        root.gInterpreter.Declare(_VIEW_HELPERS_DECL)
     return root
 
 
@@ -210,14 +223,20 @@ def _check_truth(truths, entries) -> None:
 
 
 def _expected_mc_label(offsets, raw) -> np.ndarray:
-    """The documented mapping, computed the slow way."""
+    """The documented mapping, computed the slow way: per-(source, event) blocks of trackIDs."""
     valid = (raw != MC_LABEL_NOISE) & (raw != np.uint64(0xFFFF_FFFF_FFFF_FFFF))
-    keys = sorted({int(w) & ((1 << 58) - 1) for w in raw[valid]})
-    index = {k: i for i, k in enumerate(keys)}
+    size: dict[int, int] = {}
+    for w in raw[valid]:
+        ev, track = (int(w) & ((1 << 58) - 1)) >> 31, int(w) & ((1 << 31) - 1)
+        size[ev] = max(size.get(ev, 0), track + 1)
+    start, total = {}, 0
+    for ev in sorted(size):
+        start[ev], total = total, total + size[ev]
     out = []
     for c in range(offsets.size - 1):
         words = [int(w) for w in raw[offsets[c] : offsets[c + 1]] if w != MC_LABEL_NOISE]
-        out.append(index[words[0] & ((1 << 58) - 1)] if words else -1)
+        out.append(start[(words[0] & ((1 << 58) - 1)) >> 31] + (words[0] & ((1 << 31) - 1))
+                   if words else -1)  # fmt: skip
     return np.array(out, np.int32)
 
 
@@ -234,15 +253,11 @@ def test_single_branch_with_mc_truth(ROOT, tmp_path):
     _check_truth([t for _, t in pairs], entries)
     for tf, truth, (_, _, _, offsets, raw) in zip(tfs, [t for _, t in pairs], entries, strict=True):
         np.testing.assert_array_equal(tf.clusters.mc_label, _expected_mc_label(offsets, raw))
-        keys = truth.particle_keys
         first = tf.clusters.mc_label >= 0
-        if first.any():  # mc_label points at the (source, event, track) of a label of the cluster
+        if first.any():  # mc_label - its block start is the trackID of a label of the cluster
             c = int(np.flatnonzero(first)[0])
             lab = decode_labels(truth.raw[truth.offsets[c] : truth.offsets[c + 1]])
-            k = keys[tf.clusters.mc_label[c]]
-            assert (k["source_id"], k["event_id"], k["track_id"]) in {
-                (x["source_id"], x["event_id"], x["track_id"]) for x in lab
-            }
+            assert tf.clusters.mc_label[c] - lab["track_id"][~lab["noise"]][0] >= 0
         jag = truth.to_awkward()
         assert len(jag) == len(tf.clusters)
     # several labels on one cluster, noise among them
@@ -382,10 +397,109 @@ def test_bad_mc_truth_header_is_one_line(ROOT, tmp_path):
     assert f"{O2_MC_TRUTH_BRANCH}: MC truth indexes {rec.size - 1} clusters" in info.value.problem
 
 
-def test_project_o2_layout_still_reads(o2_file, timeframes):
-    back = read_timeframes(o2_file)
+def test_project_former_array_variant_still_reads(tmp_path, timeframes):
+    path = str(tmp_path / "array.root")
+    write_timeframes(path, timeframes, layout="o2", o2_branches="array")
+    with uproot.open(path) as f:
+        assert f[O2_TREE_NAME][O2_CLUSTERS_BRANCH].typename == "uint8_t[]"
+    back = read_timeframes(path)
     assert [len(tf.clusters) for tf in back] == [len(tf.clusters) for tf in timeframes]
-    assert read_o2_mc_truth(o2_file) == [None] * len(timeframes)
+    for a, b in zip(timeframes, back, strict=True):
+        np.testing.assert_array_equal(a.clusters.mc_label, b.clusters.mc_label)
+    assert read_o2_mc_truth(path) == [None] * len(timeframes)
+
+
+# --- the project's writer of O2's layout -------------------------------------------------------
+@pytest.fixture(scope="module")
+def sim_tfs() -> list:
+    """Two simulated pp timeframes (some particles leave no cluster)."""
+    cfg = SimConfig.for_system("pp", seed=3, collisions_per_tf=4)
+    return [simulate_timeframe(cfg, i) for i in range(2)]
+
+
+def _sorted_clusters(tf):
+    order = np.lexsort((tf.clusters.row, tf.clusters.sector))
+    return tf.clusters.records[order], tf.clusters.mc_label[order]
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("mode", ["single", "sectors"])
+def test_written_file_is_what_o2_reader_expects(ROOT, tmp_path, sim_tfs, mode):
+    path = str(tmp_path / f"{mode}.root")
+    write_timeframes(path, sim_tfs, layout="o2", o2_branches=mode, compression="zstd:5")
+    keys = [None] if mode == "single" else list(range(N_SECTORS))
+    f = ROOT.TFile.Open(path)
+    try:
+        assert f.GetCompressionSettings() == 505  # ZSTD level 5, as O2 writes
+        tree = f.Get(O2_TREE_NAME)
+        assert tree.GetEntries() == len(sim_tfs)
+        names = {b.GetName() for b in tree.GetListOfBranches()}
+        data = [o2_sector_branch(O2_CLUSTERS_BRANCH, k) for k in keys]
+        mc = [o2_sector_branch(O2_MC_TRUTH_BRANCH, k) for k in keys]
+        assert names == {*data, *(d + O2_SIZE_SUFFIX for d in data), *mc}  # nothing else
+        for d, m in zip(data, mc, strict=True):
+            assert tree.GetBranch(d).GetClassName() == "vector<char>"
+            assert tree.GetBranch(m).GetClassName() == O2_MC_TRUTH_CLASS
+            assert tree.GetLeaf(d + O2_SIZE_SUFFIX).GetTypeName() == "UInt_t"
+            assert tree.GetBranch(d + O2_SIZE_SUFFIX).GetTitle() == f"{d}{O2_SIZE_SUFFIX}/i"
+        for i, tf in enumerate(sim_tfs):
+            tree.GetEntry(i)
+            n_total = 0
+            for k, d in zip(keys, data, strict=True):
+                vec = getattr(tree, d)
+                buf = np.empty(vec.size(), np.uint8)
+                ROOT.alice_dyn_test_copy(vec, buf)
+                size = int(getattr(tree, d + O2_SIZE_SUFFIX))
+                assert buf.size == size
+                counts = buf[: N_SECTORS * N_ROWS * 4].view("<u4").reshape(N_SECTORS, N_ROWS)
+                assert size == N_SECTORS * N_ROWS * 4 + 12 * int(counts.sum())
+                if k is not None:
+                    assert counts.sum() == counts[k].sum()
+                n_total += int(counts.sum())
+            assert n_total == len(tf.clusters)
+    finally:
+        f.Close()
+    pairs = list(TimeframeReader(path).iter_with_mc_truth())
+    for tf, (back, truth) in zip(sim_tfs, pairs, strict=True):
+        records, labels = _sorted_clusters(tf)
+        assert back.clusters.records.tobytes() == records.tobytes()
+        np.testing.assert_array_equal(back.clusters.mc_label, labels)
+        assert (truth.counts == 1).all()  # one label per cluster
+        lab = truth.labels
+        assert (lab["noise"] == (labels == -1)).all()
+        assert (lab["event_id"][~lab["noise"]] == 0).all()
+        assert (lab["source_id"][~lab["noise"]] == 0).all()
+
+
+@pytest.mark.root
+def test_round_trip_keeps_particle_rows_when_particles_leave_no_cluster(tmp_path, sim_tfs):
+    tf = sim_tfs[0]
+    labels = tf.clusters.mc_label
+    hit = np.zeros(len(tf.particles), bool)
+    hit[labels[labels >= 0]] = True
+    assert not hit[: labels.max()].all()  # a dense index over labels present would differ
+    path = str(tmp_path / "rows.root")
+    write_timeframes(path, [tf], layout="o2")
+    back = read_timeframes(path)[0]
+    np.testing.assert_array_equal(back.clusters.mc_label, _sorted_clusters(tf)[1])
+
+
+def test_missing_root_is_one_line_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    from alice_dyn.cli import main
+    from alice_dyn.framework.errors import UsageError
+    from alice_dyn.io.o2_writer import RootMissingError
+
+    monkeypatch.setitem(sys.modules, "ROOT", None)  # import ROOT raises ImportError
+    out = tmp_path / "o2.root"
+    with pytest.raises(RootMissingError, match=r"pip install 'alice-dyn\[root\]'") as info:
+        write_timeframes(out, [], layout="o2")
+    assert isinstance(info.value, UsageError) and not out.exists()
+    calls = []
+    monkeypatch.setattr("alice_dyn.sim.simulate_timeframe", lambda *a: calls.append(a))
+    assert main(["simulate", "-o", str(out), "--timeframes", "1", "--layout", "o2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "alice-dyn[root]" in err and "ROOT" in err
+    assert not out.exists() and not calls
 
 
 # --- the flat container, on bytes built from O2's layout -----------------------------------------
@@ -412,8 +526,8 @@ def test_flat_container_decodes_by_hand():
     assert lab["event_id"][0] == 2 and lab["source_id"][0] == 1 and not lab["fake"][0]
     assert lab["noise"].tolist() == [False, True, False, False]
     assert lab["fake"][2]
-    # particles sorted by (source, event, track): (0,0,7) -> 0, (1,2,5) -> 1
-    assert truth.mc_label().tolist() == [1, -1, 0]  # cluster 2: first valid is the fake 7
+    # blocks by (source, event): (0, 0) holds tracks 0-7 -> 0..7, (1, 2) starts at 8
+    assert truth.mc_label().tolist() == [13, -1, 7]  # cluster 2: first valid is the fake 7
     assert truth.particle_keys.tolist() == [(0, 0, 7), (1, 2, 5)]
 
 

@@ -1,10 +1,16 @@
-"""ROOT itself reads what uproot wrote: TTree entries, jagged branches via RDataFrame, metadata."""
+"""ROOT itself reads what the project wrote (with uproot; O2's layout with ROOT): TTree entries,
+jagged branches via RDataFrame, metadata, O2's Size and vector<char> branches."""
 
 import numpy as np
 import pytest
 
 from alice_dyn.io import write_timeframes
-from alice_dyn.io.schema import METADATA_KEY, O2_CLUSTERS_BRANCH, O2_LABELS_BRANCH
+from alice_dyn.io.schema import (
+    METADATA_KEY,
+    O2_CLUSTERS_BRANCH,
+    O2_LABELS_BRANCH,
+    O2_SIZE_SUFFIX,
+)
 from alice_dyn.tpc.cluster_native import CLUSTER_COUNT_INDEX_BYTES
 
 pytestmark = pytest.mark.root
@@ -43,7 +49,26 @@ def test_root_reads_alice_dyn_tree(ROOT, alice_file, timeframes):
 
 
 def test_root_reads_o2_tree(ROOT, o2_file, timeframes):
+    """The O2 layout as O2 writes it: ROOT reads the Size leaf and the vector<char> per entry."""
+    size = O2_CLUSTERS_BRANCH + O2_SIZE_SUFFIX
     f = ROOT.TFile.Open(o2_file)
+    try:
+        tree = f.Get("tpcrec")
+        assert tree.GetEntries() == len(timeframes)
+        assert tree.GetLeaf(size).GetTypeName() == "UInt_t"
+        for i, tf in enumerate(timeframes):
+            tree.GetEntry(i)
+            n_bytes = CLUSTER_COUNT_INDEX_BYTES + 12 * len(tf.clusters)
+            assert getattr(tree, size) == n_bytes
+            assert getattr(tree, O2_CLUSTERS_BRANCH).size() == n_bytes
+    finally:
+        f.Close()
+
+
+def test_root_reads_former_o2_array_variant(ROOT, tmp_path, timeframes):
+    path = str(tmp_path / "array.root")
+    write_timeframes(path, timeframes, layout="o2", o2_branches="array", flush_timeframes=2)
+    f = ROOT.TFile.Open(path)
     try:
         tree = f.Get("tpcrec")
         assert tree.GetEntries() == len(timeframes)
@@ -54,12 +79,6 @@ def test_root_reads_o2_tree(ROOT, o2_file, timeframes):
             assert getattr(tree, f"n{O2_LABELS_BRANCH}") == n
     finally:
         f.Close()
-    df = ROOT.RDataFrame("tpcrec", o2_file)
-    sizes = df.AsNumpy([f"n{O2_CLUSTERS_BRANCH}"])[f"n{O2_CLUSTERS_BRANCH}"]
-    assert list(sizes) == [CLUSTER_COUNT_INDEX_BYTES + 12 * len(tf.clusters) for tf in timeframes]
-    buffers = df.AsNumpy([O2_CLUSTERS_BRANCH])[O2_CLUSTERS_BRANCH]
-    index = np.asarray(buffers[0], dtype=np.uint8)[:CLUSTER_COUNT_INDEX_BYTES].view("<u4")
-    assert int(index.sum()) == len(timeframes[0].clusters)
 
 
 @pytest.mark.parametrize("compression", ["zlib:1", "lz4:1", "zstd:1"])

@@ -38,7 +38,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--layout",
         choices=["alice_dyn", "o2"],
         default="alice_dyn",
-        help="alice_dyn: everything; o2: tpcrec/TPCClusterNative buffers only",
+        help="alice_dyn: everything; o2: O2's tpc-native-clusters.root (tpcrec: "
+        "TPCClusterNative buffers + Size + MC truth), written with ROOT (pip install "
+        "'alice-dyn[root]')",
+    )
+    p.add_argument(
+        "--o2-branches",
+        choices=["single", "sectors"],
+        default="single",
+        help="with --layout o2: one TPCClusterNative branch (O2's default) or 36 "
+        "TPCClusterNative_<s> branches",
     )
     p.add_argument(
         "--compression",
@@ -65,7 +74,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from alice_dyn.io import DEFAULT_COMPRESSION, TimeframeWriter
+    from alice_dyn.io.o2_writer import require_root
     from alice_dyn.sim import SimConfig, simulate_timeframe
+
+    if args.layout == "o2":
+        require_root()  # RootMissingError (exit 2) before anything is simulated or written
 
     changes: dict = {"seed": args.seed, "bfield_t": args.bfield, "run_period": args.run_period}
     if args.collisions_per_tf is not None:
@@ -87,7 +100,10 @@ def run(args: argparse.Namespace) -> int:
     opt.writable_file(args.output, "-o")
     n_cl = 0
     t0 = time.perf_counter()
-    with TimeframeWriter(args.output, layout=args.layout, compression=compression) as writer:
+    writer_options = {"o2_branches": args.o2_branches} if args.layout == "o2" else {}
+    with TimeframeWriter(
+        args.output, layout=args.layout, compression=compression, **writer_options
+    ) as writer:
         bar = tqdm(range(args.first_tf, args.first_tf + args.timeframes), desc="simulate",
                    unit="TF", disable=None)  # fmt: skip
         for tf_id in bar:

@@ -2,16 +2,19 @@
 
 Layer: I/O. Three variants of the tree are read (:func:`plan_o2_layout` tells which):
 
-* ``array`` — what this project writes: branch ``TPCClusterNative`` holds each timeframe's O2
-  buffer as a jagged ``uint8`` array (``UChar_t x[n]``) — the ``ClusterCountIndex``
-  (``uint32 [36][152]``) followed by the 12-byte ClusterNative records in (sector, row) order,
-  exactly what :func:`~alice_dyn.tpc.cluster_native.encode_o2_buffer` produces. Branch
+* ``array`` — what this project wrote before it wrote O2's own layout
+  (:mod:`alice_dyn.io.o2_writer`; ``o2_branches="array"`` still writes it): branch
+  ``TPCClusterNative`` holds each timeframe's O2 buffer as a jagged ``uint8`` array
+  (``UChar_t x[n]``) — the ``ClusterCountIndex`` (``uint32 [36][152]``) followed by the
+  12-byte ClusterNative records in (sector, row) order, exactly what
+  :func:`~alice_dyn.tpc.cluster_native.encode_o2_buffer` produces. Branch
   ``TPCClusterNativeMCLabels`` (jagged ``int32``) holds one MC particle index per record, in
   the same order; it is optional on reading (missing = all ``-1``).
-* ``single`` — O2's own writer (``RootTreeWriter`` binary branch): ``TPCClusterNative`` is a
-  ``std::vector<char>`` object branch with the same buffer, plus ``TPCClusterNativeSize``
-  (leaf ``/i``, the byte count, checked). MC truth: ``TPCClusterNativeMCTruth``
-  (:mod:`alice_dyn.io.o2_mc_truth`), one label container for all clusters.
+* ``single`` — O2's own writer (``RootTreeWriter`` binary branch; the project's default):
+  ``TPCClusterNative`` is a ``std::vector<char>`` object branch with the same buffer, plus
+  ``TPCClusterNativeSize`` (leaf ``/i``, the byte count, checked). MC truth:
+  ``TPCClusterNativeMCTruth`` (:mod:`alice_dyn.io.o2_mc_truth`), one label container for all
+  clusters.
 * ``sectors`` — O2 per-sector branches ``TPCClusterNative_<s>`` + ``TPCClusterNative_<s>Size``
   for the sectors present, each buffer with a full ``[36][152]`` index in which only sector
   ``s`` counts clusters; merged into one timeframe in (sector, row) order. MC truth

@@ -26,11 +26,20 @@ Cluster ``i`` owns labels ``index[i] .. index[i+1]`` (the last one up to ``nTrut
 (bit 63); ``0xFFFFFFFFFFFFFFFF`` is "not set" and ``0xFFFFFFFFFFFFFFFE`` is noise.
 
 Mapping to the project's ``mc_label`` (one particle per cluster): the O2 layout carries no
-particle table, and O2's trackID counts within one event of one source. So every distinct valid
-(set, not noise) ``(sourceID, eventID, trackID)`` of a timeframe gets a dense index in ascending
-order of that triple (``ClusterMCTruth.particle_keys`` lists them), and a cluster's ``mc_label``
-is the index of its *first* valid label (fake flag ignored), ``-1`` when it has only noise or
-no labels. The full label list of every cluster stays available as :class:`ClusterMCTruth`.
+particle table, and O2's trackID is the row of the particle in the kinematics of one event of
+one source. So the valid (set, not noise) labels of a timeframe are grouped by
+``(sourceID, eventID)`` in ascending order; each group is given a block of
+``max(trackID) + 1`` consecutive values, and a label's value is the start of its block plus its
+trackID. A cluster's ``mc_label`` is the value of its *first* valid label (fake flag ignored),
+``-1`` when it has only noise or no labels. Why this rule and not a dense index over the labels
+present: it keeps O2's trackID (``mc_label - block start``, the row in that event's kinematics),
+it is one to one for O2's files (blocks do not overlap), and for the files this project writes
+(one event per timeframe, trackID = the particle's row: :mod:`alice_dyn.io.o2_writer`) it gives
+back the simulation's particle row exactly, also when some particles left no cluster (a dense
+index would shift every particle after one without clusters). Should the blocks not fit in
+int32 (trackIDs near 2**31), the dense index over the distinct triples is used instead.
+The full label list of every cluster stays available as :class:`ClusterMCTruth`
+(``particle_keys`` lists the distinct triples).
 """
 
 from __future__ import annotations
@@ -120,9 +129,32 @@ class ClusterMCTruth:
         """``(n_particles,)`` :data:`PARTICLE_KEY_DTYPE`: what each ``mc_label`` value means."""
         return self.particle_index()[1]
 
+    def block_index(self) -> np.ndarray:
+        """``(n_labels,)`` int32: block start of each label's (source, event) plus its trackID.
+
+        See the module docstring; -1 for noise and not-set labels. Falls back to
+        :meth:`particle_index` when the blocks do not fit in int32.
+        """
+        valid = self.valid
+        out = np.full(self.raw.size, -1, dtype=np.int32)
+        if not valid.any():
+            return out
+        words = self.raw[valid]
+        track = (words & np.uint64((1 << TRACK_BITS) - 1)).astype(np.int64)
+        event = ((words & _MASK_FULL) >> np.uint64(TRACK_BITS)).astype(np.int64)
+        events, inverse = np.unique(event, return_inverse=True)
+        sizes = np.zeros(events.size, np.int64)
+        np.maximum.at(sizes, inverse, track + 1)
+        start = np.zeros(events.size, np.int64)
+        np.cumsum(sizes[:-1], out=start[1:])
+        if int(start[-1] + sizes[-1]) > np.iinfo(np.int32).max:
+            return self.particle_index()[0]
+        out[valid] = (start[inverse] + track).astype(np.int32)
+        return out
+
     def mc_label(self) -> np.ndarray:
-        """``(n_clusters,)`` int32: dense particle index of each cluster's first valid label."""
-        particle, _ = self.particle_index()
+        """``(n_clusters,)`` int32: :meth:`block_index` of each cluster's first valid label."""
+        particle = self.block_index()
         n = len(self)
         out = np.full(n, -1, dtype=np.int32)
         if particle.size == 0:

@@ -15,8 +15,8 @@ Two layouts are understood:
 * ``o2``: O2's ``tpc-native-clusters.root`` layout, TTree ``tpcrec`` whose branch
   ``TPCClusterNative`` (or ``TPCClusterNative_<s>`` per sector, with ``...Size`` branches as
   O2 writes them) holds each timeframe's raw ClusterNative buffer, and
-  ``TPCClusterNativeMCTruth`` O2's MC labels (see :mod:`alice_dyn.io.o2_layout` and
-  :mod:`alice_dyn.io.o2_mc_truth`).
+  ``TPCClusterNativeMCTruth`` O2's MC labels (see :mod:`alice_dyn.io.o2_layout`,
+  :mod:`alice_dyn.io.o2_mc_truth` and the writer :mod:`alice_dyn.io.o2_writer`).
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ O2_SIZE_SUFFIX = "Size"
 #: O2's MC truth branch (``_<s>`` per sector), class ``o2::dataformats::IOMCTruthContainerView``
 O2_MC_TRUTH_BRANCH = "TPCClusterNativeMCTruth"
 O2_MC_TRUTH_CLASS = "o2::dataformats::IOMCTruthContainerView"
-#: alice_dyn addition to the O2 layout (ignored by O2): CRC-32 of buffer then labels
+#: the project's former uint8-array O2 variant (read only for old files): CRC-32 of buffer then
+#: labels; the O2 layout as written now has no checksum branch, as O2's writer has none
 O2_CHECKSUM_BRANCH = "TPCClusterNativeCRC32"
 
 
@@ -286,18 +287,16 @@ def _doc_o2() -> list[str]:
         f"TTree `{O2_TREE_NAME}`, one entry per timeframe. The cluster buffer is always "
         f"`ClusterCountIndex` (uint32 [36][152], {CLUSTER_COUNT_INDEX_BYTES} bytes, little "
         "endian) followed by the 12-byte ClusterNative records in (sector, row) order. Three "
-        "variants are read (detected from the branches):",
+        "variants are read (detected from the branches): O2's single-branch and per-sector "
+        "modes, and the project's former uint8-array variant.",
         "",
-        "**As this project writes it** (`simulate --layout o2`, `data_samples/pp_sample_o2.root`):",
-        "",
-        "| branch | type | meaning |",
-        "|---|---|---|",
-        f"| `{O2_CLUSTERS_BRANCH}` | uint8[`n{O2_CLUSTERS_BRANCH}`] | the cluster buffer |",
-        f"| `{O2_LABELS_BRANCH}` | int32[`n{O2_LABELS_BRANCH}`] | MC particle index per "
-        "cluster, same order (-1 = noise); optional on reading, missing = all -1 |",
-        f"| `{O2_CHECKSUM_BRANCH}` | uint32 | alice_dyn addition, ignored by O2: CRC-32 (zlib) "
-        f"of the `{O2_CLUSTERS_BRANCH}` bytes followed by the label bytes; optional on reading, "
-        "verified when present |",
+        "**As O2 writes it** (`RootTreeWriter` binary branches, `ClusterNativeHelper::Reader`). "
+        'This is also what `simulate --layout o2` and `TimeframeWriter(path, layout="o2")` '
+        "write (`data_samples/pp_sample_o2.root`), with PyROOT (optional extra `root`): the "
+        "single branch by default, as O2's reco workflow writes it behind the GPU/CA clusterer, "
+        "all 36 per-sector branches with `--o2-branches sectors`; MC truth included, nothing "
+        "else in the tree (no checksum branch: O2 has none). Compression as set, mapped to "
+        "ROOT's (`zstd:5` is what O2 uses).",
         "",
         "**As O2 writes it** (`RootTreeWriter` binary branches, `ClusterNativeHelper::Reader`):",
         "",
@@ -322,12 +321,26 @@ def _doc_o2() -> list[str]:
         "the buffer (of sector s per sector) |",
         "",
         "As in O2's reader, a data branch without its Size branch is refused, and the single "
-        "branch wins over per-sector ones. `mc_label` of a cluster read from O2's MC truth is "
-        "a dense per-timeframe particle index: the distinct valid (sourceID, eventID, trackID) "
-        "of the timeframe in ascending order, taken from the cluster's first label that is "
-        "neither noise nor unset (-1 if none). The full label lists come from "
+        "branch wins over per-sector ones. `mc_label` of a cluster read from O2's MC truth: the "
+        "valid labels (neither noise nor unset) of a timeframe are grouped by (sourceID, "
+        "eventID) in ascending order, each group gets a block of max(trackID) + 1 values, and "
+        "the cluster's first valid label gives block start + trackID (-1 if none). The "
+        "project's writer labels a particle sourceID 0, eventID 0, trackID = its row among the "
+        "timeframe's particles (a noise cluster: the noise label), one label per cluster, so "
+        "reading gives back the simulation's particle rows. The full label lists come from "
         "`TimeframeReader.iter_with_mc_truth()` or `read_o2_mc_truth(path)` "
         "(`ClusterMCTruth`: offsets + raw words, `labels`, `to_awkward()`, `particle_keys`).",
+        "",
+        "**The project's former variant** (files written before; still read; "
+        '`TimeframeWriter(..., layout="o2", o2_branches="array")` writes it with uproot):',
+        "",
+        "| branch | type | meaning |",
+        "|---|---|---|",
+        f"| `{O2_CLUSTERS_BRANCH}` | uint8[`n{O2_CLUSTERS_BRANCH}`] | the cluster buffer |",
+        f"| `{O2_LABELS_BRANCH}` | int32[`n{O2_LABELS_BRANCH}`] | MC particle index per "
+        "cluster, same order (-1 = noise); optional on reading, missing = all -1 |",
+        f"| `{O2_CHECKSUM_BRANCH}` | uint32 | CRC-32 (zlib) of the `{O2_CLUSTERS_BRANCH}` bytes "
+        "followed by the label bytes; optional on reading, verified when present |",
         "",
         "Only clusters exist in this layout. Timeframes read from it have empty collisions, "
         "particles, TOF and TRD; `tf_id` is the entry index and the other meta values are "

@@ -5,6 +5,11 @@ one ``extend`` call (one basket per branch per flush), so memory stays bounded b
 whatever the number of timeframes. Timeframes are validated before they are buffered
 (:func:`alice_dyn.io.validate.timeframe_problems`): a file written here always reads back.
 
+``layout="o2"`` writes O2's own ``tpc-native-clusters.root`` with PyROOT
+(:mod:`alice_dyn.io.o2_writer`: ``std::vector<char>`` + ``Size`` branches and O2's MC truth;
+ROOT is needed for it only). ``o2_branches="array"`` still writes the project's former uint8-array
+variant with uproot (old files; tests of the reader).
+
 Default compression is LZ4 level 1: measured by ``benchmarks/bench_io.py``, it reads several
 times faster than ZLIB(1) at a modestly larger file (see docs/io_schema.md).
 """
@@ -25,6 +30,7 @@ import alice_dyn
 from alice_dyn.event.timeframe import Timeframe
 from alice_dyn.io.errors import BadInputError
 from alice_dyn.io.o2_layout import o2_entry
+from alice_dyn.io.o2_writer import O2_WRITE_MODES, O2NativeClusterWriter, require_root
 from alice_dyn.io.schema import (
     CHECKSUM,
     FORMAT_NAME,
@@ -52,6 +58,8 @@ logger = logging.getLogger(__name__)
 CompressionLike = Compression | str | None
 #: default compression of written files (see the module docstring)
 DEFAULT_COMPRESSION = "lz4:1"
+#: ``o2_branches`` value of the project's former uint8-array variant of the O2 layout
+O2_ARRAY = "array"
 _ALGORITHMS = {"zlib": uproot.ZLIB, "lz4": uproot.LZ4, "zstd": uproot.ZSTD, "lzma": uproot.LZMA}
 
 
@@ -133,8 +141,12 @@ class TimeframeWriter:
 
     Args:
         path: output file; an existing file is replaced.
-        layout: ``"alice_dyn"`` (everything, TTree ``timeframes``) or ``"o2"`` (clusters only,
-            O2's ``tpcrec/TPCClusterNative``).
+        layout: ``"alice_dyn"`` (everything, TTree ``timeframes``) or ``"o2"`` (clusters and
+            their MC labels only, O2's ``tpcrec/TPCClusterNative``; needs ROOT unless
+            ``o2_branches="array"``).
+        o2_branches: with ``layout="o2"``: ``"single"`` (O2's default, one branch),
+            ``"sectors"`` (O2's per-sector branches) or ``"array"`` (the project's former
+            uint8-array variant, written with uproot; kept for old files and tests).
         compression: ``"lz4:1"`` (default), ``"zlib:1"``, ``"zstd:1"``, ``"lzma:1"``, ``None``
             or an uproot compression object.
         flush_timeframes, flush_clusters: flush (one basket per branch) once this many
@@ -156,6 +168,7 @@ class TimeframeWriter:
         flush_timeframes: int = 8,
         flush_clusters: int = 4_000_000,
         validate: bool = True,
+        o2_branches: str = "single",
     ) -> None:
         if layout not in (LAYOUT_ALICE_DYN, LAYOUT_O2):
             raise ValueError(
@@ -163,9 +176,16 @@ class TimeframeWriter:
             )
         if flush_timeframes < 1 or flush_clusters < 1:
             raise ValueError("flush_timeframes and flush_clusters must be >= 1")
+        if o2_branches not in (*O2_WRITE_MODES, O2_ARRAY):
+            raise ValueError(
+                f"unknown o2_branches {o2_branches!r}; use one of {(*O2_WRITE_MODES, O2_ARRAY)}"
+            )
         self.path = os.fspath(path)
         self.layout = layout
         self.compression = parse_compression(compression)
+        self._native: O2NativeClusterWriter | None = None
+        if layout == LAYOUT_O2 and o2_branches != O2_ARRAY:
+            require_root()  # one line naming what to install, before anything is written
         self.flush_timeframes = flush_timeframes
         self.flush_clusters = flush_clusters
         self.validate = validate
@@ -174,6 +194,12 @@ class TimeframeWriter:
         self._buffered_clusters = 0
         self._strings: dict[str, list[str]] = {table: [] for table in STRING_SCALARS.values()}
         self._metadata_dirty = False
+        self._file = None
+        if layout == LAYOUT_O2 and o2_branches != O2_ARRAY:
+            self._native = O2NativeClusterWriter(
+                self.path, compression=self.compression, mode=o2_branches
+            )
+            return
         self._file = uproot.recreate(self.path, compression=self.compression)
         try:
             if layout == LAYOUT_O2:
@@ -193,6 +219,10 @@ class TimeframeWriter:
                 problems = timeframe_problems(tf)
                 if problems:
                     raise ValueError("; ".join(problems))
+            if self._native is not None:
+                self._native.write(tf)
+                self.n_written += 1
+                return
             entry = self._entry_columns(tf)
         except ValueError as exc:
             raise BadInputError(
@@ -217,6 +247,8 @@ class TimeframeWriter:
 
     def flush(self) -> None:
         """Append the buffered timeframes to the tree (one basket per branch)."""
+        if self._native is not None:
+            return  # ROOT fills its baskets itself
         if self._metadata_dirty:
             self._write_metadata()
         if not self._buffer:
@@ -237,6 +269,9 @@ class TimeframeWriter:
 
     def close(self) -> None:
         """Flush and close the file (idempotent)."""
+        if self._native is not None:
+            self._native.close()
+            return
         if self._file.closed:
             return
         try:
