@@ -216,11 +216,13 @@ class O2NativeClusterWriter:
         self._data, self._size, self._flat, self._view = {}, {}, {}, {}
         for key in self._keys:
             name = o2_sector_branch(O2_CLUSTERS_BRANCH, key)
-            self._data[key] = ROOT.std.vector("char")()
-            self._tree.Branch(name, self._data[key])
+            # as RootTreeWriter::createBranch: the Size branch (leaf list "<name>Size/i"), then
+            # the data branch (TTree::Branch defaults)
             self._size[key] = np.zeros(1, np.uint32)
             size = name + O2_SIZE_SUFFIX
             self._tree.Branch(size, self._size[key], f"{size}/i")
+            self._data[key] = ROOT.std.vector("char")()
+            self._tree.Branch(name, self._data[key])
             if mc_truth:
                 self._flat[key] = ROOT.std.vector("char")()
                 self._view[key] = ROOT.o2.dataformats.IOMCTruthContainerView()
