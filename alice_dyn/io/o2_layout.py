@@ -83,15 +83,19 @@ class TimeframeProblem(Exception):
     """Internal: one timeframe is bad; the reader adds the file and the entry."""
 
 
-def o2_entry(tf: Timeframe) -> tuple[np.ndarray, np.ndarray]:
-    """One TF as the O2 layout stores it: ``(buffer uint8 (21888 + 12 n,), labels int32 (n,))``.
+def o2_entry(tf: Timeframe, sector: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One TF (or only its clusters of ``sector``) as the O2 layout stores it: ``(buffer uint8
+    (21888 + 12 n,), labels int32 (n,))``.
 
     Clusters are stably reordered by (sector, row) if needed, labels alongside.
     """
     c = tf.clusters
-    buffer = encode_o2_buffer(c.records, c.sector, c.row)
-    labels = np.asarray(c.mc_label, dtype=np.int32)[sector_row_order(c.sector, c.row)]
-    return buffer, labels
+    records, sec, row, labels = c.records, c.sector, c.row, c.mc_label
+    if sector is not None:
+        sel = np.asarray(sec) == sector
+        records, sec, row, labels = records[sel], sec[sel], row[sel], labels[sel]
+    buffer = encode_o2_buffer(records, sec, row)
+    return buffer, np.asarray(labels, dtype=np.int32)[sector_row_order(sec, row)]
 
 
 def _empty_group(group: Group):

@@ -50,6 +50,7 @@ import numpy as np
 
 from alice_dyn.event.timeframe import Timeframe
 from alice_dyn.framework.errors import UsageError
+from alice_dyn.io.o2_layout import o2_entry
 from alice_dyn.io.o2_mc_truth import MC_LABEL_NOISE, encode_labels, flatten_mc_truth
 from alice_dyn.io.schema import (
     O2_CLUSTERS_BRANCH,
@@ -59,7 +60,6 @@ from alice_dyn.io.schema import (
     O2_TREE_NAME,
     o2_sector_branch,
 )
-from alice_dyn.tpc.cluster_native import encode_o2_buffer, sector_row_order
 from alice_dyn.tpc.geometry import N_SECTORS
 
 O2_WRITE_SINGLE = "single"
@@ -166,17 +166,12 @@ def mc_labels_of(mc_label: np.ndarray) -> np.ndarray:
 def o2_native_entry(tf: Timeframe, sector: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(cluster buffer, flat MC truth)`` uint8 of one timeframe, or of one ``sector`` of it.
 
-    The buffer is ``(21888 + 12 n,)``, clusters in (sector, row) order; the MC truth is the
-    flattened container with one label per cluster in the same order.
+    The buffer is :func:`~alice_dyn.io.o2_layout.o2_entry`'s, ``(21888 + 12 n,)``, clusters in
+    (sector, row) order; the MC truth is the flattened container with one label per cluster in
+    the same order.
     """
-    c = tf.clusters
-    records, sec, row = c.records, np.asarray(c.sector), np.asarray(c.row)
-    labels = np.asarray(c.mc_label)
-    if sector is not None:
-        sel = sec == sector
-        records, sec, row, labels = records[sel], sec[sel], row[sel], labels[sel]
-    buffer = encode_o2_buffer(records, sec, row)
-    words = mc_labels_of(labels[sector_row_order(sec, row)])
+    buffer, labels = o2_entry(tf, sector)
+    words = mc_labels_of(labels)
     flat = flatten_mc_truth(np.arange(words.size + 1, dtype=np.int64), words)
     return buffer, flat
 
